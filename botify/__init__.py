@@ -1,0 +1,1 @@
+"""botify: a music next-track recommendation service with A/B routing."""

@@ -1,0 +1,1 @@
+"""sim: a seeded music world and the listener simulator that drives botify."""
