@@ -1,0 +1,29 @@
+"""`python -m botify serve|load`: the service's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from botify import load, serve
+from botify.catalog import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="botify", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve.add_arguments(commands.add_parser("serve", help="run the service under gunicorn"))
+    load.add_arguments(commands.add_parser("load", help="load catalog and recommendation sets into Redis"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve.run(args)
+        load.run(args)
+        return 0
+    except (DataError, ValueError, RuntimeError, OSError) as error:
+        print(f"botify {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

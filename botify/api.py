@@ -1,0 +1,91 @@
+"""HTTP resources (the course's protocol) and their input validation."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+from flask import current_app, request
+from flask_restful import Resource, abort
+
+from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
+from botify.store import REDIS_DOWN
+
+MAX_ID = 2**63 - 1
+
+
+def services():
+    return current_app.extensions["botify"]
+
+
+def parse_listen(user: int) -> tuple[int, float]:
+    """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
+    if user > MAX_ID:
+        abort(400, message=f"user id must be at most {MAX_ID}")
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        abort(400, message='body must be a JSON object like {"track": 1, "time": 0.5}')
+    track, listened = body.get("track"), body.get("time")
+    if type(track) is not int:
+        abort(400, message="'track' must be an integer track id")
+    if type(listened) not in (int, float) or not math.isfinite(listened) or not 0.0 <= listened <= 1.0:
+        abort(400, message="'time' must be a number in [0, 1]: the fraction of the track listened")
+    catalog = services().known_catalog()
+    if catalog is not None and track not in catalog:
+        abort(404, message=f"unknown track {track}")
+    return track, float(listened)
+
+
+class Hello(Resource):
+    def get(self):
+        return {"status": "alive", "message": "welcome to botify, the music recommender"}
+
+
+class Health(Resource):
+    def get(self):
+        return {"status": "ok"}
+
+
+class Ready(Resource):
+    def get(self):
+        state = services().readiness()
+        return state, 200 if state["ready"] else 503
+
+
+class Track(Resource):
+    def get(self, track: int):
+        try:
+            data = services().store.track(track)
+        except REDIS_DOWN:
+            abort(503, message="the track store is unreachable; try again shortly")
+        if data is None:
+            abort(404, message=f"unknown track {track}")
+        return data
+
+
+class NextTrack(Resource):
+    def post(self, user: int):
+        started = time.perf_counter()
+        prev_track, prev_time = parse_listen(user)
+        app = services()
+        arms = experiment_arms(user)
+        arm = arms.get(app.experiment.name)
+        name = app.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
+        try:
+            track = app.recommenders[name].recommend_next(user, prev_track, prev_time)
+        except REDIS_DOWN:
+            track = app.outage_pick(prev_track)
+        app.log_event("next", user, prev_track, prev_time, started, arms, recommendation=track)
+        return {"user": user, "track": track}
+
+
+class LastTrack(Resource):
+    def post(self, user: int):
+        started = time.perf_counter()
+        prev_track, prev_time = parse_listen(user)
+        app = services()
+        with contextlib.suppress(*REDIS_DOWN):  # unreachable: the session state expires by itself
+            app.store.end_session(user)
+        app.log_event("last", user, prev_track, prev_time, started, experiment_arms(user))
+        return {"user": user}

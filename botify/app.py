@@ -1,0 +1,112 @@
+"""The application factory: `create_app(settings)` wires Redis, recommenders and the event log."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import redis
+from flask import Flask
+from flask_restful import Api
+
+from botify import api
+from botify.catalog import Catalog
+from botify.embedded_redis import EmbeddedRedis
+from botify.event_log import EventLog
+from botify.experiments import Experiment
+from botify.recommenders.base import Recommender
+from botify.registry import EXPERIMENTS, RECOMMENDERS
+from botify.settings import Settings
+from botify.store import REDIS_DOWN, Store
+from botify.wiring import build_recommenders
+
+OUTAGE_TOP_K = 100
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The configured Redis, or the embedded one serving the data folder."""
+    url = settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url
+    return redis.Redis.from_url(
+        url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+    )
+
+
+@dataclass
+class Services:
+    """What the resources use: one per process."""
+
+    store: Store
+    experiment: Experiment
+    recommenders: dict[str, Recommender]
+    events: EventLog
+    rng: np.random.Generator
+    outage_tracks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+
+    def known_catalog(self) -> Catalog | None:
+        """The live catalog, or the last one seen while Redis is unreachable."""
+        try:
+            catalog = self.store.catalog()
+        except REDIS_DOWN:
+            return self.store.cached_catalog()
+        except LookupError:
+            return None
+        self.outage_tracks = catalog.top_tracks[:OUTAGE_TOP_K]
+        return catalog
+
+    def outage_pick(self, prev_track: int) -> int:
+        """Serving without Redis: a popular track remembered in process."""
+        options = self.outage_tracks[self.outage_tracks != prev_track]
+        return int(self.rng.choice(options)) if len(options) else prev_track
+
+    def readiness(self) -> dict:
+        redis_up = self.store.ping()
+        catalog = redis_up and self.known_catalog() is not None
+        sets = {
+            spec.recommendation_set: redis_up and self.store.has_set(spec.recommendation_set)
+            for spec in RECOMMENDERS.values()
+            if spec.recommendation_set
+        }
+        return {"ready": bool(redis_up and catalog), "redis": redis_up, "catalog": bool(catalog),
+                "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
+
+    def log_event(
+        self, message: str, user: int, track: int, listened: float, started: float, arms: dict,
+        recommendation: int | None = None,
+    ) -> None:  # fmt: skip
+        event = {"message": message, "timestamp": int(time.time() * 1000), "user": user, "track": track,
+                 "time": listened, "latency": time.perf_counter() - started}  # fmt: skip
+        if recommendation is not None:
+            event["recommendation"] = recommendation
+        event["experiments"] = arms
+        self.events.write(event)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    if settings.experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {settings.experiment!r}; registered: {sorted(EXPERIMENTS)}")
+    app = Flask("botify")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BOTIFY_SETTINGS"] = settings
+    store = Store(redis_client(settings), settings.session_ttl)
+    rng = np.random.default_rng([settings.seed, os.getpid()])
+    services = Services(
+        store=store,
+        experiment=EXPERIMENTS[settings.experiment],
+        recommenders=build_recommenders(store, rng, settings.fallback),
+        events=EventLog(settings.log_dir, settings.log_max_bytes, settings.log_backups),
+        rng=rng,
+    )
+    services.known_catalog()  # warm the catalog cache and the outage fallback when Redis is there
+    app.extensions["botify"] = services
+
+    rest = Api(app, catch_all_404s=True)
+    rest.add_resource(api.Hello, "/")
+    rest.add_resource(api.Health, "/health")
+    rest.add_resource(api.Ready, "/ready")
+    rest.add_resource(api.Track, "/track/<int:track>")
+    rest.add_resource(api.NextTrack, "/next/<int:user>")
+    rest.add_resource(api.LastTrack, "/last/<int:user>")
+    return app

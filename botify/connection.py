@@ -1,0 +1,34 @@
+"""Opening the Redis a command should use: `REDIS_URL`, else the embedded one of the data folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from botify.embedded_redis import EmbeddedRedis
+from botify.settings import Settings
+
+
+def embedded_for(settings: Settings) -> EmbeddedRedis:
+    return EmbeddedRedis(settings.data_dir / "redis")
+
+
+@contextmanager
+def open_redis(settings: Settings) -> Iterator[redis.Redis]:
+    """A client for the configured Redis. Without `REDIS_URL`, the data folder's embedded server:
+    reused when it runs, otherwise started for the duration and stopped with a snapshot."""
+    if settings.redis_url:
+        yield redis.Redis.from_url(settings.redis_url)
+        return
+    server = embedded_for(settings)
+    started = not server.is_up()
+    server.start()
+    try:
+        yield server.client()
+    finally:
+        if started:
+            server.stop(save=True)
+        else:
+            server.client().save()

@@ -1,0 +1,23 @@
+"""gunicorn settings for botify (`gunicorn -c python:botify.gunicorn_conf botify.wsgi:app`).
+
+Threaded workers keep client connections alive (the simulator and nginx reuse them).
+"""
+
+import os
+
+bind = os.environ.get("BOTIFY_BIND", "127.0.0.1:5001")
+workers = int(os.environ.get("BOTIFY_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("BOTIFY_THREADS", "4"))
+keepalive = 75
+timeout = 30
+graceful_timeout = 15
+accesslog = None
+loglevel = os.environ.get("BOTIFY_LOG_LEVEL", "warning")
+
+
+def worker_exit(server, worker):
+    """Write out the worker's queued events before it goes."""
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("botify")
+    if services is not None:
+        services.events.close()

@@ -1,0 +1,96 @@
+"""`python -m botify load`: publish the catalog and recommendation sets into Redis (atomically per set)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from botify import store
+from botify.catalog import DataError, artist_indices, read_json_lines, read_top_tracks, read_tracks
+from botify.connection import open_redis
+from botify.settings import Settings
+
+
+def vectors_path(recs_file: Path) -> Path:
+    """Item vectors of a set live beside its list: `lightfm.jsonl` -> `lightfm.npy`."""
+    return recs_file.with_suffix(".npy")
+
+
+def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, list[int]]]:
+    """`{"user": int, "tracks": [int, ...]}` lines, every track id checked against the catalog."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    for number, record in enumerate(read_json_lines(path), start=1):
+        user, tracks = record.get("user"), record.get("tracks")
+        if type(user) is not int or user < 0 or not isinstance(tracks, list):
+            raise DataError(f"{path}: record {number} needs a non-negative integer 'user' and a 'tracks' list")
+        if not all(type(t) is int and 0 <= t < catalog_size for t in tracks):
+            raise DataError(f"{path}: record {number} has track ids outside the catalog (0..{catalog_size - 1})")
+        yield user, tracks
+
+
+def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    vectors = np.load(path, allow_pickle=False)
+    if vectors.ndim != 2 or vectors.shape[0] != catalog_size or not np.isfinite(vectors).all():
+        raise DataError(f"{path}: expected finite item vectors of shape ({catalog_size}, d), got {vectors.shape}")
+    return vectors
+
+
+def catalog_size(client: redis.Redis) -> int:
+    version = client.get(f"{store.CATALOG}:current")
+    if version is None:
+        raise DataError("no catalog in Redis yet: load one with --data DIR")
+    return client.strlen(f"{version.decode()}:artist_of") // 4
+
+
+def load_catalog(client: redis.Redis, data_dir: Path) -> int:
+    tracks = read_tracks(data_dir / "tracks.json")
+    top = read_top_tracks(data_dir / "top_tracks.json", len(tracks))
+    store.publish_catalog(client, tracks, artist_indices(tracks), top)
+    return len(tracks)
+
+
+def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[int, bool]:
+    """Publish one set; returns (users, whether item vectors came with it). Nothing live changes on error."""
+    size = catalog_size(client)
+    vectors = read_vectors(vectors_path(path), size)
+    lists = list(read_recommendations(path, size))  # validate everything before writing anything
+    store.publish_recommendations(client, name, lists, vectors)
+    return len(lists), vectors is not None
+
+
+def parse_set(text: str) -> tuple[str, Path]:
+    name, sep, file = text.partition("=")
+    if not sep or not name or not file:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    return name, Path(file)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="world folder with tracks.json and top_tracks.json")
+    parser.add_argument(
+        "--recs",
+        type=parse_set,
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE",
+        help="recommendation set(s): JSON lines {user, tracks}; FILE.npy beside it holds the item vectors",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(**({"data_dir": args.data} if args.data else {}))
+    if args.data is None and not args.recs:
+        raise DataError("nothing to load: give --data DIR and/or --recs NAME=FILE")
+    with open_redis(settings) as client:
+        if args.data is not None:
+            print(f"catalog: {load_catalog(client, args.data)} tracks from {args.data}")
+        for name, path in args.recs:
+            users, with_vectors = load_recommendations(client, name, path)
+            print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))

@@ -1,0 +1,46 @@
+"""`python -m botify serve`: the service under gunicorn, on the embedded Redis unless `REDIS_URL` is set."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from botify.connection import embedded_for
+from botify.load import load_catalog
+from botify.settings import Settings
+from botify.store import CATALOG
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: BOTIFY_WORKERS or 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
+    if args.workers:
+        env["BOTIFY_WORKERS"] = str(args.workers)
+    owned = None
+    if not settings.redis_url:
+        server = embedded_for(settings)
+        if not server.is_up():
+            owned = server.start()
+        env["REDIS_URL"] = server.url
+        client = server.client()
+        if client.get(f"{CATALOG}:current") is None and (settings.data_dir / "tracks.json").exists():
+            print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
+    server = subprocess.Popen(command, env=env)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, frame: server.send_signal(number))
+    print(f"botify serving on http://{args.host}:{args.port} (Redis: {env.get('REDIS_URL')})", flush=True)
+    try:
+        return server.wait()
+    finally:
+        if owned is not None:
+            owned.stop(save=True)

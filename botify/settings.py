@@ -1,0 +1,46 @@
+"""Service configuration: one place, read from the environment, defaults that work out of the box."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None  # None: an embedded Redis under data_dir/redis
+    data_dir: Path = Path("data")
+    log_dir: Path = Path("log")
+    workers: int = 2
+    threads: int = 4
+    experiment: str = "HW_2"  # the experiment that routes /next
+    fallback: tuple[str, ...] = ("toppop", "random")
+    session_ttl: int = 6 * 3600  # seconds a listening session's state lives in Redis
+    log_max_bytes: int = 256 * 2**20
+    log_backups: int = 50
+    max_body_bytes: int = 4096
+    redis_timeout: float = 0.25
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `BOTIFY_*` / `REDIS_URL` variables, then explicit overrides."""
+        env = os.environ if env is None else env
+        base = cls()
+        values: dict[str, object] = {
+            "redis_url": env.get("REDIS_URL") or None,
+            "data_dir": Path(env.get("BOTIFY_DATA_DIR", base.data_dir)),
+            "log_dir": Path(env.get("BOTIFY_LOG_DIR", base.log_dir)),
+            "workers": int(env.get("BOTIFY_WORKERS", base.workers)),
+            "threads": int(env.get("BOTIFY_THREADS", base.threads)),
+            "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),
+            "fallback": tuple(
+                name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name
+            ),
+            "session_ttl": int(env.get("BOTIFY_SESSION_TTL", base.session_ttl)),
+            "log_max_bytes": int(env.get("BOTIFY_LOG_MAX_BYTES", base.log_max_bytes)),
+            "seed": int(env.get("BOTIFY_SEED", base.seed)),
+        }
+        return replace(cls(**values), **overrides)  # type: ignore[arg-type]
