@@ -1,0 +1,67 @@
+"""Export a trained model for botify: recommendations JSONL plus the item vectors beside it.
+
+`NAME.jsonl`: one line per user, `{"user": <id>, "tracks": [<track id>, ...]}`, best first, at most
+k tracks, never a track that was a training positive of that user.
+`NAME.npy`: float32 array `[n_catalog_tracks, d]`; row i is catalog track i's LightFM representation
+computed with the item features the model was trained with (the sum of its identity, genre, artist,
+popularity and duration embeddings). The id map is the row index itself: row i = track i. The
+service re-ranks a user's candidates by how close their vectors are to the current session's tracks.
+Both files are written to temporary names and renamed only when both are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from models.atomic import atomic_path
+from models.recommend import Scorer, top_k_blocks
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where an export went and what it cost."""
+
+    recommendations: Path
+    vectors: Path
+    users: int
+    seconds: float
+
+
+def item_vectors(scorer: Scorer) -> np.ndarray:
+    """The `.npy` payload: float32 [n_tracks, d], row i = track i."""
+    return np.ascontiguousarray(scorer.item_vectors, dtype=np.float32)
+
+
+def export(
+    out_dir: Path,
+    name: str,
+    scorer: Scorer,
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    progress: bool = False,
+) -> Exported:
+    """Write `out_dir/NAME.jsonl` (top-k per user; `users[i]` is scorer row i) and `out_dir/NAME.npy`."""
+    start = time.perf_counter()
+    jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
+    rows = np.arange(len(users))
+    with atomic_path(jsonl) as tmp_jsonl, atomic_path(npy) as tmp_npy:
+        with tmp_jsonl.open("w", encoding="utf-8") as f, tqdm(
+            total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False
+        ) as bar:
+            for chunk, top, scores in top_k_blocks(scorer, rows, k, exclude):
+                allowed = np.isfinite(scores)
+                for user, tracks, ok in zip(users[chunk].tolist(), top.tolist(), allowed, strict=True):
+                    kept = tracks if ok.all() else [t for t, good in zip(tracks, ok, strict=True) if good]
+                    f.write(json.dumps({"user": user, "tracks": kept}) + "\n")
+                bar.update(len(chunk))
+        with tmp_npy.open("wb") as f:
+            np.save(f, item_vectors(scorer))
+    return Exported(recommendations=jsonl, vectors=npy, users=len(users), seconds=time.perf_counter() - start)
