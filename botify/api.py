@@ -23,6 +23,9 @@ def parse_listen(user: int) -> tuple[int, float]:
     """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
     if user > MAX_ID:
         abort(400, message=f"user id must be at most {MAX_ID}")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, message=f"body too large: at most {limit} bytes")
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         abort(400, message='body must be a JSON object like {"track": 1, "time": 0.5}')

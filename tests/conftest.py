@@ -80,7 +80,16 @@ class Service:
                 self.process.wait()
 
     def events(self) -> list[dict]:
-        return read_events(self.log_dir)
+        return read_events(self.log_dir) if self.log_dir.exists() else []
+
+    def wait_for_events(self, user: int, count: int, timeout: float = 10.0) -> list[dict]:
+        """The user's events once at least `count` of them are written (the log writes off the request path)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = [event for event in self.events() if event["user"] == user]
+            if len(events) >= count or time.monotonic() > deadline:
+                return events
+            time.sleep(0.02)
 
 
 def botify_env(redis_url: str, **variables: str) -> dict[str, str]:
@@ -101,20 +110,24 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> No
         if process.poll() is not None:
             raise RuntimeError(f"botify exited with {process.returncode}")
         try:
-            if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+            if requests.get(f"{url}/ready", timeout=3).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"botify at {url} not ready after {timeout}s")
 
 
-@pytest.fixture
-def start_botify(redis_server, tmp_path: Path):
-    """Factory: flush the test Redis, load `data_dir` (+ recommendation sets), serve under gunicorn."""
-    started: list[Service] = []
+class BotifyLauncher:
+    """Starts services: flush the Redis, load `data_dir` (+ recommendation sets), serve under gunicorn."""
 
-    def start(
+    def __init__(self, redis_url: str, tmp_dir: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp_dir = tmp_dir
+        self.started: list[Service] = []
+
+    def __call__(
+        self,
         data_dir: Path,
         recs: dict[str, Path] | None = None,
         workers: int = 2,
@@ -122,11 +135,11 @@ def start_botify(redis_server, tmp_path: Path):
         redis_url: str | None = None,
         **variables: str,
     ) -> Service:
-        url_of_redis = redis_url or redis_server.url
+        url_of_redis = redis_url or self.redis_url
         redis.Redis.from_url(url_of_redis).flushdb()
         run_load(url_of_redis, data_dir, recs)
         port = free_port()
-        log_dir = tmp_path / f"log-{port}"
+        log_dir = self.tmp_dir / f"log-{port}"
         env = botify_env(
             url_of_redis,
             BOTIFY_LOG_DIR=str(log_dir),
@@ -137,10 +150,26 @@ def start_botify(redis_server, tmp_path: Path):
         command = [sys.executable, "-m", "botify", "serve", "--port", str(port), "--workers", str(workers)]
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
         service = Service(f"http://127.0.0.1:{port}", log_dir, url_of_redis, process)
-        started.append(service)
+        self.started.append(service)
         wait_ready(service.url, process)
         return service
 
-    yield start
-    for service in started:
-        service.stop()
+    def stop_all(self) -> None:
+        for service in self.started:
+            service.stop()
+
+
+@pytest.fixture
+def start_botify(redis_server, tmp_path: Path) -> Iterator[BotifyLauncher]:
+    """Factory: `start_botify(data_dir, recs=None, workers=2, experiment="HW_2", redis_url=None, **env)`."""
+    launcher = BotifyLauncher(redis_server.url, tmp_path)
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_botify(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotifyLauncher]:
+    """The same factory for services shared by a test module (one start, many tests)."""
+    launcher = BotifyLauncher(redis_server.url, tmp_path_factory.mktemp("botify"))
+    yield launcher
+    launcher.stop_all()

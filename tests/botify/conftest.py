@@ -1,0 +1,44 @@
+"""A tiny course-format catalog: 30 artists x 10 tracks, with item vectors that group by artist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ARTISTS, TRACKS_PER_ARTIST = 30, 10
+
+
+def artist_of(track: int) -> int:
+    return track // TRACKS_PER_ARTIST
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("tiny-world")
+    size = ARTISTS * TRACKS_PER_ARTIST
+    with open(data / "tracks.json", "w", encoding="utf-8") as tracks:
+        for track in range(size):
+            tracks.write(json.dumps({"track": track, "artist": f"Artist {artist_of(track)}", "title": f"Song {track}"}))
+            tracks.write("\n")
+    (data / "top_tracks.json").write_text(json.dumps(list(range(size - 1, -1, -1))))
+    return data
+
+
+def write_recs(path: Path, lists: dict[int, list[int]], vectors: np.ndarray | None = None) -> Path:
+    with open(path, "w", encoding="utf-8") as out:
+        for user, tracks in lists.items():
+            out.write(json.dumps({"user": user, "tracks": tracks}) + "\n")
+    if vectors is not None:
+        np.save(path.with_suffix(".npy"), vectors.astype(np.float32))
+    return path
+
+
+def artist_vectors(seed: int = 0) -> np.ndarray:
+    """Item vectors where tracks of one artist point the same way (plus a little noise)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(ARTISTS, 8))
+    tracks = np.arange(ARTISTS * TRACKS_PER_ARTIST)
+    return centers[artist_of(tracks)] + 0.05 * rng.normal(size=(len(tracks), 8))
