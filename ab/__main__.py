@@ -1,0 +1,5 @@
+import sys
+
+from ab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""`python -m ab report|simulate|aa`: the A/B table from logs, synthetic logs, and the A/A check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ab.errors import ABInputError
+from ab.stats import CI_METHODS
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _mapping(pairs: Sequence[str], flag: str) -> dict[str, float]:
+    """`["T1=0.1", "T2=-0.05"]` -> `{"T1": 0.1, "T2": -0.05}`."""
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ABInputError(f"{flag} {pair!r} is not like T1=0.1") from None
+    return out
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ab.report import build_report
+    from ab.table import render_markdown
+
+    report = build_report(
+        args.logs, args.experiment, args.out, pre_logs=args.pre_logs, alpha=args.alpha, ci=args.ci,
+        split=args.split, title=args.title, progress=_progress(),
+    )
+    print(render_markdown(report, args.title))
+    for warning in report.warnings:
+        print(warning, file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in report.outputs.values()))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ab.arms import sorted_arms
+    from ab.srm import parse_split
+    from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+
+    effect = _mapping(args.effect, "--effect")
+    latency = _mapping(args.latency_effect, "--latency-effect")
+    treatments = {*effect, *latency} - {"C"} or {"T1"}
+    arms = sorted_arms({"C", *treatments})
+    split = parse_split(args.split, arms) if args.split else {arm: 1.0 / len(arms) for arm in arms}
+    try:
+        design = SyntheticDesign(users=args.users, split=split, effect=effect, latency_effect=latency,
+                                 experiment=args.experiment)
+    except ValueError as error:
+        raise ABInputError(str(error)) from None
+    rng = np.random.default_rng(args.seed)
+    traits = draw_traits(design, rng)
+    written = write_log(generate_events(design, rng, traits), args.out, design.experiment, files=args.files)
+    if args.pre_out is not None:
+        written += write_log(generate_events(design, rng, traits, period=0), args.pre_out, design.experiment,
+                             files=args.files)
+    print(f"wrote {len(written)} log file(s): {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _aa(args: argparse.Namespace) -> int:
+    from ab.aa import simulate_aa
+    from ab.synthetic import SyntheticDesign
+
+    result = simulate_aa(args.runs, np.random.default_rng(args.seed), SyntheticDesign(users=args.users),
+                         alpha=args.alpha, ci=args.ci, progress=_progress())
+    print(result.render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    report = sub.add_parser("report", help="the A/B table, JSON and ab_test.png from event logs")
+    report.add_argument("--logs", nargs="+", type=Path, default=[Path("log")],
+                        help="log folders or files; every file under a folder is read (default: log)")
+    report.add_argument("--experiment", default="HW_2", help="experiment name in the events (default: HW_2)")
+    report.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder (default: results/ab)")
+    report.add_argument("--pre-logs", nargs="+", type=Path, default=None,
+                        help="logs of a pre-experiment period of the same users, for CUPED")
+    report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    report.add_argument("--ci", choices=CI_METHODS, default="delta",
+                        help="relative-effect CI: delta method (default) or the course's absolute CI / control mean")
+    report.add_argument("--split", default=None,
+                        help="design split for the SRM check, e.g. C=50,T1=50 or 50/50 (default: equal)")
+    report.add_argument("--title", default=None, help="title of the table and the plot")
+    report.set_defaults(run=_report)
+
+    simulate = sub.add_parser("simulate", help="write seeded synthetic logs with a known effect")
+    simulate.add_argument("--out", type=Path, required=True, help="folder for the experiment's log")
+    simulate.add_argument("--pre-out", type=Path, default=None, help="folder for a pre-period log (for CUPED)")
+    simulate.add_argument("--users", type=int, default=2000)
+    simulate.add_argument("--effect", nargs="*", default=[], metavar="ARM=REL",
+                          help="relative effect on listen time per arm, e.g. T1=0.1")
+    simulate.add_argument("--latency-effect", nargs="*", default=[], metavar="ARM=REL",
+                          help="relative effect on request latency per arm, e.g. T1=0.5")
+    simulate.add_argument("--split", default=None, help="assignment split, e.g. C=50,T1=50 (default: equal)")
+    simulate.add_argument("--experiment", default="HW_2")
+    simulate.add_argument("--files", type=int, default=2, help="worker files to spread the log over")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.set_defaults(run=_simulate)
+
+    aa = sub.add_parser("aa", help="false-positive rate of the analysis over many seeded A/A experiments")
+    aa.add_argument("--runs", type=int, default=400)
+    aa.add_argument("--users", type=int, default=1000)
+    aa.add_argument("--alpha", type=float, default=0.05)
+    aa.add_argument("--ci", choices=CI_METHODS, default="delta")
+    aa.add_argument("--seed", type=int, default=0)
+    aa.set_defaults(run=_aa)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ABInputError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

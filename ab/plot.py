@@ -1,0 +1,66 @@
+"""`ab_test.png`: each metric's relative effect with its CI, one panel per metric, one bar per treatment.
+
+Green: significantly up, red: significantly down, grey: not significant. Panels keep their
+own x scale so a +100% latency change does not flatten a +3% time change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
+
+from ab.metrics import METRICS  # noqa: E402
+from ab.table import headline  # noqa: E402
+
+if TYPE_CHECKING:
+    from ab.report import ABReport, Effect
+
+UP, DOWN, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
+
+
+def _color(effect: Effect) -> str:
+    if not effect.significant:
+        return FLAT
+    return UP if effect.effect_pct > 0 else DOWN
+
+
+def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: str | None = None) -> Path:
+    """Write the forest plot of `report`'s effects (CUPED-adjusted ones with `cuped=True`) to `path`."""
+    effects = report.cuped_effects if cuped else report.effects
+    metrics = [m for m in METRICS if any(e.metric == m for e in effects)]
+    treatments = report.treatments
+    height = 0.55 + 0.42 * len(treatments)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(10, 1.5 + height * len(metrics)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        rows = sorted((e for e in effects if e.metric == metric), key=lambda e: treatments.index(e.treatment))
+        for y, e in enumerate(reversed(rows)):
+            color = _color(e)
+            ax.errorbar(e.effect_pct, y, xerr=[[e.effect_pct - e.lower_pct], [e.upper_pct - e.effect_pct]],
+                        fmt="o", color=color, ecolor=color, elinewidth=3, capsize=5, markersize=7)
+            ax.annotate(f"{e.effect_pct:+.2f}%  [{e.lower_pct:+.2f}, {e.upper_pct:+.2f}]", (1.02, y),
+                        xycoords=("axes fraction", "data"), va="center", fontsize=10, color=color)
+        ax.axvline(0.0, color="black", linewidth=1)
+        ax.set_yticks(range(len(rows)), [e.treatment for e in reversed(rows)])
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(metric, loc="left", fontsize=11, fontweight="bold")
+        ax.grid(axis="x", alpha=0.3)
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=None))
+        ax.margins(x=0.08)
+        left, right = ax.get_xlim()
+        ax.set_xlim(min(left, -0.05 * (right - left)), max(right, 0.05 * (right - left)))
+    axes[-1, 0].set_xlabel(f"effect vs C, % of the control mean ({1 - report.alpha:.0%} CI)")
+    label = title or f"A/B test {report.experiment}" + (" (CUPED)" if cuped else "")
+    fig.suptitle(f"{label}\n{headline(report)}", fontsize=12)
+    fig.text(0.5, 0.005, "green: significantly up   red: significantly down   grey: not significant",
+             ha="center", va="bottom", fontsize=9, color=FLAT)
+    fig.tight_layout(rect=(0, 0.025, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,76 @@
+"""Sample-ratio mismatch: are users split across arms the way the design says?
+
+A mismatch (chi-square p below 0.001, the usual threshold) means the assignment or the
+logging is broken, and the effects are not to be trusted whatever they say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scipy import stats
+
+from ab.errors import ABInputError
+
+SRM_THRESHOLD = 0.001
+
+
+@dataclass(frozen=True)
+class SRMCheck:
+    observed: dict[str, int]
+    expected_share: dict[str, float]
+    chi2: float
+    p_value: float
+    threshold: float = SRM_THRESHOLD
+
+    @property
+    def mismatch(self) -> bool:
+        return self.p_value < self.threshold
+
+    def line(self) -> str:
+        """One line for the terminal and the report."""
+        counts = " / ".join(f"{arm} {n:,}" for arm, n in self.observed.items())
+        design = " / ".join(f"{share:.0%}" for share in self.expected_share.values())
+        verdict = "SAMPLE RATIO MISMATCH" if self.mismatch else "ok"
+        fit = f"chi2={self.chi2:.2f}, p={self.p_value:.3g}"
+        return f"SRM check: users {counts} vs design {design}: {fit} -> {verdict}"
+
+
+def _share(text: str, part: str) -> float:
+    try:
+        return float(part)
+    except ValueError:
+        raise ABInputError(f"--split {text!r} is not like C=50,T1=50 or 50/50") from None
+
+
+def parse_split(text: str, arms: list[str]) -> dict[str, float]:
+    """`C=50,T1=50` (named) or `50/50` (in arm order C, T1, T2, ...) -> shares that sum to 1."""
+    if "=" in text:
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        weights = {name.strip(): _share(text, value) for name, value in pairs}
+    else:
+        values = [_share(text, part) for part in text.split("/")]
+        if len(values) != len(arms):
+            raise ABInputError(f"--split {text!r} has {len(values)} parts but the logs have arms {arms}")
+        weights = dict(zip(arms, values, strict=True))
+    unknown = ", ".join(sorted(set(arms) - set(weights)))
+    if unknown:
+        raise ABInputError(f"--split {text!r} gives no share for arm(s) {unknown} seen in the logs")
+    total = sum(weights.values())
+    if total <= 0 or any(w < 0 for w in weights.values()):
+        raise ABInputError(f"--split {text!r} needs non-negative shares with a positive sum")
+    return {arm: weight / total for arm, weight in weights.items()}
+
+
+def srm_check(users_per_arm: Mapping[str, int], split: Mapping[str, float] | None = None) -> SRMCheck:
+    """Chi-square goodness of fit of users per arm against the design split (equal if None)."""
+    arms = list(split) if split is not None else list(users_per_arm)
+    shares = dict(split) if split is not None else {arm: 1 / len(arms) for arm in arms}
+    observed = {arm: int(users_per_arm.get(arm, 0)) for arm in arms}
+    total = sum(observed.values())
+    expected = [shares[arm] * total for arm in arms]
+    if any(e == 0 for e in expected):
+        raise ABInputError("the design split gives an arm a zero share; drop it from --split")
+    result = stats.chisquare(list(observed.values()), expected)
+    return SRMCheck(observed, shares, float(result.statistic), float(result.pvalue))

@@ -1,0 +1,130 @@
+"""Seeded synthetic event logs in the DESIGN format, with a known effect per arm.
+
+Users differ (how much of a track they listen to, how many sessions, how long a session is),
+so the metrics are as skewed and heterogeneous as real ones. A treatment multiplies each
+listen's expected fraction by (1 + effect): with session lengths independent of listening,
+`time` and `mean_time_per_session` move by exactly `effect` in expectation, and `tracks`,
+`sessions`, `mean_tracks_per_session` do not move. `latency_effect` scales request latency.
+The same users' pre-period (no treatment yet) is drawn from the same traits, for CUPED.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ab.events import events_frame
+
+DAY_MS = 86_400_000
+EPOCH_MS = 1_767_225_600_000  # 2026-01-01, where synthetic experiments start
+
+
+@dataclass(frozen=True)
+class SyntheticDesign:
+    users: int = 2000
+    split: Mapping[str, float] = field(default_factory=lambda: {"C": 0.5, "T1": 0.5})
+    effect: Mapping[str, float] = field(default_factory=dict)  # relative effect on listen time per arm
+    latency_effect: Mapping[str, float] = field(default_factory=dict)
+    experiment: str = "HW_2"
+    mean_sessions: float = 3.0
+    mean_tracks: float = 8.0
+    mean_listen: float = 0.35  # population mean fraction of a track listened
+    tracks_in_catalog: int = 10_000
+
+    def __post_init__(self) -> None:
+        top = self.mean_listen * 2.5 * (1 + max([0.0, *self.effect.values()]))
+        if not 0.0 < top < 1.0 or min([0.0, *self.effect.values()]) <= -1.0:
+            raise ValueError("need 0 < mean_listen * 2.5 * (1 + effect) < 1 and effect > -1, so a listen's "
+                             "expected fraction stays inside (0, 1)")
+
+
+@dataclass(frozen=True)
+class Traits:
+    """Per-user traits that hold across periods (that is what CUPED exploits)."""
+
+    arm: np.ndarray
+    listen: np.ndarray
+    sessions: np.ndarray
+    tracks: np.ndarray
+    latency_ms: np.ndarray
+
+
+def draw_traits(design: SyntheticDesign, rng: np.random.Generator) -> Traits:
+    arms = list(design.split)
+    shares = np.asarray([design.split[a] for a in arms], dtype=float)
+    n = design.users
+    # listen fraction in (0, 2.5 * mean): a scaled Beta with the population mean `mean_listen`
+    listen = design.mean_listen * 2.5 * rng.beta(2.0, 3.0, size=n)
+    return Traits(
+        arm=np.asarray(arms, dtype=object)[rng.choice(len(arms), size=n, p=shares / shares.sum())],
+        listen=listen,
+        sessions=rng.gamma(2.0, (design.mean_sessions - 1) / 2.0, size=n),
+        tracks=rng.gamma(3.0, (design.mean_tracks - 1) / 3.0, size=n),
+        latency_ms=rng.lognormal(np.log(0.6), 0.3, size=n),
+    )
+
+
+def generate_events(
+    design: SyntheticDesign, rng: np.random.Generator, traits: Traits | None = None, *, period: int = 1
+) -> pd.DataFrame:
+    """Events of one period (1: the experiment, 0: before it, no effect) as `ab.events` reads them."""
+    traits = draw_traits(design, rng) if traits is None else traits
+    n = design.users
+    treated = period >= 1
+    effect = np.array([design.effect.get(a, 0.0) if treated else 0.0 for a in traits.arm])
+    latency_effect = np.array([design.latency_effect.get(a, 0.0) if treated else 0.0 for a in traits.arm])
+    sessions = 1 + rng.poisson(traits.sessions)
+    session_user = np.repeat(np.arange(n), sessions)
+    lengths = 1 + rng.poisson(traits.tracks[session_user])
+    user = np.repeat(session_user, lengths)
+    size = user.size
+    last = np.zeros(size, dtype=bool)
+    last[np.cumsum(lengths) - 1] = True
+    mean = traits.listen[user] * (1 + effect[user])
+    concentration = 3.0
+    time = np.round(rng.beta(mean * concentration, (1 - mean) * concentration), 2)
+    latency = traits.latency_ms[user] * (1 + latency_effect[user]) * rng.lognormal(0.0, 0.25, size=size) / 1000
+    gaps = rng.integers(2_000, 240_000, size=size)
+    clock = np.cumsum(gaps)
+    first = np.r_[0, np.cumsum(np.bincount(user, minlength=n))[:-1]]
+    start = EPOCH_MS + (period - 1) * DAY_MS + rng.integers(0, DAY_MS // 4, size=n)
+    timestamp = start[user] + clock - clock[first[user]]
+    order = rng.permutation(size)  # a real log interleaves users
+    return events_frame(
+        {
+            "user": user[order],
+            "timestamp": timestamp[order],
+            "message": np.where(last, "last", "next")[order],
+            "track": rng.integers(0, design.tracks_in_catalog, size=size)[order],
+            "time": time[order],
+            "latency": latency[order],
+            "arm": traits.arm[user][order] if treated else np.full(size, None, dtype=object),
+        }
+    )
+
+
+def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int = 2) -> list[Path]:
+    """Write `events` as DESIGN-format JSON lines, spread over `files` worker files in time order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ordered = events.sort_values("timestamp", kind="stable")
+    paths = [folder / f"worker-{i}.jsonl" for i in range(files)]
+    handles = [p.open("w") for p in paths]
+    try:
+        for i, row in enumerate(ordered.itertuples(index=False)):
+            event: dict[str, object] = {
+                "message": row.message, "timestamp": int(row.timestamp), "user": int(row.user),
+                "track": int(row.track), "time": float(row.time), "latency": float(row.latency),
+            }
+            if row.message == "next":
+                event["recommendation"] = (int(row.track) * 7919 + 1) % 10_000
+            event["experiments"] = {experiment: row.arm} if isinstance(row.arm, str) else {}
+            handles[(int(row.user) + i) % files].write(json.dumps(event) + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+    return paths
