@@ -1,0 +1,103 @@
+"""Publishing data: atomic for readers, validated before anything live changes, clear CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import redis
+
+from botify.load import load_catalog, load_recommendations
+from botify.recommenders.candidates import InOrder
+from botify.recommenders.top_pop import TopPop
+from botify.store import Store
+
+from .conftest import write_recs
+
+
+@pytest.fixture
+def client(redis_server, tiny_world):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    load_catalog(client, tiny_world)
+    return client
+
+
+def test_in_order_serves_the_stored_order_without_repeats(client, tmp_path):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30, 40]}))
+    store = Store(client)
+    recommender = InOrder(store, "lightfm", [TopPop(store.catalog, np.random.default_rng(0))])
+    served = [recommender.recommend_next(7, 20, 1.0)]
+    for _ in range(3):
+        served.append(recommender.recommend_next(7, served[-1], 1.0))
+    assert served == [10, 30, 40, 299]  # 20 was played; then the top track
+
+
+def test_reload_is_atomic_for_concurrent_readers(client, redis_server, tmp_path):
+    users = range(3000)
+    version_a = write_recs(tmp_path / "a.jsonl", {u: [1, 2, 3] for u in users})
+    version_b = write_recs(tmp_path / "b.jsonl", {u: [4, 5, 6] for u in users})
+    load_recommendations(client, "lightfm", version_a)
+    seen, stop = [], threading.Event()
+
+    def read() -> None:
+        store = Store(redis.Redis.from_url(redis_server.url))
+        user = 0
+        while not stop.is_set():
+            seen.append(tuple(store.candidate_context(user % 3000, "lightfm").candidates.tolist()))
+            user += 7
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for path in [version_b, version_a, version_b, version_a, version_b]:
+        load_recommendations(client, "lightfm", path)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    assert len(seen) > 100
+    assert set(seen) == {(1, 2, 3), (4, 5, 6)}  # never empty, never a mix
+
+
+def run_load(redis_url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "botify", "load", *args],
+        env={"REDIS_URL": redis_url, "PATH": ""},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(client, redis_server, tmp_path):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "good.jsonl", {1: [5, 6]}))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"user": 1, "tracks": [5, 100_000]}) + "\n")
+    result = run_load(redis_server.url, "--recs", f"lightfm={bad}")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "outside the catalog" in result.stderr
+    assert Store(client).candidate_context(1, "lightfm").candidates.tolist() == [5, 6]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--data", "/nonexistent-world"], "no such file"),
+        (["--recs", "lightfm"], "NAME=FILE"),
+        ([], "nothing to load"),
+        (["--recs", "x=/nonexistent.jsonl"], "no such file"),
+    ],
+)
+def test_load_cli_reports_bad_arguments_in_one_line(client, redis_server, args, reason):
+    result = run_load(redis_server.url, *args)
+    assert result.returncode != 0
+    assert reason in result.stderr.strip().splitlines()[-1]
+
+
+def test_vectors_of_the_wrong_shape_are_refused(client, tmp_path):
+    path = write_recs(tmp_path / "v.jsonl", {1: [5]}, np.ones((10, 4)))
+    with pytest.raises(ValueError, match="item vectors of shape"):
+        load_recommendations(client, "lightfm", path)

@@ -1,0 +1,103 @@
+"""Each recommender's behaviour, served for real (gunicorn + Redis) through the experiment routing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import requests
+
+from botify.registry import EXPERIMENTS
+
+from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, write_recs
+
+HW2 = EXPERIMENTS["HW_2"]
+
+
+def users_in(arm: str, count: int, experiment: str = "HW_2") -> list[int]:
+    return [u for u in range(10_000) if EXPERIMENTS[experiment].arm(u) == arm][:count]
+
+
+def orthogonal_artist_vectors() -> np.ndarray:
+    """One orthonormal direction per artist: same-artist similarity 1, cross-artist 0."""
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(32, ARTISTS)))[0].T
+    return basis[[artist_of(t) for t in range(ARTISTS * TRACKS_PER_ARTIST)]]
+
+
+TREATED = users_in("T1", 6)
+NO_LIST_USER = TREATED[5]
+WIDE_LIST = list(range(0, 100))  # artists 0..9, in order
+SHORT_LIST = [150, 151, 152]
+
+
+@pytest.fixture(scope="module")
+def service(start_module_botify, tiny_world, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recs")
+    lists = {TREATED[0]: WIDE_LIST, TREATED[1]: WIDE_LIST, TREATED[2]: SHORT_LIST, TREATED[3]: WIDE_LIST}
+    lists.update({u: WIDE_LIST for u in users_in("T1", 3, "HW_2_ARMS")})
+    recs = write_recs(folder / "lightfm.jsonl", lists, orthogonal_artist_vectors())
+    return start_module_botify(tiny_world, {"lightfm": recs}, experiment="HW_2", workers=1)
+
+
+def next_track(service, user: int, track: int, time: float) -> int:
+    answer = requests.post(f"{service.url}/next/{user}", json={"track": track, "time": time})
+    assert answer.status_code == 200
+    return answer.json()["track"]
+
+
+def end_session(service, user: int, track: int = 0) -> None:
+    assert requests.post(f"{service.url}/last/{user}", json={"track": track, "time": 0.5}).status_code == 200
+
+
+def test_control_users_get_a_track_of_the_previous_artist(service):
+    for user in users_in("C", 5):
+        for track in (3, 57, 299):
+            assert artist_of(next_track(service, user, track, 0.2)) == artist_of(track)
+
+
+def test_lightfm_never_repeats_a_track_within_a_session(service):
+    user, played = TREATED[0], [55]
+    for _ in range(40):
+        recommended = next_track(service, user, played[-1], 0.9)
+        assert recommended not in played
+        played.append(recommended)
+    end_session(service, user)
+
+
+def test_lightfm_follows_the_session_context(service):
+    user = TREATED[1]
+    first = next_track(service, user, 55, 1.0)  # listened artist 5 fully
+    assert artist_of(first) == 5
+    switched = next_track(service, user, 72, 1.0)  # then artist 7 fully, after artist 5 twice
+    assert artist_of(switched) == 7
+    end_session(service, user)
+
+
+def test_artist_fatigue_moves_on_after_repeated_plays(service):
+    user, track, artists = TREATED[3], 55, []
+    for _ in range(12):
+        track = next_track(service, user, track, 1.0)
+        artists.append(artist_of(track))
+    assert artists[0] == 5 and len(set(artists)) > 1  # starts on the context artist, does not stay forever
+    end_session(service, user)
+
+
+def test_session_state_resets_after_last(service):
+    user = TREATED[3]
+    first = next_track(service, user, 55, 1.0)
+    end_session(service, user)
+    assert next_track(service, user, 55, 1.0) == first  # a new session may recommend it again
+    end_session(service, user)
+
+
+def test_falls_back_to_unplayed_top_tracks_when_the_list_is_exhausted(service):
+    user, played = TREATED[2], [0]
+    for _ in range(5):
+        played.append(next_track(service, user, played[-1], 0.5))
+    assert sorted(played[1:4]) == SHORT_LIST
+    assert played[4:] == [299, 298]  # top_tracks is 299, 298, ...: the unplayed most popular
+    end_session(service, user)
+
+
+def test_user_without_a_list_gets_the_fallback(service):
+    assert next_track(service, NO_LIST_USER, 299, 0.5) == 298  # 299 was just played
+    end_session(service, NO_LIST_USER)

@@ -1,0 +1,66 @@
+"""Serving under concurrency and through a Redis outage."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from botify.registry import EXPERIMENTS
+
+from .conftest import write_recs
+
+
+def test_event_log_has_one_line_per_successful_response(start_botify, tiny_world):
+    service = start_botify(tiny_world, workers=2)
+
+    def listener(user: int) -> int:
+        ok, track = 0, 3
+        with requests.Session() as http:
+            for step in range(40):
+                route = "last" if step % 10 == 9 else "next"
+                answer = http.post(f"{service.url}/{route}/{user}", json={"track": track, "time": 0.5})
+                ok += answer.status_code == 200
+                track = answer.json().get("track", track)
+        return ok
+
+    with ThreadPoolExecutor(8) as pool:
+        successes = sum(pool.map(listener, range(16)))
+    service.stop()
+    events = service.events()
+    assert successes == 16 * 40
+    assert len(events) == successes
+    assert sum(event["message"] == "last" for event in events) == 16 * 4
+    assert len({path.name for path in service.log_dir.iterdir()}) == 2  # one file per worker
+
+
+def wait_until(condition, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_serves_through_a_redis_outage_and_recovers(start_botify, own_redis, tiny_world, tmp_path):
+    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
+    recs = write_recs(tmp_path / "lightfm.jsonl", {treated: [11, 12, 13]})
+    service = start_botify(tiny_world, {"lightfm": recs}, redis_url=own_redis.url, workers=1)
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).json()["track"] == 11
+    own_redis.client().save()  # the data survives the crash as a snapshot, like a persisted Redis
+    own_redis.kill()
+
+    during = [requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}) for _ in range(20)]
+    assert [answer.status_code for answer in during] == [200] * 20
+    assert all(0 <= answer.json()["track"] < 300 for answer in during)
+    assert requests.get(f"{service.url}/ready").status_code == 503
+    assert requests.get(f"{service.url}/health").status_code == 200
+
+    own_redis.start()
+    assert wait_until(lambda: requests.get(f"{service.url}/ready").status_code == 200)
+    requests.post(f"{service.url}/last/{treated}", json={"track": 5, "time": 1})
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).json()["track"] == 11
+    service.stop()
+    assert len([e for e in service.events() if e["message"] == "next"]) == 22  # outage answers are logged too
