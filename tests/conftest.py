@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import redis
-import requests
 
 from botify.embedded_redis import EmbeddedRedis
+from botify.process import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,22 +61,8 @@ def read_events(log_dir: Path) -> list[dict]:
     return events
 
 
-@dataclass
-class Service:
-    url: str
-    log_dir: Path
-    redis_url: str
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        """Stop gunicorn gracefully (workers write out their queued events)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+class Service(ServiceProcess):
+    """The service under test, with its event log at hand."""
 
     def events(self) -> list[dict]:
         return read_events(self.log_dir) if self.log_dir.exists() else []
@@ -92,30 +77,12 @@ class Service:
             time.sleep(0.02)
 
 
-def botify_env(redis_url: str, **variables: str) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO), **variables}
-
-
 def run_load(redis_url: str, data_dir: Path | None, recs: dict[str, Path] | None = None) -> None:
     command = [sys.executable, "-m", "botify", "load"]
     command += ["--data", str(data_dir)] if data_dir is not None else []
     if recs:
         command += ["--recs", *(f"{name}={path}" for name, path in recs.items())]
-    subprocess.run(command, env=botify_env(redis_url), check=True, capture_output=True, cwd=REPO)
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"botify exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/ready", timeout=3).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"botify at {url} not ready after {timeout}s")
+    subprocess.run(command, env={**os.environ, "REDIS_URL": redis_url}, check=True, capture_output=True, cwd=REPO)
 
 
 class BotifyLauncher:
@@ -139,19 +106,10 @@ class BotifyLauncher:
         redis.Redis.from_url(url_of_redis).flushdb()
         run_load(url_of_redis, data_dir, recs)
         port = free_port()
-        log_dir = self.tmp_dir / f"log-{port}"
-        env = botify_env(
-            url_of_redis,
-            BOTIFY_LOG_DIR=str(log_dir),
-            BOTIFY_DATA_DIR=str(data_dir),
-            BOTIFY_EXPERIMENT=experiment,
-            **variables,
-        )
-        command = [sys.executable, "-m", "botify", "serve", "--port", str(port), "--workers", str(workers)]
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-        service = Service(f"http://127.0.0.1:{port}", log_dir, url_of_redis, process)
+        env = {"REDIS_URL": url_of_redis, "BOTIFY_DATA_DIR": str(data_dir), "BOTIFY_EXPERIMENT": experiment}
+        started = ServiceProcess.start(port, self.tmp_dir / f"log-{port}", {**env, **variables}, workers)
+        service = Service(started.url, started.log_dir, started.process)
         self.started.append(service)
-        wait_ready(service.url, process)
         return service
 
     def stop_all(self) -> None:

@@ -1,0 +1,65 @@
+"""botify as a child process: start `python -m botify serve`, wait until ready, stop gracefully.
+
+What the end-to-end run and the tests use to run the real service under gunicorn.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=3) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class ServiceProcess:
+    url: str
+    log_dir: Path
+    process: subprocess.Popen
+
+    @classmethod
+    def start(
+        cls,
+        port: int,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 2,
+        host: str = "127.0.0.1",
+        timeout: float = 60.0,
+    ) -> ServiceProcess:
+        """Serve with `env` on top of this process's environment; returns once `/ready` answers 200."""
+        variables = {**os.environ, **(env or {}), "BOTIFY_LOG_DIR": str(log_dir)}
+        command = [sys.executable, "-m", "botify", "serve", "--host", host, "--port", str(port)]
+        command += ["--workers", str(workers)]
+        process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL)
+        service = cls(f"http://{host}:{port}", Path(log_dir), process)
+        deadline = time.monotonic() + timeout
+        while not is_ready(service.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                service.stop()
+                raise RuntimeError(f"botify did not become ready at {service.url}")
+            time.sleep(0.1)
+        return service
+
+    def stop(self) -> None:
+        """SIGTERM: gunicorn finishes requests and workers write out their queued events."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
