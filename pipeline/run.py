@@ -1,0 +1,175 @@
+"""`python -m pipeline`: everything end to end, on an embedded Redis (or `REDIS_URL`).
+
+1. world: `sim.world` writes a seeded catalog and users;
+2. day 1: botify serves the EXPLORE experiment (the course's baselines) to simulated listeners over HTTP;
+3. models: LightFM (with and without item features) tuned and trained on day 1's log, loaded into botify;
+4. day 2: the HW_2 A/B test (StickyArtist vs LightFM session-aware), then HW_2_ARMS (where the win comes from);
+5. ab: the A/B tables and plots, and the share of the oracle's headroom HW_2's treatment captures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from botify.embedded_redis import EmbeddedRedis
+from botify.process import ServiceProcess
+
+
+@dataclass(frozen=True)
+class Scale:
+    world: tuple[str, ...]  # sim.world size flags
+    day1_episodes: int
+    episodes: int  # sessions of each experiment on day 2
+    trials: int
+    epochs: int
+
+
+SCALES = {
+    "small": Scale(("--preset", "small"), day1_episodes=12_000, episodes=2_000, trials=5, epochs=10),
+    # The seed's scale: 50k tracks, 10k users, ~3.3M listens on day 1, Optuna 30 x 20.
+    "full": Scale(("--preset", "default"), day1_episodes=400_000, episodes=20_000, trials=30, epochs=20),
+}
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title} ({time.strftime('%H:%M:%S')})", flush=True)
+
+
+def python(*args: str, env: dict[str, str] | None = None) -> None:
+    """Run one of the project's commands; its progress shows on the terminal; a failure stops the run."""
+    subprocess.run([sys.executable, *args], check=True, env={**os.environ, **(env or {})})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Run:
+    out: Path
+    scale: Scale
+    seed: int
+    processes: int
+    redis_url: str
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    def logs(self, name: str) -> Path:
+        return self.out / "logs" / name
+
+    def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> Path:
+        """Serve `experiment` and send `episodes` simulated sessions through it over HTTP."""
+        env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
+        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=2)
+        summary = self.out / "sim" / f"{logs}.json"
+        try:
+            python("-m", "sim.run", "--data", str(self.data), "--agent", "remote", "--url", service.url,
+                   "--episodes", str(episodes), "--seed", str(seed), "--processes", str(self.processes),
+                   "--out", str(summary))  # fmt: skip
+        finally:
+            service.stop()
+        return summary
+
+    def report(self, experiment: str, logs: str, pre_logs: str | None = None) -> dict:
+        out = self.out / "ab" / experiment
+        args = ["-m", "ab", "report", "--logs", str(self.logs(logs)), "--experiment", experiment, "--out", str(out)]
+        if pre_logs:
+            args += ["--pre-logs", str(self.logs(pre_logs))]
+        python(*args)
+        return json.loads((out / "ab_report.json").read_text())
+
+
+def headroom(day2_seed: int, run: Run) -> dict:
+    """Sticky vs oracle in-process on the day-2 sessions: what a perfect recommender could reach."""
+    out = run.out / "sim" / "oracle.json"
+    python("-m", "sim.run", "--data", str(run.data), "--agent", "sticky-artist,oracle",
+           "--episodes", str(run.scale.episodes), "--seed", str(day2_seed), "--out", str(out))  # fmt: skip
+    return json.loads(out.read_text())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small", help="small: minutes; full: the seed's")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=2, help="simulator processes")
+    parser.add_argument("--day1-episodes", type=int, help="override the scale's day-1 sessions")
+    parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
+    parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
+    parser.add_argument("--epochs", type=int, help="override the scale's epochs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = SCALES[args.scale]
+    scale = Scale(
+        base.world,
+        args.day1_episodes or base.day1_episodes,
+        args.episodes or base.episodes,
+        args.trials or base.trials,
+        args.epochs or base.epochs,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(args.out / "redis")
+    try:
+        if embedded is not None:
+            step("redis: starting the embedded server")
+            embedded.start()
+        run = Run(args.out, scale, args.seed, args.processes, os.environ.get("REDIS_URL") or embedded.url)
+        return execute(run)
+    except subprocess.CalledProcessError as error:
+        print(f"pipeline: step failed: {' '.join(map(str, error.cmd[1:]))}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        print(f"pipeline: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop(save=True)
+
+
+def execute(run: Run) -> int:
+    env = {"REDIS_URL": run.redis_url}
+    step(f"world: generating {' '.join(run.scale.world)} (seed {run.seed})")
+    python("-m", "sim.world", "--out", str(run.data), "--seed", str(run.seed), *run.scale.world)
+    python("-m", "botify", "load", "--data", str(run.data), env=env)
+
+    step(f"day 1: EXPLORE experiment, {run.scale.day1_episodes} sessions over HTTP")
+    for stale in ("day1", "HW_2", "HW_2_ARMS"):
+        for path in run.logs(stale).glob("*"):
+            path.unlink()
+    run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)
+
+    step(f"models: LightFM with item features, Optuna {run.scale.trials} trials x {run.scale.epochs} epochs")
+    python("-m", "models", "train", "--logs", str(run.logs("day1")), "--data", str(run.data),
+           "--out", str(run.out / "models"), "--trials", str(run.scale.trials), "--epochs", str(run.scale.epochs),
+           "--seed", str(run.seed), "--load", env=env)  # fmt: skip
+
+    day2_seed = run.seed + 2
+    step(f"day 2: HW_2 A/B test, {run.scale.episodes} sessions over HTTP")
+    run.serve_day("HW_2", "HW_2", run.scale.episodes, day2_seed)
+    step(f"day 2': HW_2_ARMS, where the win comes from, {run.scale.episodes} sessions over HTTP")
+    run.serve_day("HW_2_ARMS", "HW_2_ARMS", run.scale.episodes, day2_seed)
+
+    step("ab: reports")
+    hw2 = run.report("HW_2", "HW_2", pre_logs="day1")
+    run.report("HW_2_ARMS", "HW_2_ARMS")
+    step("oracle: the headroom on the same sessions (in-process)")
+    oracle = headroom(day2_seed, run)
+    print(json.dumps({"hw2": hw2.get("rows", [])[:1], "oracle": oracle}, indent=1)[:2000])
+    print(f"\nresults in {run.out}/: ab/HW_2/ab_test.png, ab/HW_2/ab_table.md, ab/HW_2_ARMS/, models/report.md")
+    return 0
