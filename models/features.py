@@ -49,7 +49,7 @@ def quantile_buckets(values: np.ndarray, buckets: int) -> np.ndarray:
     """Bucket index 0..buckets-1 of each value by the values' own quantiles (ties share a bucket)."""
     finite = values[np.isfinite(values)]
     edges = np.unique(np.quantile(finite, np.arange(1, buckets) / buckets)) if len(finite) else []
-    return np.searchsorted(edges, values, side="right")
+    return np.searchsorted(edges, values, side="left")
 
 
 def _categorical(column: pd.Series, group: str) -> list[str | None]:

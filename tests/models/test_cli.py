@@ -1,0 +1,84 @@
+"""The command line: bad input stops with one line and writes nothing; malformed lines are reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from models.atomic import atomic_path
+from models.cli import main
+from models.synthetic import SyntheticSpec, generate
+
+from .conftest import event, run_models, write_lines
+
+OUTPUTS = ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy", "report.md")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic world + logs (the simulator-through-the-service data is in test_simulated_logs)."""
+    root = tmp_path_factory.mktemp("toy")
+    generate(root / "data", root / "logs", SyntheticSpec(tracks=300, users=60, listens=6000, genres=6), seed=3)
+    return root / "data", root / "logs"
+
+
+def train_args(data: Path, logs: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--logs", str(logs), "--data", str(data), "--out", str(out), "--no-tune", "--epochs", "3",
+            "--threads", "1", "--no-progress", *extra]
+
+
+def test_malformed_lines_are_skipped_with_their_count(
+    toy: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    data, logs = toy
+    extra = write_lines(tmp_path / "more" / "events.jsonl.7", ["", "{broken", json.dumps({"message": "next"})])
+    with caplog.at_level(logging.WARNING):
+        code = main(train_args(data, logs, tmp_path / "out", "--top-k", "7") + ["--logs", str(logs), str(extra)])
+    assert code == 0
+    assert "skipped 3 malformed log lines of 6003" in caplog.text
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["data"]["bad_lines"], report["data"]["files"]) == (3, 2)
+    first = json.loads((tmp_path / "out" / "lightfm.jsonl").read_text().splitlines()[0])
+    assert len(first["tracks"]) == 7
+    assert "| LightFM + item features |" in capsys.readouterr().out
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_a_log_without_positives_stops_with_one_line_and_writes_nothing(
+    tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    logs = write_lines(tmp_path / "log" / "events.jsonl", [event(1, t, 0.1, t) for t in range(6)] + ["oops"])
+    out = tmp_path / "out"
+    assert main(train_args(tiny_world, logs, out)) == 1
+    err = capsys.readouterr().err
+    assert err == "models: error: no positives: none of 6 listens has time >= 0.7 (1 malformed log lines skipped)\n"
+    assert not any((out / name).exists() for name in OUTPUTS)
+
+
+def test_catalog_mismatch_exits_non_zero_with_one_line_on_stderr(tiny_world: Path, tmp_path: Path) -> None:
+    logs = write_lines(tmp_path / "log" / "events.jsonl", [event(1, 99, 1.0, 1)])
+    done = run_models(*train_args(tiny_world, logs, tmp_path / "out"))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "models: error: catalog mismatch: the logs mention track 99 but the catalog has tracks 0..5"
+    ]
+    assert not (tmp_path / "out" / "lightfm.jsonl").exists()
+
+
+def test_bad_flags_are_one_line_usage_errors(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--logs", "x", "--data", "y", "--out", "z", "--min-time", "1.5"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--min-time: 1.5 is not in [0.0, 1.0]" in err
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "lightfm.jsonl"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert list(tmp_path.iterdir()) == []

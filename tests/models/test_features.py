@@ -1,0 +1,60 @@
+"""Item features: one place defines them; every catalog track gets them; missing fields degrade gracefully."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.catalog import read_catalog
+from models.errors import InputError
+from models.features import identity_only, item_features, lightfm_data, quantile_buckets
+
+from .conftest import write_catalog, write_lines
+
+
+def test_quantile_buckets_split_values_evenly_and_share_ties() -> None:
+    assert quantile_buckets(np.arange(10.0), 5).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert quantile_buckets(np.ones(4), 3).tolist() == [0, 0, 0, 0]
+
+
+def test_every_track_gets_its_features_and_identity(tiny_world: Path) -> None:
+    features = item_features(read_catalog(tiny_world))
+    assert features.groups == ("genre", "artist", "popularity", "duration")
+    assert features.names[0] == ["genre=rock", "artist=a0", "popularity=0", "duration=0"]
+    assert features.names[5] == ["genre=jazz", "artist=a2", "popularity=9", "duration=4"]
+    data = lightfm_data(3, features)
+    matrix = data.item_features.toarray()
+    assert matrix.shape == (6, 6 + len(features.vocabulary()))
+    assert (np.count_nonzero(matrix, axis=1) == 5).all()
+    assert np.allclose(matrix.sum(axis=1), 1.0)
+    assert np.allclose(matrix[:, :6], np.eye(6) / 5)  # identity features first, in catalog order
+    assert data.dataset.mapping()[2] == {t: t for t in range(6)}
+
+
+def test_identity_only_matrix_is_the_identity(tiny_world: Path) -> None:
+    features = identity_only(item_features(read_catalog(tiny_world)))
+    assert np.array_equal(lightfm_data(2, features).item_features.toarray(), np.eye(6))
+
+
+def test_course_catalog_without_feature_fields_warns_and_keeps_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_catalog(tmp_path / "data", 4)
+    with caplog.at_level(logging.WARNING):
+        features = item_features(read_catalog(data))
+    assert features.groups == ("artist",)
+    assert features.names[1] == ["artist=a1"]
+    assert {"genre", "popularity", "duration"} == {
+        word for r in caplog.records for word in ("genre", "popularity", "duration") if f"'{word}'" in r.getMessage()
+    }
+
+
+def test_catalog_ids_must_be_0_to_n_minus_1(tmp_path: Path) -> None:
+    write_lines(tmp_path / "tracks.json", [{"track": 0, "artist": "a"}, {"track": 2, "artist": "b"}])
+    with pytest.raises(InputError, match="not exactly 0..1"):
+        read_catalog(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        read_catalog(tmp_path / "missing")

@@ -1,0 +1,82 @@
+"""Positives: threshold, de-duplication, the k-core filter and the validation splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import InputError
+from models.logs import Listens
+from models.positives import (
+    DAY_MS,
+    PositivesConfig,
+    build_interactions,
+    first_positives,
+    k_core,
+    random_holdout,
+)
+
+
+def listens(rows: list[tuple[int, int, float, int]]) -> Listens:
+    user, track, time, ts = (np.array(col) for col in zip(*rows, strict=True))
+    return Listens(user=user.astype(np.int64), track=track.astype(np.int64), time=time.astype(float),
+                   timestamp=ts.astype(np.int64), lines=len(rows), bad_lines=0, files=1)
+
+
+def test_positive_needs_min_time_and_counts_once_at_its_first_listen() -> None:
+    data = listens([(1, 5, 0.9, 30), (1, 5, 1.0, 10), (1, 6, 0.69, 5), (2, 5, 0.7, 20)])
+    user, track, ts = first_positives(data, 0.7)
+    assert list(zip(user.tolist(), track.tolist(), ts.tolist(), strict=True)) == [(1, 5, 10), (2, 5, 20)]
+
+
+def test_k_core_leaves_only_users_and_tracks_with_enough_positives() -> None:
+    rng = np.random.default_rng(0)
+    user, track = rng.integers(60, size=2000), rng.integers(300, size=2000)
+    pairs = np.unique(np.stack([user, track], axis=1), axis=0)
+    keep = k_core(pairs[:, 0], pairs[:, 1], 5, 4)
+    assert 0 < keep.sum() < len(pairs)
+    assert (np.unique(pairs[keep, 0], return_counts=True)[1] >= 5).all()
+    assert (np.unique(pairs[keep, 1], return_counts=True)[1] >= 4).all()
+
+
+def test_random_holdout_takes_a_share_of_every_user_but_never_all() -> None:
+    user_code = np.repeat(np.arange(4), [10, 5, 2, 1])
+    valid = random_holdout(user_code, 0.3, np.random.default_rng(1))
+    assert np.bincount(user_code[valid], minlength=4).tolist() == [3, 2, 1, 0]
+    again = random_holdout(user_code, 0.3, np.random.default_rng(1))
+    assert (valid == again).all()
+
+
+def test_last_day_split_holds_out_the_final_24_hours() -> None:
+    rows = [(u, t, 1.0, 0) for u in range(3) for t in range(6)]
+    rows += [(u, 6 + u, 1.0, 2 * DAY_MS) for u in range(3)]
+    inter = build_interactions(listens(rows), 10, PositivesConfig(min_user_positives=1, min_track_positives=1,
+                                                                  split="last-day"), np.random.default_rng(0))
+    assert inter.valid.nnz == 3 and inter.train.nnz == 18
+    assert [inter.valid[u].indices.tolist() for u in range(3)] == [[6], [7], [8]]
+    assert inter.eval_users().tolist() == [0, 1, 2]
+
+
+def test_last_day_split_of_a_short_log_is_an_input_error() -> None:
+    rows = [(u, t, 1.0, 1000 * t) for u in range(2) for t in range(3)]
+    config = PositivesConfig(min_user_positives=1, min_track_positives=1, split="last-day")
+    with pytest.raises(InputError, match="less than a day"):
+        build_interactions(listens(rows), 5, config, np.random.default_rng(0))
+
+
+def test_matrices_cover_the_whole_catalog_and_keep_external_user_ids() -> None:
+    rows = [(u, t, 1.0, t) for u in (100, 7) for t in range(5)]
+    inter = build_interactions(listens(rows), 9, PositivesConfig(min_track_positives=1), np.random.default_rng(0))
+    assert inter.users.tolist() == [7, 100]
+    assert inter.train.shape == inter.valid.shape == (2, 9)
+    assert (inter.all.toarray()[:, :5] == 1).all() and inter.all[:, 5:].nnz == 0
+    assert not (inter.train.multiply(inter.valid)).nnz
+
+
+def test_no_positives_and_catalog_mismatch_stop_with_a_reason() -> None:
+    with pytest.raises(InputError, match="no positives"):
+        build_interactions(listens([(1, 1, 0.2, 1)]), 5, PositivesConfig(), np.random.default_rng(0))
+    with pytest.raises(InputError, match="catalog mismatch: the logs mention track 5"):
+        build_interactions(listens([(1, 5, 1.0, 1)]), 5, PositivesConfig(), np.random.default_rng(0))
+    with pytest.raises(InputError, match="no positives left"):
+        build_interactions(listens([(1, 1, 1.0, 1)]), 5, PositivesConfig(), np.random.default_rng(0))

@@ -1,0 +1,200 @@
+"""The pipeline on real data: a `sim.world` world, logs the simulator made through the real service.
+
+One module, so the world and its logs (the slow part: real HTTP) are made once and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import requests
+import scipy.sparse as sp
+
+from botify.store import Store
+from models.catalog import read_catalog
+from models.features import FEATURE_GROUPS, identity_only, item_features, lightfm_data
+from models.logs import read_listens
+from models.positives import PositivesConfig, build_interactions
+from models.recommend import Scorer
+from models.training import Evaluator, LightFMParams, fit
+from models.tuning import TuneConfig, tune
+
+from .conftest import REPO, run_models
+
+TRACKS, USERS, EPISODES = 500, 100, 1000
+POSITIVES = PositivesConfig(min_user_positives=2, min_track_positives=2)
+
+
+@dataclass(frozen=True)
+class SimLogs:
+    data: Path
+    logs: Path
+    redis_url: str
+
+
+@dataclass(frozen=True)
+class Trained:
+    out: Path
+    process: subprocess.CompletedProcess
+    published: dict[int, list[int]]  # what `--load` put in Redis for a few users
+
+
+@pytest.fixture(scope="module")
+def sim_logs(start_module_botify, redis_server, tmp_path_factory: pytest.TempPathFactory) -> SimLogs:
+    """A small world, and the logs of the simulator's listeners served by the real botify."""
+    root = tmp_path_factory.mktemp("models-sim")
+    data = root / "data"
+    world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", "7",
+             "--tracks", str(TRACKS), "--users", str(USERS)]
+    subprocess.run(world, cwd=REPO, check=True, capture_output=True)
+    service = start_module_botify(data)
+    run = [sys.executable, "-m", "sim.run", "--data", str(data), "--agent", "remote", "--url", service.url,
+           "--episodes", str(EPISODES), "--seed", "7", "--processes", "2", "--quiet"]
+    subprocess.run(run, cwd=REPO, check=True, capture_output=True)
+    service.stop()
+    return SimLogs(data=data, logs=service.log_dir, redis_url=redis_server.url)
+
+
+@pytest.fixture(scope="module")
+def prepared(sim_logs: SimLogs):
+    catalog = read_catalog(sim_logs.data)
+    listens = read_listens([sim_logs.logs])
+    interactions = build_interactions(listens, catalog.size, POSITIVES, np.random.default_rng(0))
+    features = item_features(catalog)
+    evaluator = Evaluator(interactions.train, interactions.valid, interactions.eval_users())
+    with_features = lightfm_data(len(interactions.users), features)
+    identity = lightfm_data(len(interactions.users), identity_only(features))
+    return catalog, interactions, features, evaluator, with_features, identity
+
+
+@pytest.fixture(scope="module")
+def trained(sim_logs: SimLogs, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """`python -m models train ... --load` as a user runs it, against the test Redis."""
+    out = tmp_path_factory.mktemp("models-out")
+    env = {"REDIS_URL": sim_logs.redis_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    process = run_models(
+        "train", "--logs", sim_logs.logs, "--data", sim_logs.data, "--out", out, "--trials", "2",
+        "--epochs", "8", "--threads", "1", "--min-positives", "2", "--top-k", "50", "--load", env=env,
+    )
+    assert process.returncode == 0, process.stderr
+    lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
+    store = Store(redis.Redis.from_url(sim_logs.redis_url))
+    published = {r["user"]: store.candidate_context(r["user"], "lightfm").candidates.tolist() for r in lines}
+    return Trained(out=out, process=process, published=published)
+
+
+def test_every_catalog_track_gets_identity_and_all_feature_groups(prepared, sim_logs: SimLogs) -> None:
+    catalog, _, features, _, with_features, _ = prepared
+    assert features.groups == FEATURE_GROUPS
+    matrix = with_features.item_features
+    assert matrix.shape[0] == catalog.size == TRACKS
+    nonzero = np.diff(matrix.indptr)
+    assert (nonzero == 1 + len(FEATURE_GROUPS)).all()  # identity + one feature per group
+    assert np.allclose(np.asarray(matrix.sum(axis=1)).ravel(), 1.0)
+    genre = catalog.tracks["genre"].iloc[3]
+    assert f"genre={genre}" in features.names[3]
+
+
+def test_scores_use_item_features_and_match_lightfm_predict(prepared) -> None:
+    _, interactions, _, _, with_features, _ = prepared
+    fitted = fit(LightFMParams(), interactions.train, with_features.item_features, 3, 1, random_state=3)
+    users = np.array([0, 1, 2])
+    ours = fitted.scorer().scores(users)
+    items = np.arange(TRACKS, dtype=np.int32)
+    for row in users:
+        theirs = fitted.model.predict(int(row), items, item_features=with_features.item_features)
+        user_bias = fitted.model.user_biases[row]
+        np.testing.assert_allclose(ours[row], theirs - user_bias, rtol=1e-4, atol=1e-5)
+    # The same model asked without the features (identity rows only) ranks differently.
+    n_features = with_features.item_features.shape[1]
+    identity_rows = sp.csr_matrix((np.ones(TRACKS, np.float32), (items, items)), shape=(TRACKS, n_features))
+    without = Scorer.from_lightfm(fitted.model, identity_rows).scores(users)
+    assert not np.allclose(ours, without, atol=1e-3)
+
+
+def test_early_stopping_triggers_and_keeps_the_best_epoch(prepared) -> None:
+    _, interactions, _, evaluator, with_features, _ = prepared
+    params = LightFMParams(learning_rate=0.2)
+    fitted = fit(params, interactions.train, with_features.item_features, 60, 1, random_state=1,
+                 evaluator=evaluator, patience=2)
+    assert fitted.stopped_early
+    assert len(fitted.curve) < 60
+    precisions = [e.metrics.precision for e in fitted.curve]
+    assert fitted.best_epoch == int(np.argmax(precisions)) + 1
+    assert len(fitted.curve) - fitted.best_epoch == 2
+    assert evaluator(fitted.scorer()).precision == pytest.approx(max(precisions))
+
+
+def test_one_thread_is_bit_reproducible(prepared) -> None:
+    _, interactions, _, _, with_features, _ = prepared
+    a, b = (fit(LightFMParams(), interactions.train, with_features.item_features, 2, 1, random_state=5)
+            for _ in range(2))
+    np.testing.assert_array_equal(a.model.item_embeddings, b.model.item_embeddings)
+    np.testing.assert_array_equal(a.model.user_embeddings, b.model.user_embeddings)
+
+
+def test_optuna_study_runs_and_resumes(prepared, tmp_path: Path) -> None:
+    _, interactions, _, evaluator, with_features, _ = prepared
+    config = TuneConfig(storage=tmp_path / "study.db", trials=2, epochs=3, threads=1, seed=0)
+    first = tune(interactions.train, with_features.item_features, evaluator, config)
+    assert (first.finished_trials, first.new_trials) == (2, 2)
+    again = tune(interactions.train, with_features.item_features, evaluator, config)
+    assert (again.finished_trials, again.new_trials) == (2, 0)
+    assert again.params == first.params and again.value == first.value
+    more = tune(interactions.train, with_features.item_features, evaluator,
+                TuneConfig(storage=config.storage, trials=3, epochs=3, threads=1, seed=0))
+    assert (more.finished_trials, more.new_trials) == (3, 1)
+    assert more.value >= first.value
+
+
+def test_lightfm_with_features_beats_toppop(trained: Trained) -> None:
+    report = json.loads((trained.out / "report.json").read_text())
+    models = report["models"]
+    assert models["LightFM + item features"]["precision"] > models["TopPop"]["precision"]
+    assert report["tuning"]["finished_trials"] == 2
+    assert (trained.out / "report.md").read_text().count("| LightFM") == 2
+
+
+def test_export_format_is_exact(trained: Trained, sim_logs: SimLogs, prepared) -> None:
+    _, interactions, *_ = prepared
+    for name in ("lightfm", "lightfm_nofeat"):
+        records = [json.loads(line) for line in (trained.out / f"{name}.jsonl").read_text().splitlines()]
+        assert [sorted(r) for r in records] == [["tracks", "user"]] * len(records)
+        users = [r["user"] for r in records]
+        assert users == sorted(users) == interactions.users.tolist()
+        seen = interactions.all
+        for row, record in enumerate(records):
+            tracks = record["tracks"]
+            assert len(tracks) == len(set(tracks)) == 50
+            assert all(type(t) is int and 0 <= t < TRACKS for t in tracks)
+            assert not set(tracks) & set(seen[row].indices.tolist())
+        vectors = np.load(trained.out / f"{name}.npy")
+        assert vectors.dtype == np.float32 and vectors.shape[0] == TRACKS and np.isfinite(vectors).all()
+
+
+def test_load_flag_publishes_both_sets(trained: Trained) -> None:
+    records = [json.loads(line) for line in (trained.out / "lightfm.jsonl").read_text().splitlines()[:5]]
+    assert trained.published == {r["user"]: r["tracks"] for r in records}
+
+
+def test_service_serves_the_exported_lightfm_list(trained: Trained, sim_logs: SimLogs, start_module_botify) -> None:
+    recs = {"lightfm": trained.out / "lightfm.jsonl", "lightfm_nofeat": trained.out / "lightfm_nofeat.jsonl"}
+    service = start_module_botify(sim_logs.data, recs=recs)
+    lists = {r["user"]: r["tracks"] for r in map(json.loads, recs["lightfm"].read_text().splitlines())}
+    served = []
+    for user, tracks in list(lists.items())[:40]:
+        answer = requests.post(f"{service.url}/next/{user}", json={"track": tracks[-1], "time": 0.9}, timeout=5)
+        assert answer.status_code == 200
+        served.append((user, answer.json()["track"]))
+    service.stop()
+    arms = {e["user"]: e["experiments"]["HW_2"] for e in service.events()}
+    treated = [(user, track) for user, track in served if arms[user] == "T1"]
+    assert treated
+    assert all(track in lists[user] for user, track in treated)
