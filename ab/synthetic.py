@@ -37,9 +37,9 @@ class SyntheticDesign:
     tracks_in_catalog: int = 10_000
 
     def __post_init__(self) -> None:
-        top = self.mean_listen * 2.5 * (1 + max([0.0, *self.effect.values()]))
+        top = self.mean_listen * 2.0 * (1 + max([0.0, *self.effect.values()]))
         if not 0.0 < top < 1.0 or min([0.0, *self.effect.values()]) <= -1.0:
-            raise ValueError("need 0 < mean_listen * 2.5 * (1 + effect) < 1 and effect > -1, so a listen's "
+            raise ValueError("need 0 < mean_listen * 2 * (1 + effect) < 1 and effect > -1, so a listen's "
                              "expected fraction stays inside (0, 1)")
 
 
@@ -58,8 +58,8 @@ def draw_traits(design: SyntheticDesign, rng: np.random.Generator) -> Traits:
     arms = list(design.split)
     shares = np.asarray([design.split[a] for a in arms], dtype=float)
     n = design.users
-    # listen fraction in (0, 2.5 * mean): a scaled Beta with the population mean `mean_listen`
-    listen = design.mean_listen * 2.5 * rng.beta(2.0, 3.0, size=n)
+    # listen fraction in (0, 2 * mean): a scaled Beta with the population mean `mean_listen`
+    listen = design.mean_listen * 2.0 * rng.beta(2.0, 2.0, size=n)
     return Traits(
         arm=np.asarray(arms, dtype=object)[rng.choice(len(arms), size=n, p=shares / shares.sum())],
         listen=listen,
@@ -113,17 +113,17 @@ def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int
     folder.mkdir(parents=True, exist_ok=True)
     ordered = events.sort_values("timestamp", kind="stable")
     paths = [folder / f"worker-{i}.jsonl" for i in range(files)]
+    columns = [ordered[name].tolist() for name in ("message", "timestamp", "user", "track", "time", "latency")]
+    arms = ordered["arm"].astype(object).where(ordered["arm"].notna(), None).tolist()
     handles = [p.open("w") for p in paths]
     try:
-        for i, row in enumerate(ordered.itertuples(index=False)):
-            event: dict[str, object] = {
-                "message": row.message, "timestamp": int(row.timestamp), "user": int(row.user),
-                "track": int(row.track), "time": float(row.time), "latency": float(row.latency),
-            }
-            if row.message == "next":
-                event["recommendation"] = (int(row.track) * 7919 + 1) % 10_000
-            event["experiments"] = {experiment: row.arm} if isinstance(row.arm, str) else {}
-            handles[(int(row.user) + i) % files].write(json.dumps(event) + "\n")
+        for i, (message, timestamp, user, track, time, latency, arm) in enumerate(zip(*columns, arms, strict=True)):
+            event: dict[str, object] = {"message": message, "timestamp": int(timestamp), "user": user,
+                                        "track": track, "time": time, "latency": latency}
+            if message == "next":
+                event["recommendation"] = (track * 7919 + 1) % 10_000
+            event["experiments"] = {experiment: arm} if arm is not None else {}
+            handles[(user + i) % files].write(json.dumps(event) + "\n")
     finally:
         for handle in handles:
             handle.close()

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ab.errors import ABInputError
+from ab.events import log_files, parse_event, read_events
+
+
+def _event(user: int, ts: int, message: str = "next", arm: str | None = "C", **extra: object) -> str:
+    event: dict[str, object] = {"message": message, "timestamp": ts, "user": user, "track": 7, "time": 0.5,
+                                "latency": 0.001, "experiments": {"HW_2": arm} if arm else {}}
+    if message == "next":
+        event["recommendation"] = 8
+    event.update(extra)
+    return json.dumps(event)
+
+
+def test_every_file_of_the_folder_is_read_including_rotated_and_nested(tmp_path: Path) -> None:
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "events.jsonl").write_text(_event(1, 10) + "\n")
+    (tmp_path / "events.jsonl.1").write_text(_event(1, 5) + "\n" + _event(2, 6) + "\n")
+    (tmp_path / "w1" / "events.jsonl").write_text(_event(2, 7, "last") + "\n\n")
+    (tmp_path / ".hidden").write_text("not a log\n")
+    events, stats = read_events([tmp_path], "HW_2")
+    assert stats.files == 3
+    assert stats.events == 4 and stats.malformed == 0
+    assert sorted(events["timestamp"].tolist()) == [5, 6, 7, 10]
+    assert set(events["arm"]) == {"C"}
+
+
+def test_malformed_lines_are_counted_and_skipped_with_a_reason(tmp_path: Path) -> None:
+    lines = [
+        _event(1, 1),
+        "{not json",
+        "[1, 2]",
+        _event(1, 2, message="skip"),
+        _event(1, 3, time=1.5),
+        _event(1, 4, latency=-1),
+        json.dumps({"message": "next", "timestamp": 5, "track": 1, "time": 0.1, "latency": 0.1}),
+        _event(True, 6),  # a bool is not a user id
+        '{"message": "last", "timestamp": 7, "user": 1, "track": 1, "time": NaN, "latency": 0.1}',
+        _event(1, 8, "last"),
+    ]
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    events, stats = read_events([tmp_path], "HW_2")
+    assert stats.events == 2 and len(events) == 2
+    assert stats.malformed == 8
+    assert stats.examples[0] == "log.jsonl:2: not JSON"
+    assert parse_event(lines[4]) == (None, "time is missing or outside [0, 1]")
+
+
+def test_events_without_the_experiment_are_left_out_and_counted(tmp_path: Path) -> None:
+    (tmp_path / "log").write_text("\n".join([_event(1, 1), _event(2, 2, arm=None), _event(3, 3, arm=None)]))
+    events, stats = read_events([tmp_path], "HW_2")
+    assert events["user"].tolist() == [1]
+    assert stats.without_experiment == 2
+    assert stats.experiments_seen == {"HW_2": 1}
+    everything, _ = read_events([tmp_path], None)
+    assert len(everything) == 3 and everything["arm"].isna().all()
+
+
+def test_a_missing_log_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(ABInputError, match="does not exist"):
+        log_files([tmp_path / "nope"])

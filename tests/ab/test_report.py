@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from ab.cli import main
+from ab.errors import ABInputError
+from ab.metrics import METRICS, user_metrics
+from ab.report import ABReport, analyze, build_report
+from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+
+# One seeded four-arm experiment serves most tests: T1 listens 15% longer and is 50% slower,
+# T2 is the control again (an A/A arm), T3 listens 20% less. A pre-period feeds CUPED.
+EFFECTS = {"T1": 0.15, "T3": -0.20}
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    design = SyntheticDesign(users=8000, split={"C": 1, "T1": 1, "T2": 1, "T3": 1}, effect=EFFECTS,
+                             latency_effect={"T1": 0.5})
+    rng = np.random.default_rng(1)
+    traits = draw_traits(design, rng)
+    root = tmp_path_factory.mktemp("four_arms")
+    write_log(generate_events(design, rng, traits), root / "log", design.experiment, files=3)
+    (root / "log" / "worker-2.jsonl").rename(root / "log" / "worker.jsonl.1")  # rotated files are read too
+    with (root / "log" / "worker-0.jsonl").open("a") as handle:
+        handle.write("{broken\n")
+    write_log(generate_events(design, rng, traits, period=0), root / "pre", design.experiment)
+    return root / "log", root / "pre"
+
+
+@pytest.fixture(scope="module")
+def report(logs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> ABReport:
+    out = tmp_path_factory.mktemp("report")
+    return build_report(logs[0], "HW_2", out, pre_logs=[logs[1]], title="HW_2 synthetic")
+
+
+def test_a_known_effect_is_detected_with_the_right_sign_and_size(report: ABReport) -> None:
+    up = report.effect("mean_time_per_session", "T1")
+    assert up.significant and up.significant_holm and up.effect_pct > 0
+    assert up.lower_pct < 15.0 < up.upper_pct
+    time = report.effect("time", "T1", cuped=True)
+    assert time.significant_holm and time.lower_pct < 15.0 < time.upper_pct
+    latency = report.effect("mean_request_latency", "T1")
+    assert latency.significant_holm and latency.lower_pct < 50.0 < latency.upper_pct
+    down = report.effect("mean_time_per_session", "T3")
+    assert down.significant_holm and down.upper_pct < 0 and down.lower_pct < -20.0 < down.upper_pct
+    for arm in ("T1", "T3"):  # the design moves listening, not how many tracks or sessions
+        for metric in ("tracks", "sessions", "mean_tracks_per_session"):
+            assert not report.effect(metric, arm).significant_holm, (arm, metric)
+
+
+def test_no_effect_is_not_detected(report: ABReport) -> None:
+    # T2 is the control again: Holm keeps the chance of any false call in the family at 5%
+    for cuped in (False, True):
+        for metric in METRICS:
+            assert not report.effect(metric, "T2", cuped=cuped).significant_holm, metric
+
+
+def test_every_treatment_vs_control_in_the_courses_order(report: ABReport) -> None:
+    assert report.arms == ["C", "T1", "T2", "T3"]
+    assert [(e.metric, e.treatment) for e in report.effects] == [(m, t) for m in METRICS for t in ("T3", "T2", "T1")]
+    assert sum(report.users.values()) == 8000 and not report.srm.mismatch
+    assert len(report.power) == 3 * len(METRICS)
+    assert report.effects[0].p_holm >= report.effects[0].p_value
+
+
+def test_report_files_hold_the_table_the_numbers_and_the_plots(report: ABReport) -> None:
+    assert report.log_stats is not None and report.log_stats.files == 3 and report.log_stats.malformed == 1
+    assert any("malformed" in w for w in report.warnings)
+    with report.outputs["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:8] == ["treatment", "metric", "effect", "upper", "lower", "control_mean",
+                                 "treatment_mean", "significant"]
+    assert [(r["metric"], r["treatment"]) for r in rows] == [(e.metric, e.treatment) for e in report.effects]
+    assert float(rows[0]["effect"]) == pytest.approx(report.effects[0].effect_pct)
+    data = json.loads(report.outputs["json"].read_text())
+    assert data["srm"]["mismatch"] is False and data["logs"]["malformed"] == 1
+    assert len(data["cuped"]["effects"]) == 3 * len(METRICS)
+    assert data["power"]["target_effect_pct"] == 5.0
+    markdown = report.outputs["markdown"].read_text()
+    assert markdown.startswith("# HW_2 synthetic") and "## CUPED" in markdown and "SRM check" in markdown
+    for name in ("plot", "plot_cuped"):
+        image = matplotlib.image.imread(report.outputs[name])
+        assert image.shape[0] > 800 and image.shape[1] > 800
+
+
+def test_course_ci_option_reports_the_same_effects_with_its_own_bounds(logs: tuple[Path, Path]) -> None:
+    course = build_report(logs[0], "HW_2", ci="course")
+    up = course.effect("mean_time_per_session", "T1")
+    assert up.ci_method == "course" and up.significant and up.p_value == up.welch_p_value
+
+
+def test_srm_fires_on_a_skewed_split() -> None:
+    design = SyntheticDesign(users=5000, split={"C": 0.56, "T1": 0.44})
+    users = user_metrics(generate_events(design, np.random.default_rng(4))).frame
+    skewed = analyze(users, "HW_2")
+    assert skewed.srm.mismatch and skewed.srm.p_value < 0.001
+    assert any("SAMPLE RATIO MISMATCH" in w for w in skewed.warnings)
+    assert not analyze(users, "HW_2", split="C=56,T1=44").srm.mismatch
+
+
+def test_the_cli_prints_the_table_and_writes_the_files(logs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    run = subprocess.run(
+        [sys.executable, "-m", "ab", "report", "--logs", str(logs[0]), "--experiment", "HW_2", "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "| T1 | mean_time_per_session |" in run.stdout
+    assert "malformed" in run.stderr
+    assert {p.name for p in out.iterdir()} == {"ab_table.md", "ab_table.csv", "ab_report.json", "ab_test.png"}
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["report", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def test_bad_input_stops_with_a_one_line_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "events.jsonl").write_text("\n")
+    out = str(tmp_path / "out")
+    assert _one_line_error(capsys, "--logs", str(empty), "--out", out) == (
+        f"error: the logs are empty: no event in {empty}")
+    design = SyntheticDesign(users=60, split={"T1": 1, "T2": 1})
+    write_log(generate_events(design, np.random.default_rng(0)), tmp_path / "no_control", "HW_2")
+    error = _one_line_error(capsys, "--logs", str(tmp_path / "no_control"), "--out", out)
+    assert error == "error: experiment HW_2 has no control arm 'C' (arms in the logs: T1, T2)"
+    error = _one_line_error(capsys, "--logs", str(tmp_path / "no_control"), "--experiment", "HW_3", "--out", out)
+    where = tmp_path / "no_control"
+    assert error == f"error: no event in {where} carries experiment HW_3 (experiments in the logs: HW_2)"
+    assert "does not exist" in _one_line_error(capsys, "--logs", str(tmp_path / "missing"), "--out", out)
+    assert not (tmp_path / "out").exists()
+    run = subprocess.run([sys.executable, "-m", "ab", "report", "--logs", str(empty)], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_only_a_control_arm_is_an_input_error() -> None:
+    users = user_metrics(generate_events(SyntheticDesign(users=50, split={"C": 1.0}), np.random.default_rng(0)))
+    with pytest.raises(ABInputError, match="only the control arm"):
+        analyze(users.frame, "HW_2")

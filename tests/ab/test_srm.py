@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from ab.errors import ABInputError
+from ab.srm import parse_split, srm_check
+
+
+def test_an_even_split_passes_and_a_skewed_one_fires() -> None:
+    fine = srm_check({"C": 2013, "T1": 1987})
+    assert not fine.mismatch and fine.p_value > 0.5
+    skewed = srm_check({"C": 2200, "T1": 1800})
+    assert skewed.mismatch and skewed.p_value < 1e-9
+    assert "SAMPLE RATIO MISMATCH" in skewed.line()
+
+
+def test_the_design_split_is_what_the_counts_are_checked_against() -> None:
+    split = parse_split("C=60,T1=40", ["C", "T1"])
+    assert split == pytest.approx({"C": 0.6, "T1": 0.4})
+    assert not srm_check({"C": 2400, "T1": 1600}, split).mismatch
+    assert srm_check({"C": 2000, "T1": 2000}, split).mismatch
+    assert parse_split("1/1/2", ["C", "T1", "T2"]) == pytest.approx({"C": 0.25, "T1": 0.25, "T2": 0.5})
+
+
+def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
+    check = srm_check({"C": 1000}, {"C": 0.5, "T1": 0.5})
+    assert check.observed == {"C": 1000, "T1": 0} and check.mismatch
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("C=50", "no share for arm"), ("50/50/50", "has 3 parts"), ("C=a,T1=1", "is not like"),
+     ("C=-1,T1=2", "non-negative")],
+)
+def test_a_bad_split_is_an_input_error(text: str, reason: str) -> None:
+    with pytest.raises(ABInputError, match=reason):
+        parse_split(text, ["C", "T1"])
