@@ -1,0 +1,208 @@
+"""``python -m sim.run``: simulated listening sessions against a recommender, and their summary.
+
+Episode ``i`` of day ``d`` always gets the same seeds (one ``SeedSequence`` child per episode),
+so a run gives identical sessions whatever ``--processes`` is; several agents given together
+see the same users, start tracks and random draws (a paired comparison).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sim.agents import (
+    Agent,
+    OracleAgent,
+    RandomAgent,
+    RecommenderAgent,
+    StickyArtistAgent,
+    TopPopAgent,
+)
+from sim.catalog import World, read_world
+from sim.cli import Parser, run_cli
+from sim.env import RecEnv
+from sim.errors import SimError
+from sim.remote import RemoteAgent
+from sim.summary import EpisodeResult, format_table, summarize
+
+IN_PROCESS_AGENTS = ("random", "toppop", "sticky-artist", "oracle")
+DEFAULT_URL = "http://127.0.0.1:5001"
+
+
+def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
+    """An agent by its command-line name; ``module:factory`` calls ``factory(world)`` for a
+    botify-style recommender object and runs it in-process."""
+    world = env.world
+    if name == "random":
+        return RandomAgent(world.n_tracks)
+    if name == "toppop":
+        return TopPopAgent(world.top_tracks)
+    if name == "sticky-artist":
+        return StickyArtistAgent(world)
+    if name == "oracle":
+        return OracleAgent(env)
+    if name == "remote":
+        if not url:
+            raise SimError("--agent remote needs --url")
+        return RemoteAgent(url)
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise SimError(f"cannot load agent {name!r}: {error}") from None
+        return RecommenderAgent(factory(world))
+    raise SimError(f"unknown agent {name!r}: use {', '.join(IN_PROCESS_AGENTS)}, remote or module:factory")
+
+
+def episode_seeds(seed: int, day: int, episode: int) -> tuple[int, np.random.Generator]:
+    """The environment's seed and the agent's generator for one episode, independent of the others."""
+    env_seq, agent_seq = np.random.SeedSequence(seed, spawn_key=(day, episode)).spawn(2)
+    return int(env_seq.generate_state(1, np.uint64)[0]), np.random.default_rng(agent_seq)
+
+
+def run_episode(env: RecEnv, agent: Agent, name: str, seed: int, day: int, episode: int) -> EpisodeResult:
+    """One session: ``/next`` for every step (the first carries the start track), ``end`` at the end."""
+    env_seed, agent_rng = episode_seeds(seed, day, episode)
+    observation, info = env.reset(seed=env_seed)
+    agent.begin(agent_rng)
+    user, track, time = observation["user"], observation["track"], info["time"]
+    total, steps, done, truncated = 0.0, 0, False, False
+    while not done:
+        track = agent.recommend_next(user, track, time)
+        _, time, terminated, truncated, _ = env.step(track)
+        total += time
+        steps += 1
+        done = terminated or truncated
+    agent.end(user, track, time)
+    return EpisodeResult(name, day, episode, user, round(total, 2), steps, truncated)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker process needs to build its own environment and agent."""
+
+    data: Path
+    agent: str
+    url: str | None
+    max_steps: int | None
+    seed: int
+
+
+@lru_cache(maxsize=2)
+def load_world(data: Path) -> World:
+    return read_world(data)
+
+
+_worker: tuple[Job, RecEnv, Agent] | None = None
+
+
+def _start_worker(job: Job) -> None:
+    global _worker
+    env = RecEnv(load_world(job.data), max_steps=job.max_steps)
+    _worker = (job, env, build_agent(job.agent, env, job.url))
+
+
+def _run_chunk(chunk: tuple[int, int, int]) -> list[EpisodeResult]:
+    assert _worker is not None, "worker not started"
+    job, env, agent = _worker
+    day, start, stop = chunk
+    return [run_episode(env, agent, job.agent, job.seed, day, e) for e in range(start, stop)]
+
+
+def run_day(job: Job, day: int, episodes: int, processes: int, progress: tqdm) -> list[EpisodeResult]:
+    """All episodes of one day for one agent, in episode order."""
+    if processes <= 1:
+        _start_worker(job)
+        results = []
+        for episode in range(episodes):
+            results.extend(_run_chunk((day, episode, episode + 1)))
+            progress.update(1)
+        return results
+    size = max(1, min(50, episodes // (processes * 8)))
+    chunks = [(day, start, min(start + size, episodes)) for start in range(0, episodes, size)]
+    results = []
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_start_worker, initargs=(job,)) as pool:
+        for chunk_results in pool.imap_unordered(_run_chunk, chunks):
+            results.extend(chunk_results)
+            progress.update(len(chunk_results))
+    return sorted(results, key=lambda r: r.episode)
+
+
+def between_days(command: str, day: int) -> None:
+    """Run the hook (e.g. retrain and load a model); the day that just ended is in ``SIM_DAY``."""
+    finished = subprocess.run(command, shell=True, env={**os.environ, "SIM_DAY": str(day)}, check=False)
+    if finished.returncode != 0:
+        raise SimError(f"--between-days command failed with exit code {finished.returncode} after day {day}")
+
+
+def parse_args(argv: Sequence[str] | None) -> object:
+    parser = Parser(prog="python -m sim.run", description=__doc__.splitlines()[0].strip("`: "))
+    parser.add_argument("--data", type=Path, default=Path("data"), help="world folder (default: data)")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        help=f"{', '.join(IN_PROCESS_AGENTS)}, remote, or module:factory; repeat or comma-separate "
+        "to compare several on the same sessions (default: remote)",
+    )
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"botify URL for --agent remote (default: {DEFAULT_URL})")
+    parser.add_argument("--episodes", type=int, default=1000, help="sessions per agent and day (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--processes", type=int, default=1, help="parallel workers (default: 1)")
+    parser.add_argument("--days", type=int, default=1, help="days to simulate (default: 1)")
+    parser.add_argument("--between-days", metavar="CMD", help="shell command run after each day but the last")
+    parser.add_argument(
+        "--max-steps", type=int, default=1000, help="truncate longer sessions; 0: never (default: 1000)"
+    )
+    parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for name in ("episodes", "processes", "days"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.seed < 0 or args.max_steps < 0:
+        parser.error("--seed and --max-steps must not be negative")
+    args.agent = [a for value in (args.agent or ["remote"]) for a in value.split(",") if a]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    world = load_world(args.data)  # fail early on bad data, before any worker starts
+    env = RecEnv(world)
+    agents = [build_agent(name, env, args.url) for name in args.agent]  # fail early on bad agents
+    for agent in agents:
+        if isinstance(agent, RemoteAgent):
+            agent.check()
+            agent.close()
+    results: list[EpisodeResult] = []
+    for day in range(1, args.days + 1):
+        for name in args.agent:
+            job = Job(args.data, name, args.url, args.max_steps or None, args.seed)
+            with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet) as bar:
+                results.extend(run_day(job, day, args.episodes, args.processes, bar))
+        if args.between_days and day < args.days:
+            between_days(args.between_days, day)
+    rows = summarize(results)
+    print(format_table(rows))
+    if args.out:
+        summary = {"seed": args.seed, "episodes": args.episodes, "results": [r.to_dict() for r in rows]}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("sim.run", main))

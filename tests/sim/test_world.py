@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.catalog import read_world
+from sim.generate import GENRES, PRESETS, WorldConfig
+from sim.world import main as world_main
+
+FILES = ("tracks.json", "tracks.npy", "users.json", "top_tracks.json")
+
+
+def _generate(out: Path, seed: int) -> dict[str, bytes]:
+    assert world_main(["--out", str(out), "--seed", str(seed), "--tracks", "1500", "--users", "200"]) == 0
+    return {name: (out / name).read_bytes() for name in FILES}
+
+
+def test_same_seed_writes_the_same_bytes(tmp_path):
+    first = _generate(tmp_path / "a", seed=5)
+    assert first == _generate(tmp_path / "b", seed=5)
+    assert first["tracks.json"] != _generate(tmp_path / "c", seed=6)["tracks.json"]
+
+
+def test_files_are_in_the_course_formats(world_dir):
+    tracks = [json.loads(line) for line in (world_dir / "tracks.json").read_text().splitlines()]
+    assert [t["track"] for t in tracks] == list(range(3000))
+    assert set(tracks[0]) == {"track", "artist", "title", "genre", "duration", "popularity", "year", "mood", "country"}
+    assert all(isinstance(t["duration"], int) and 60 <= t["duration"] <= 1800 for t in tracks)
+    embeddings = np.load(world_dir / "tracks.npy")
+    assert embeddings.dtype == np.float32 and embeddings.shape == (3000, 32)
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    users = [json.loads(line) for line in (world_dir / "users.json").read_text().splitlines()]
+    assert [u["user"] for u in users] == list(range(400))
+    assert all(set(u) == {"user", "interests", "consume_bias", "consume_sharpness"} for u in users)
+    assert all(1 <= len(u["interests"]) <= 6 for u in users)
+    bias, sharpness = WorldConfig().bias_range, WorldConfig().sharpness_range
+    assert all(bias[0] <= u["consume_bias"] <= bias[1] for u in users)
+    assert all(sharpness[0] <= u["consume_sharpness"] <= sharpness[1] for u in users)
+    top = json.loads((world_dir / "top_tracks.json").read_text())
+    assert sorted(top) == list(range(3000))
+    popularity = [tracks[t]["popularity"] for t in top]
+    assert popularity == sorted(popularity, reverse=True)
+
+
+def test_round_trip_through_the_reader(world_dir):
+    world = read_world(world_dir)
+    tracks = [json.loads(line) for line in (world_dir / "tracks.json").read_text().splitlines()]
+    assert [world.artist_names[a] for a in world.artists] == [t["artist"] for t in tracks]
+    assert world.top_tracks.tolist() == json.loads((world_dir / "top_tracks.json").read_text())
+    first = json.loads((world_dir / "users.json").read_text().splitlines()[0])
+    assert world.listeners[0].interests == tuple(first["interests"])
+    assert world.listeners[0].consume_bias == first["consume_bias"]
+    assert world.listeners[0].session_budget == 5 and world.listeners[0].artist_discount_gamma == 0.8
+
+
+def test_taste_space_is_hierarchical(world_dir):
+    """Same-artist tracks are closest, same-genre tracks close, other genres far."""
+    world = read_world(world_dir)
+    genre = np.array([json.loads(line)["genre"] for line in (world_dir / "tracks.json").read_text().splitlines()])
+    similarity = world.embeddings @ world.embeddings.T
+    same_artist = world.artists[:, None] == world.artists[None, :]
+    same_genre = genre[:, None] == genre[None, :]
+    np.fill_diagonal(same_artist, False)
+    artist_mean = similarity[same_artist].mean()
+    genre_mean = similarity[same_genre & ~same_artist & ~np.eye(3000, dtype=bool)].mean()
+    other_mean = similarity[~same_genre].mean()
+    assert artist_mean > 0.7 and 0.2 < genre_mean < 0.45 and abs(other_mean) < 0.1
+
+
+def test_catalog_looks_like_music(world_dir):
+    tracks = [json.loads(line) for line in (world_dir / "tracks.json").read_text().splitlines()]
+    per_artist = sorted(Counter(t["artist"] for t in tracks).values())
+    assert len(per_artist) == 300 and per_artist[0] >= 1 and per_artist[-1] >= 20
+    genres = Counter(t["genre"] for t in tracks)
+    assert set(genres) <= {g.name for g in GENRES} and genres.most_common(1)[0][0] in {"pop", "rock", "hip-hop"}
+    median = {g: np.median([t["duration"] for t in tracks if t["genre"] == g]) for g in ("classical", "punk")}
+    assert median["classical"] > 1.8 * median["punk"]
+    popularity = np.sort([t["popularity"] for t in tracks])[::-1]
+    assert popularity[:30].sum() > 0.2 * popularity.sum()  # heavy-tailed: 1% of tracks, over a fifth of plays
+
+
+def test_presets():
+    default, small = PRESETS["default"], PRESETS["small"]
+    assert (default.tracks, default.n_artists, default.users) == (50_000, 5_000, 10_000)
+    assert (small.tracks, small.n_artists, small.users) == (5_000, 500, 1_000)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tracks", "5"], "need at least 10 tracks"),
+        (["--tracks", "100", "--artists", "500"], "--artists must be between 1 and"),
+        (["--seed", "-1"], "--seed must not be negative"),
+    ],
+)
+def test_bad_arguments_exit_with_one_line(tmp_path, args, message):
+    finished = subprocess.run(
+        [sys.executable, "-m", "sim.world", "--out", str(tmp_path / "w"), *args], capture_output=True, text=True
+    )
+    assert finished.returncode != 0
+    assert finished.stderr.count("\n") == 1 and message in finished.stderr
