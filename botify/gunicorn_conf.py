@@ -14,6 +14,8 @@ timeout = 30
 graceful_timeout = 15
 accesslog = None
 loglevel = os.environ.get("BOTIFY_LOG_LEVEL", "warning")
+# Heartbeat files in memory: on a disk-backed /tmp (a container's overlay) their fchmod can stall a worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def worker_exit(server, worker):
