@@ -10,8 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -35,7 +34,7 @@ class LogStats:
     events: int = 0
     malformed: int = 0
     without_experiment: int = 0
-    experiments_seen: Counter[str] = field(default_factory=Counter)
+    experiments_seen: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
 
     def skip(self, where: str, reason: str) -> None:
@@ -70,56 +69,39 @@ def _open(path: Path) -> IO[str]:
     return path.open(encoding="utf-8", errors="replace")
 
 
-def _number(value: object) -> float | None:
-    """A finite JSON number (bools are not numbers here), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+_NUMBER = (int, float)
 
 
-def _integer(value: object) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number == int(number) else None
+def parse_event(line: str) -> tuple[tuple | None, str]:
+    """One log line -> ((user, timestamp, message, track, time, latency, experiments), "") or (None, why not).
 
-
-def parse_event(line: str) -> tuple[dict[str, object] | None, str]:
-    """One log line -> (event fields, "") or (None, why it is not an event)."""
+    Types are checked exactly (`type(x) is int`): a bool is not a user id, "3" is not a track.
+    NaN and infinities fail the range checks.
+    """
     try:
         raw = json.loads(line)
     except json.JSONDecodeError:
         return None, "not JSON"
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         return None, "not a JSON object"
-    message = raw.get("message")
+    get = raw.get
+    message, user, track, timestamp = get("message"), get("user"), get("track"), get("timestamp")
+    time, latency, experiments = get("time"), get("latency"), get("experiments", {})
     if message not in MESSAGES:
         return None, f"message is {message!r}, not 'next' or 'last'"
-    user, track = _integer(raw.get("user")), _integer(raw.get("track"))
-    timestamp = _number(raw.get("timestamp"))
-    time, latency = _number(raw.get("time")), _number(raw.get("latency"))
-    for name, value in (("user", user), ("track", track), ("timestamp", timestamp)):
-        if value is None:
-            return None, f"{name} is missing or not a number"
-    if time is None or not 0.0 <= time <= 1.0:
+    if type(user) is not int:
+        return None, "user is missing or not an integer"
+    if type(track) is not int:
+        return None, "track is missing or not an integer"
+    if type(timestamp) not in _NUMBER or not math.isfinite(timestamp):
+        return None, "timestamp is missing or not a number"
+    if type(time) not in _NUMBER or not 0.0 <= time <= 1.0:
         return None, "time is missing or outside [0, 1]"
-    if latency is None or latency < 0:
-        return None, "latency is missing or negative"
-    experiments = raw.get("experiments", {})
-    if not isinstance(experiments, dict):
+    if type(latency) not in _NUMBER or not 0.0 <= latency < math.inf:
+        return None, "latency is missing, negative or not finite"
+    if type(experiments) is not dict:
         return None, "experiments is not an object"
-    event = {"user": user, "timestamp": timestamp, "message": message, "track": track, "time": time,
-             "latency": latency, "experiments": experiments}
-    return event, ""
-
-
-def _lines(files: list[Path], progress: bool) -> Iterator[tuple[str, str]]:
-    total = sum(f.stat().st_size for f in files)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
-        for path in files:
-            with _open(path) as handle:
-                for number, line in enumerate(handle, start=1):
-                    bar.update(len(line))
-                    yield f"{path.name}:{number}", line
+    return (user, timestamp, message, track, time, latency, experiments), ""
 
 
 def read_events(
@@ -132,28 +114,37 @@ def read_events(
     """
     files = log_files(paths)
     stats = LogStats(files=len(files))
-    columns: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
-    for where, line in _lines(files, progress):
-        if not line.strip():
-            continue
-        stats.lines += 1
-        event, reason = parse_event(line)
-        if event is None:
-            stats.skip(where, reason)
-            continue
-        experiments = event.pop("experiments")
-        stats.experiments_seen.update(str(name) for name in experiments)  # type: ignore[union-attr]
-        arm = None
-        if experiment is not None:
-            arm = experiments.get(experiment)  # type: ignore[union-attr]
-            if not isinstance(arm, str):
-                stats.without_experiment += 1
-                continue
-        event["arm"] = arm
-        for name in EVENT_COLUMNS:
-            columns[name].append(event[name])
-    stats.events = len(columns["user"])
-    return events_frame(columns), stats
+    rows: list[tuple] = []
+    arms: list[str | None] = []
+    seen = stats.experiments_seen
+    total = sum(f.stat().st_size for f in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
+        for path in files:
+            with _open(path) as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    stats.lines += 1
+                    event, reason = parse_event(line)
+                    if event is None:
+                        stats.skip(f"{path.name}:{number}", reason)
+                        continue
+                    experiments = event[6]
+                    seen.update(experiments)
+                    arm = None
+                    if experiment is not None:
+                        arm = experiments.get(experiment)
+                        if type(arm) is not str:
+                            stats.without_experiment += 1
+                            continue
+                    rows.append(event)
+                    arms.append(arm)
+            bar.update(path.stat().st_size)
+    stats.events = len(rows)
+    fields = EVENT_COLUMNS[:6]  # the order of parse_event's tuple
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
+    columns = dict(zip(fields, values, strict=False))
+    return events_frame({**columns, "arm": arms}), stats
 
 
 def events_frame(columns: dict[str, list[object]] | dict[str, np.ndarray]) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Sessions and user-level metrics: the unit of analysis is the user, as in the course.
 
 Events are sorted by timestamp per user; a session ends at a `last` event (which also carries
-the session's last listen). Events after a user's final `last` belong to a session that never
-ended and are left out, as the course does.
+the session's last listen). When a `next` and a `last` of a user share a timestamp, the `next`
+is taken to come first (it always does within a session). Events after a user's final `last`
+belong to a session that never ended and are left out, as the course does.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def user_metrics(events: pd.DataFrame) -> UserMetrics:
     mean_request_latency: ms over the user's `next` requests (NaN for a user with none).
     A user seen in more than one arm cannot be attributed and is dropped (counted).
     """
-    ordered = events.sort_values(["user", "timestamp"], kind="stable")
-    ends = (ordered["message"] == "last").to_numpy()
-    frame = ordered.assign(last=ends.astype(np.int64))
+    # Timestamps are whole ms and each worker writes its own file, so a session's final `next` and
+    # its `last` can share a timestamp with no order between them: on a tie, `next` comes first.
+    frame = events.assign(last=(events["message"] == "last").to_numpy().astype(np.int64))
+    frame = frame.sort_values(["user", "timestamp", "last"], kind="stable")
     by_user = frame.groupby("user", sort=False)["last"]
     closed = (by_user.cumsum() - frame["last"]) < by_user.transform("sum")
     frame = frame[closed.to_numpy()]

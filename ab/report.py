@@ -95,7 +95,7 @@ class ABReport:
         stats = None
         if self.log_stats is not None:
             stats = asdict(self.log_stats)
-            stats["experiments_seen"] = dict(self.log_stats.experiments_seen)
+            stats["experiments_seen"] = sorted(self.log_stats.experiments_seen)
         return _jsonable(
             {
                 "experiment": self.experiment,

@@ -11,7 +11,7 @@ RUNS = 400
 
 
 def test_aa_experiments_are_significant_at_the_nominal_rate() -> None:
-    result = simulate_aa(RUNS, np.random.default_rng(2026), SyntheticDesign(users=600))
+    result = simulate_aa(RUNS, np.random.default_rng(2026), SyntheticDesign(users=400))
     # 99.9% of Binomial(400, 0.05) falls in this range: a sound test lands inside, a miscalibrated
     # one (e.g. session-level instead of user-level variance) does not.
     low, high = stats.binom.interval(0.999, RUNS, 0.05)

@@ -45,6 +45,14 @@ def test_sessions_end_at_last_and_metrics_are_the_courses() -> None:
     assert list(metrics.frame.columns) == ["arm", *METRICS]
 
 
+def test_a_next_and_a_last_in_the_same_millisecond_stay_in_one_session() -> None:
+    # two worker files, the one holding the `last` read first: the tie must not split the session
+    events = _events([(1, 20, "last", 0.3, 0.001, "C"), (1, 10, "next", 1.0, 0.002, "C"),
+                      (1, 20, "next", 0.5, 0.002, "C")])
+    one = user_metrics(events).frame.loc[1]
+    assert one["sessions"] == 1 and one["tracks"] == 3 and one["time"] == pytest.approx(1.8)
+
+
 def test_a_user_seen_in_two_arms_is_dropped() -> None:
     events = _events([(1, 1, "last", 0.5, 0.001, "C"), (1, 2, "last", 0.5, 0.001, "T1"),
                       (2, 1, "last", 0.5, 0.001, "C")])
