@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from sim.catalog import read_world, write_world
+from sim.env import RecEnv
+from sim.errors import AgentError
+from sim.generate import WorldConfig, generate_world
+from sim.remote import RemoteAgent
+from sim.run import run_episode
+
+
+@dataclass
+class Recorder:
+    """What a plain HTTP server received: the exact bytes the simulator sends."""
+
+    requests: list[tuple[str, str, str, bytes, int]] = field(default_factory=list)
+    n_tracks: int = 3000
+
+
+def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real server
+
+        def _answer(self, status: int, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._answer(200, {"status": "alive", "message": "recording"})
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            recorder.requests.append(
+                (self.command, self.path, self.headers["Content-Type"], body, self.client_address[1])
+            )
+            endpoint, _, user = self.path.strip("/").partition("/")
+            if endpoint not in ("next", "last"):
+                self._answer(404, {"message": f"no such endpoint: {self.path}"})
+            elif endpoint == "next":
+                self._answer(200, {"user": int(user), "track": (json.loads(body)["track"] + 1) % recorder.n_tracks})
+            else:
+                self._answer(200, {"user": int(user)})
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+    server = _recording_server(recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield recorder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_remote_agent_sends_the_course_requests(recorder, world_dir):
+    record, url = recorder
+    env = RecEnv(read_world(world_dir))
+    agent = RemoteAgent(url)
+    result = run_episode(env, agent, "remote", seed=0, day=1, episode=0)
+    sent = record.requests
+    assert len(sent) == result.steps + 1
+    assert [s[1] for s in sent] == [f"/next/{result.user}"] * result.steps + [f"/last/{result.user}"]
+    assert all(method == "POST" and ctype == "application/json" for method, _, ctype, _, _ in sent)
+    first = json.loads(sent[0][3])
+    assert sent[0][3] == json.dumps({"track": first["track"], "time": first["time"]}).encode()
+    assert isinstance(first["track"], int) and isinstance(first["time"], float)
+    # Each request carries the track the service answered to the one before, and its listen time.
+    tracks = [json.loads(body)["track"] for _, _, _, body, _ in sent]
+    assert tracks[1:] == [(t + 1) % 3000 for t in tracks[:-1]]
+    assert json.loads(sent[-1][3]) == {"track": env.session.track, "time": env.session.time}
+    assert len({port for *_, port in sent}) == 1, "one kept-alive connection for the whole session"
+
+
+def test_remote_agent_fails_with_one_clear_line(recorder):
+    _, url = recorder
+    agent = RemoteAgent(f"{url}/nowhere")
+    with pytest.raises(AgentError, match=r"^POST .*/nowhere/next/1 answered HTTP 404: .*no such endpoint"):
+        agent.recommend_next(1, 2, 0.5)
+
+
+@pytest.fixture
+def tiny_world(tmp_path):
+    world = generate_world(WorldConfig(tracks=1000, users=100), np.random.default_rng(1))
+    write_world(tmp_path / "data", world.tracks, world.embeddings, world.users, world.top_tracks)
+    return tmp_path / "data"
+
+
+def test_sessions_through_a_live_botify_land_in_its_log(start_botify, tiny_world, tmp_path):
+    service = start_botify(tiny_world)
+    out = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "sim.run", "--data", str(tiny_world), "--agent", "remote", "--url", service.url,
+               "--episodes", "30", "--seed", "3", "--processes", "2", "--quiet", "--out", str(out)]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    row = json.loads(out.read_text())["results"][0]
+    service.stop()
+    events = service.events()
+    kinds = Counter(event["message"] for event in events)
+    assert kinds["last"] == row["sessions"] == 30
+    assert kinds["next"] == round(row["mean_steps"] * 30)
+    assert all(0.0 <= event["time"] <= 1.0 and 0 <= event["track"] < 1000 for event in events)
+
+
+class TracingAgent(RemoteAgent):
+    """The real remote agent, keeping what it sent and what the service answered."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.sent: list[tuple[str, int, int, float]] = []
+        self.answered: list[int] = []
+
+    def _post(self, endpoint: str, user: int, track: int, time: float) -> dict:
+        answer = super()._post(endpoint, user, track, time)
+        self.sent.append((endpoint, user, track, time))
+        if endpoint == "next":
+            self.answered.append(answer["track"])
+        return answer
+
+
+def test_remote_sessions_match_the_log_event_by_event(start_botify, tiny_world):
+    service = start_botify(tiny_world)
+    env = RecEnv(read_world(tiny_world))
+    agent = TracingAgent(service.url)
+    for episode in range(8):
+        run_episode(env, agent, "remote", seed=5, day=1, episode=episode)
+    service.stop()
+    events = service.events()
+    assert Counter((e["message"], e["user"], e["track"], e["time"]) for e in events) == Counter(agent.sent)
+    assert Counter(e["recommendation"] for e in events if e["message"] == "next") == Counter(agent.answered)

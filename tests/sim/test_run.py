@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tqdm import tqdm
+
+from sim.agents import RecommenderAgent
+from sim.catalog import read_world
+from sim.env import RecEnv
+from sim.run import Job, build_agent, main, run_day, run_episode
+
+
+def _summary(tmp_path, world_dir, *args: str) -> list[dict]:
+    out = tmp_path / "summary.json"
+    assert main(["--data", str(world_dir), "--quiet", "--out", str(out), *args]) == 0
+    return json.loads(out.read_text())["results"]
+
+
+def test_agents_leave_a_real_problem_to_solve(tmp_path, world_dir):
+    agents = "random,toppop,sticky-artist,oracle"
+    rows = {r["agent"]: r for r in _summary(tmp_path, world_dir, "--agent", agents, "--episodes", "300")}
+    time = {name: rows[name]["mean_time"] for name in rows}
+    assert time["random"] < time["toppop"] < time["sticky-artist"] < time["oracle"]
+    sticky, random = rows["sticky-artist"], rows["random"]
+    assert sticky["mean_time"] - random["mean_time"] > 5 * np.hypot(sticky["time_se"], random["time_se"])
+    assert time["oracle"] >= 2 * time["sticky-artist"]
+    assert all(r["sessions"] == 300 and r["truncated"] == 0 for r in rows.values())
+
+
+def test_same_seed_same_results_whatever_the_processes(world_dir):
+    job = Job(world_dir, "sticky-artist", None, 1000, seed=9)
+    with tqdm(disable=True) as bar:
+        one = run_day(job, 1, 40, 1, bar)
+        again = run_day(job, 1, 40, 1, bar)
+        two = run_day(job, 1, 40, 2, bar)
+        other_seed = run_day(Job(world_dir, "sticky-artist", None, 1000, seed=10), 1, 40, 1, bar)
+    assert one == again == two
+    assert [r.episode for r in two] == list(range(40))
+    assert one != other_seed
+
+
+def test_agents_see_the_same_sessions(world_dir):
+    env = RecEnv(read_world(world_dir))
+    starts = []
+    for name in ("random", "oracle"):
+        agent = build_agent(name, env)
+        run_episode(env, agent, name, seed=0, day=1, episode=3)
+        starts.append((env.session.listener.user, env.session.interest))
+    assert starts[0] == starts[1]
+
+
+def test_days_run_the_hook_between_them(tmp_path, world_dir):
+    marker = tmp_path / "days.txt"
+    hook = f'echo "$SIM_DAY" >> "{marker}"'
+    rows = _summary(tmp_path, world_dir, "--agent", "random", "--episodes", "20", "--days", "3", "--between-days", hook)
+    assert [(r["agent"], r["day"], r["sessions"]) for r in rows] == [("random", d, 20) for d in (1, 2, 3)]
+    assert marker.read_text().split() == ["1", "2"]
+
+
+class CountingRecommender:
+    """A botify-style recommender: the next track id, and a count of ended sessions."""
+
+    def __init__(self, n_tracks: int) -> None:
+        self.n_tracks, self.ended = n_tracks, []
+
+    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
+        return (prev_track + 1) % self.n_tracks
+
+    def end_session(self, user: int) -> None:
+        self.ended.append(user)
+
+
+def test_any_botify_recommender_runs_in_process(tmp_path, world_dir, monkeypatch):
+    (tmp_path / "my_recs.py").write_text(
+        "class Next:\n"
+        "    def __init__(self, n):\n        self.n = n\n"
+        "    def recommend_next(self, user, prev_track, prev_track_time):\n        return (prev_track + 1) % self.n\n"
+        "def make(world):\n    return Next(world.n_tracks)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = _summary(tmp_path, world_dir, "--agent", "my_recs:make", "--episodes", "30")
+    assert rows[0]["agent"] == "my_recs:make" and rows[0]["sessions"] == 30 and rows[0]["mean_steps"] >= 5
+
+    env = RecEnv(read_world(world_dir))
+    recommender = CountingRecommender(env.world.n_tracks)
+    agent = RecommenderAgent(recommender)
+    users = [run_episode(env, agent, "counting", 0, 1, e).user for e in range(5)]
+    assert recommender.ended == users
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _corrupt_embeddings(path):
+    np.save(path / "tracks.npy", np.zeros((10, 32), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (lambda p: (p / "users.json").unlink(), ["--agent", "random"], "missing data file"),
+        (_corrupt_embeddings, ["--agent", "random"], "has 10 rows but"),
+        (None, ["--agent", "remote", "--url", "http://127.0.0.1:{port}"], "cannot reach botify"),
+        (None, ["--agent", "nonsense"], "unknown agent 'nonsense'"),
+        (None, ["--agent", "random", "--episodes", "0"], "--episodes must be at least 1"),
+        (None, ["--agent", "random", "--between-days", "exit 3", "--days", "2", "--episodes", "2"], "exit code 3"),
+    ],
+)
+def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, message):
+    data = tmp_path / "world"
+    data.mkdir()
+    for f in world_dir.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    if setup is not None:
+        setup(data)
+    args = [a.format(port=_free_port()) for a in args]
+    finished = subprocess.run(
+        [sys.executable, "-m", "sim.run", "--data", str(data), "--quiet", *args], capture_output=True, text=True
+    )
+    assert finished.returncode != 0
+    assert finished.stderr.count("\n") == 1, finished.stderr
+    assert message in finished.stderr
