@@ -26,7 +26,12 @@ def parse_listen(user: int) -> tuple[int, float]:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         abort(413, message=f"body too large: at most {limit} bytes")
-    body = request.get_json(force=True, silent=True)
+    if request.content_length is None and len(request.get_data(cache=True)) >= limit:  # chunked: read stops there
+        abort(413, message=f"body too large: at most {limit} bytes")
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the JSON parser goes: not a listen either
+        body = None
     if not isinstance(body, dict):
         abort(400, message='body must be a JSON object like {"track": 1, "time": 0.5}')
     track, listened = body.get("track"), body.get("time")
