@@ -1,0 +1,146 @@
+"""Malformed requests, table-driven, sent byte for byte over a real socket to the service under gunicorn.
+
+Every one must get a 4xx JSON answer with a message (never a 500), and none may reach the event log.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import TRACKS
+
+VALID = {"track": 5, "time": 0.5}
+NESTED = "[" * 1500 + "]" * 1500  # deeper than Python's recursion limit, small enough for the body limit
+
+
+def body(**fields) -> bytes:
+    return json.dumps({**VALID, **fields}).encode()
+
+
+def raw(text: str) -> bytes:
+    return text.encode()
+
+
+# (name, method, path, body bytes, extra headers, expected status, words the message must contain)
+CASES = [
+    ("GET /next", "GET", "/next/1", b"", {}, 405, "method"),
+    ("PUT /next", "PUT", "/next/1", body(), {}, 405, "method"),
+    ("PATCH /next", "PATCH", "/next/1", body(), {}, 405, "method"),
+    ("DELETE /last", "DELETE", "/last/1", b"", {}, 405, "method"),
+    ("POST /track", "POST", "/track/5", body(), {}, 405, "method"),
+    ("POST /health", "POST", "/health", body(), {}, 405, "method"),
+    ("user not a number", "POST", "/next/abc", body(), {}, 404, "not found"),
+    ("negative user", "POST", "/next/-5", body(), {}, 404, "not found"),
+    ("fractional user", "POST", "/next/1.5", body(), {}, 404, "not found"),
+    ("no user", "POST", "/next/", body(), {}, 404, "not found"),
+    ("user beyond 64 bits", "POST", "/next/" + "9" * 30, body(), {}, 400, "user id"),
+    ("unicode user", "POST", "/next/%E2%99%AB", body(), {}, 404, "not found"),
+    ("unknown route", "POST", "/admin/reload", body(), {}, 404, "not found"),
+    ("unknown track metadata", "GET", f"/track/{TRACKS}", b"", {}, 404, "unknown track"),
+    ("empty body", "POST", "/next/1", b"", {}, 400, "json object"),
+    ("not JSON", "POST", "/next/1", raw("track=5&time=0.5"), {}, 400, "json object"),
+    ("truncated JSON", "POST", "/next/1", raw('{"track": 5, "time": 0.5'), {}, 400, "json object"),
+    ("JSON list", "POST", "/next/1", raw("[5, 0.5]"), {}, 400, "json object"),
+    ("JSON null", "POST", "/next/1", raw("null"), {}, 400, "json object"),
+    ("JSON string", "POST", "/next/1", raw('"5"'), {}, 400, "json object"),
+    ("invalid UTF-8", "POST", "/next/1", b'{"track": 5, "time": 0.5, "x": "\xff\xfe"}', {}, 400, "json object"),
+    (
+        "nesting deeper than the parser",
+        "POST",
+        "/next/1",
+        raw(f'{{"track": 5, "time": 0.5, "x": {NESTED}}}'),
+        {},
+        400,
+        "json",
+    ),
+    ("missing track", "POST", "/next/1", raw('{"time": 0.5}'), {}, 400, "'track'"),
+    ("track as string", "POST", "/next/1", body(track="5"), {}, 400, "'track'"),
+    ("track as float", "POST", "/next/1", body(track=5.0), {}, 400, "'track'"),
+    ("track as bool", "POST", "/next/1", body(track=True), {}, 400, "'track'"),
+    ("track null", "POST", "/next/1", body(track=None), {}, 400, "'track'"),
+    ("track as list", "POST", "/next/1", body(track=[5]), {}, 400, "'track'"),
+    ("track unicode digit", "POST", "/next/1", body(track="\u0665"), {}, 400, "'track'"),
+    ("key in Cyrillic", "POST", "/next/1", raw('{"tr\u0430ck": 5, "time": 0.5}'), {}, 400, "'track'"),
+    ("unknown track", "POST", "/next/1", body(track=TRACKS), {}, 404, "unknown track"),
+    ("negative track", "POST", "/next/1", body(track=-1), {}, 404, "unknown track"),
+    ("huge track", "POST", "/next/1", body(track=10**30), {}, 404, "unknown track"),
+    ("5000-digit track", "POST", "/next/1", raw('{"track": ' + "7" * 5000 + ', "time": 0.5}'), {}, 413, "too large"),
+    (
+        "4000-digit track",
+        "POST",
+        "/next/1",
+        raw('{"track": ' + "7" * 4000 + ', "time": 0.5}'),
+        {},
+        404,
+        "unknown track",
+    ),
+    ("4400-digit track", "POST", "/next/1", raw('{"track": ' + "7" * 4400 + ', "time": 0'), {}, 413, "too large"),
+    ("missing time", "POST", "/next/1", raw('{"track": 5}'), {}, 400, "'time'"),
+    ("time as string", "POST", "/next/1", body(time="0.5"), {}, 400, "'time'"),
+    ("time as bool", "POST", "/next/1", body(time=True), {}, 400, "'time'"),
+    ("time null", "POST", "/next/1", body(time=None), {}, 400, "'time'"),
+    ("time NaN", "POST", "/next/1", raw('{"track": 5, "time": NaN}'), {}, 400, "'time'"),
+    ("time Infinity", "POST", "/next/1", raw('{"track": 5, "time": Infinity}'), {}, 400, "'time'"),
+    ("time -Infinity", "POST", "/next/1", raw('{"track": 5, "time": -Infinity}'), {}, 400, "'time'"),
+    ("time overflowing to inf", "POST", "/next/1", raw('{"track": 5, "time": 1e999}'), {}, 400, "'time'"),
+    ("time above 1", "POST", "/next/1", body(time=1.0000001), {}, 400, "'time'"),
+    ("time below 0", "POST", "/next/1", body(time=-0.01), {}, 400, "'time'"),
+    ("oversized body", "POST", "/next/1", body(pad="x" * 5000), {}, 413, "too large"),
+    ("oversized chunked body", "POST", "/next/1", body(pad="x" * 5000), {"Transfer-Encoding": "chunked"}, 413, "large"),
+    ("bad JSON on /last", "POST", "/last/1", raw("{"), {}, 400, "json object"),
+    ("unknown track on /last", "POST", "/last/1", body(track=TRACKS), {}, 404, "unknown track"),
+]
+
+
+@pytest.fixture(scope="module")
+def service(start_module_botify, small_world):
+    return start_module_botify(small_world.data_dir, small_world.recs)
+
+
+def send(url: str, method: str, path: str, payload: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        if headers.get("Transfer-Encoding") == "chunked":
+            connection.putrequest(method, path)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            for start in range(0, len(payload), 1000):
+                chunk = payload[start : start + 1000]
+                connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            connection.send(b"0\r\n\r\n")
+        else:
+            connection.request(method, path, payload, {"Content-Type": "application/json", **headers})
+        answer = connection.getresponse()
+        text = answer.read()
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:
+            return answer.status, {"not JSON": text[:200].decode("latin-1")}
+    finally:
+        connection.close()
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 30 and len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "headers", "status", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_malformed_request_gets_a_4xx_with_a_message(service, method, path, payload, headers, status, words):
+    answer_status, answer = send(service.url, method, path, payload, headers)
+    assert (answer_status, words in str(answer.get("message", "")).lower()) == (status, True), answer
+
+
+def test_no_malformed_request_was_logged_as_a_listen(service):
+    """Runs after the table: the log holds only this control listen, which proves logging works."""
+    assert send(service.url, "POST", "/last/777", body(), {}) == (200, {"user": 777})
+    [control] = service.wait_for_events(777, 1)
+    assert control["message"] == "last"
+    assert [event["user"] for event in service.events()] == [777]
