@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from sim.agents import (
@@ -66,16 +67,16 @@ def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
     raise SimError(f"unknown agent {name!r}: use {', '.join(IN_PROCESS_AGENTS)}, remote or module:factory")
 
 
-def episode_seeds(seed: int, day: int, episode: int) -> tuple[int, np.random.Generator]:
-    """The environment's seed and the agent's generator for one episode, independent of the others."""
-    env_seq, agent_seq = np.random.SeedSequence(seed, spawn_key=(day, episode)).spawn(2)
-    return int(env_seq.generate_state(1, np.uint64)[0]), np.random.default_rng(agent_seq)
+def episode_generators(seed: int, day: int, episode: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The environment's and the agent's generators for one episode, independent of every other episode."""
+    env_seq, agent_seq = (np.random.SeedSequence(seed, spawn_key=(day, episode, i)) for i in (0, 1))
+    return np.random.Generator(np.random.PCG64(env_seq)), np.random.Generator(np.random.PCG64(agent_seq))
 
 
 def run_episode(env: RecEnv, agent: Agent, name: str, seed: int, day: int, episode: int) -> EpisodeResult:
     """One session: ``/next`` for every step (the first carries the start track), ``end`` at the end."""
-    env_seed, agent_rng = episode_seeds(seed, day, episode)
-    observation, info = env.reset(seed=env_seed)
+    env.np_random, agent_rng = episode_generators(seed, day, episode)
+    observation, info = env.reset()
     agent.begin(agent_rng)
     user, track, time = observation["user"], observation["track"], info["time"]
     total, steps, done, truncated = 0.0, 0, False, False
@@ -114,6 +115,12 @@ def _start_worker(job: Job) -> None:
     _worker = (job, env, build_agent(job.agent, env, job.url))
 
 
+def _start_pool_worker(job: Job) -> None:
+    """A worker process is one core: one BLAS thread (more only slow the small products down)."""
+    threadpool_limits(1, user_api="blas")
+    _start_worker(job)
+
+
 def _run_chunk(chunk: tuple[int, int, int]) -> list[EpisodeResult]:
     assert _worker is not None, "worker not started"
     job, env, agent = _worker
@@ -124,17 +131,18 @@ def _run_chunk(chunk: tuple[int, int, int]) -> list[EpisodeResult]:
 def run_day(job: Job, day: int, episodes: int, processes: int, progress: tqdm) -> list[EpisodeResult]:
     """All episodes of one day for one agent, in episode order."""
     if processes <= 1:
-        _start_worker(job)
-        results = []
-        for episode in range(episodes):
-            results.extend(_run_chunk((day, episode, episode + 1)))
-            progress.update(1)
+        with threadpool_limits(1, user_api="blas"):  # as in a pool worker
+            _start_worker(job)
+            results = []
+            for episode in range(episodes):
+                results.extend(_run_chunk((day, episode, episode + 1)))
+                progress.update(1)
         return results
     size = max(1, min(50, episodes // (processes * 8)))
     chunks = [(day, start, min(start + size, episodes)) for start in range(0, episodes, size)]
     results = []
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes, initializer=_start_worker, initargs=(job,)) as pool:
+    with context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)) as pool:
         for chunk_results in pool.imap_unordered(_run_chunk, chunks):
             results.extend(chunk_results)
             progress.update(len(chunk_results))
