@@ -1,0 +1,84 @@
+"""Simulator speed, in-process: world generation time and listener-model steps per second on one core.
+
+One command (from the repository root): `.venv/bin/python bench/sim_speed.py`
+
+1. Generates the default world (50k tracks, 5k artists, 10k users) and times it.
+2. Runs sessions in one process with one BLAS thread, for a trivial agent (random), StickyArtist
+   and the oracle: steps/s and sessions/s, first on a cold interest-neighbour cache (every session
+   start searches the 50k tracks), then warm (what a long run sees).
+
+Figures go to `results/bench/sim_speed.json` and a table. Target: >= 20,000 steps/s (trivial agent, warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from sim.catalog import read_world, write_world
+from sim.env import RecEnv
+from sim.generate import PRESETS, generate_world
+from sim.run import build_agent, run_episode
+
+TARGET_STEPS_PER_SECOND = 20_000
+
+
+def time_generation(out: Path, seed: int) -> float:
+    start = time.perf_counter()
+    world = generate_world(PRESETS["default"], np.random.default_rng(seed))
+    write_world(out, world.tracks, world.embeddings, world.users, world.top_tracks)
+    return time.perf_counter() - start
+
+
+def time_agent(env: RecEnv, name: str, episodes: int, seed: int) -> dict:
+    agent = build_agent(name, env)
+    start = time.perf_counter()
+    steps = sum(run_episode(env, agent, name, seed, 1, episode).steps for episode in range(episodes))
+    seconds = time.perf_counter() - start
+    return {"episodes": episodes, "steps": steps, "seconds": seconds, "steps_per_s": steps / seconds,
+            "sessions_per_s": episodes / seconds}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=20_000, help="sessions per measurement (oracle: a tenth)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/sim_speed.json"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1, user_api="blas"):
+        generation = time_generation(Path(tmp), args.seed)
+        world = read_world(Path(tmp))
+    results: dict = {"world_generation_s": generation, "agents": {}}
+    with threadpool_limits(1, user_api="blas"):
+        for name in ("random", "sticky-artist", "oracle"):
+            episodes = args.episodes if name != "oracle" else max(1, args.episodes // 10)
+            env = RecEnv(world)
+            cold = time_agent(env, name, episodes, args.seed)
+            warm = time_agent(env, name, episodes, args.seed)  # same sessions: every neighbour list is cached
+            results["agents"][name] = {"cold": cold, "warm": warm}
+
+    print(f"world generation (50k tracks, 10k users, written to disk): {generation:.1f} s\n")
+    print("| agent | cache | sessions | steps | steps/s | sessions/s |\n|---|---|---:|---:|---:|---:|")
+    for name, runs in results["agents"].items():
+        for cache, r in runs.items():
+            print(f"| {name} | {cache} | {r['episodes']} | {r['steps']} | {r['steps_per_s']:,.0f} "
+                  f"| {r['sessions_per_s']:,.0f} |")  # fmt: skip
+    trivial = results["agents"]["random"]["warm"]["steps_per_s"]
+    results["target_steps_per_s"] = TARGET_STEPS_PER_SECOND
+    results["meets_target"] = trivial >= TARGET_STEPS_PER_SECOND
+    print(f"\ntrivial agent, warm: {trivial:,.0f} steps/s (target {TARGET_STEPS_PER_SECOND:,})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
