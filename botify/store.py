@@ -17,6 +17,7 @@ import numpy as np
 import redis
 
 from botify.catalog import Catalog
+from botify.item_space import ItemSpace
 from botify.session import Session
 
 CATALOG = "catalog"
@@ -107,7 +108,7 @@ class CandidateContext:
     """What one /next needs of a recommendation set, read in one round trip."""
 
     candidates: np.ndarray  # the user's list, best first (empty when the user has none)
-    vectors: np.ndarray | None  # unit-norm item vectors of the set, row = track id
+    items: ItemSpace | None  # the set's item vectors, row = track id
     session: Session
 
 
@@ -120,7 +121,7 @@ class Store:
         self._lock = threading.Lock()
         self._catalog: tuple[bytes, Catalog] | None = None
         self._catalog_checked = 0.0
-        self._vectors: dict[str, tuple[bytes, np.ndarray | None]] = {}
+        self._items: dict[str, tuple[bytes, ItemSpace | None]] = {}
 
     def ping(self) -> bool:
         try:
@@ -158,28 +159,24 @@ class Store:
     def candidate_context(self, user: int, name: str) -> CandidateContext:
         """The user's candidates from set `name`, the set's vectors and the session: one round trip."""
         prefix = recs_prefix(name)
-        cached_version, vectors = self._vectors.get(name, (b"", None))
+        cached_version, items = self._items.get(name, (b"", None))
         with self.client.pipeline(transaction=False) as pipe:
             pipe.get(f"{prefix}:current")
             pipe.hget(f"{cached_version.decode()}:lists", user)
             pipe.get(session_key(user))
             version, raw_list, raw_session = pipe.execute()
         if version is not None and version != cached_version:
-            vectors = self._load_vectors(name, version)
+            items = self._load_items(name, version)
             raw_list = self.client.hget(f"{version.decode()}:lists", user)
-        return CandidateContext(unpack_ints(raw_list), vectors, Session.from_json(raw_session))
+        return CandidateContext(unpack_ints(raw_list), items, Session.from_json(raw_session))
 
-    def _load_vectors(self, name: str, version: bytes) -> np.ndarray | None:
-        """Fetch a set's item vectors once per version, normalized for cosine similarity."""
+    def _load_items(self, name: str, version: bytes) -> ItemSpace | None:
+        """Fetch a set's item vectors once per version."""
         with self._lock:
             raw, dim = self.client.mget(f"{version.decode()}:vectors", f"{version.decode()}:dim")
-            vectors = None
-            if raw and dim:
-                vectors = np.frombuffer(raw, dtype="<f4").reshape(-1, int(dim))
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-            self._vectors[name] = (version, vectors)
-            return vectors
+            items = ItemSpace(np.frombuffer(raw, dtype="<f4").reshape(-1, int(dim))) if raw and dim else None
+            self._items[name] = (version, items)
+            return items
 
     def has_set(self, name: str) -> bool:
         return self.client.exists(f"{recs_prefix(name)}:current") == 1

@@ -12,8 +12,6 @@ import pytest
 import redis
 
 from botify.load import load_catalog, load_recommendations
-from botify.recommenders.candidates import InOrder
-from botify.recommenders.top_pop import TopPop
 from botify.store import Store
 
 from .conftest import write_recs
@@ -25,16 +23,6 @@ def client(redis_server, tiny_world):
     client.flushdb()
     load_catalog(client, tiny_world)
     return client
-
-
-def test_in_order_serves_the_stored_order_without_repeats(client, tmp_path):
-    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30, 40]}))
-    store = Store(client)
-    recommender = InOrder(store, "lightfm", [TopPop(store.catalog, np.random.default_rng(0))])
-    served = [recommender.recommend_next(7, 20, 1.0)]
-    for _ in range(3):
-        served.append(recommender.recommend_next(7, served[-1], 1.0))
-    assert served == [10, 30, 40, 299]  # 20 was played; then the top track
 
 
 def test_reload_is_atomic_for_concurrent_readers(client, redis_server, tmp_path):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import redis
 import requests
 
+from botify.load import load_catalog, load_recommendations
+from botify.recommenders.candidates import InOrder, SessionAware
+from botify.recommenders.top_pop import TopPop
 from botify.registry import EXPERIMENTS
+from botify.store import Store
 
 from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, write_recs
 
@@ -89,15 +94,46 @@ def test_session_state_resets_after_last(service):
     end_session(service, user)
 
 
-def test_falls_back_to_unplayed_top_tracks_when_the_list_is_exhausted(service):
-    user, played = TREATED[2], [0]
-    for _ in range(5):
-        played.append(next_track(service, user, played[-1], 0.5))
-    assert sorted(played[1:4]) == SHORT_LIST
-    assert played[4:] == [299, 298]  # top_tracks is 299, 298, ...: the unplayed most popular
-    end_session(service, user)
-
-
-def test_user_without_a_list_gets_the_fallback(service):
-    assert next_track(service, NO_LIST_USER, 299, 0.5) == 298  # 299 was just played
+def test_user_without_a_list_is_served_from_the_context_neighbourhood(service):
+    recommended = next_track(service, NO_LIST_USER, 55, 1.0)
+    assert artist_of(recommended) == 5 and recommended != 55
     end_session(service, NO_LIST_USER)
+
+
+@pytest.fixture
+def store(redis_server, tiny_world):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    load_catalog(client, tiny_world)
+    return Store(client)
+
+
+def fallback(store: Store) -> list:
+    return [TopPop(store.catalog, np.random.default_rng(0))]
+
+
+def serve_session(recommender, user: int, start: int, steps: int) -> list[int]:
+    served = [recommender.recommend_next(user, start, 1.0)]
+    for _ in range(steps - 1):
+        served.append(recommender.recommend_next(user, served[-1], 1.0))
+    return served
+
+
+def test_in_order_serves_the_stored_order_without_repeats(store, tmp_path):
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30, 40]}))
+    recommender = InOrder(store, "lightfm", fallback(store))
+    assert serve_session(recommender, 7, 20, 4) == [10, 30, 40, 299]  # 20 was played; then the top track
+
+
+def test_session_aware_without_vectors_keeps_list_order_then_falls_back(store, tmp_path):
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: SHORT_LIST}))
+    recommender = SessionAware(store, "lightfm", fallback(store))
+    assert serve_session(recommender, 7, 0, 5) == [*SHORT_LIST, 299, 298]  # then unplayed top tracks
+
+
+def test_session_aware_falls_back_when_everything_near_is_played(store, tmp_path):
+    recs = write_recs(tmp_path / "r.jsonl", {7: [1, 2]}, orthogonal_artist_vectors()[:, :])
+    load_recommendations(store.client, "lightfm", recs)
+    recommender = SessionAware(store, "lightfm", fallback(store))
+    served = serve_session(recommender, 7, 0, 120)
+    assert len(set(served)) == 120 and 0 not in served  # never a repeat, even past the neighbourhood
