@@ -157,7 +157,7 @@ def _compare_all(
     return {
         (treatment, metric): compare(
             by_arm[CONTROL][metric].to_numpy(), by_arm[treatment][metric].to_numpy(),
-            alpha=alpha, ci=ci, metric=metric,
+            alpha=alpha, ci=ci, metric=metric, arms=(CONTROL, treatment),
         )
         for treatment in treatments
         for metric in METRICS
@@ -210,31 +210,44 @@ def analyze(
     )
     if srm.mismatch:
         report.warnings.append(f"warning: {srm.line()}: the split is not the design's, do not trust the effects")
-    raw_var = _variances(frame)
     cuped_var: dict[str, pd.Series] = {}
     if pre is not None:
-        adjusted = frame.copy()
-        for metric in METRICS:
-            adjusted[metric], fit = cuped_adjust(frame[metric], pre[metric], frame["arm"], metric)
-            report.cuped_fits.append(fit)
+        adjusted = _cuped(frame, pre, report)
         report.cuped_effects = _effects(_compare_all(adjusted, treatments, alpha, ci), alpha)
         cuped_var = _variances(adjusted)
-        covered = max(fit.covered_users for fit in report.cuped_fits)
-        if covered < 0.5 * len(frame):
-            report.warnings.append(f"warning: only {covered:,} of {len(frame):,} users have pre-period data; "
-                                   "CUPED adjusts only them")
-    for (treatment, metric), c in comparisons.items():
-        power = {}
-        for suffix, variances in (("", raw_var), ("_cuped", cuped_var)):
-            if not variances:
-                continue
-            vc, vt = float(variances[CONTROL][metric]), float(variances[treatment][metric])
-            power[f"users_per_arm{suffix}"] = users_per_arm(vc, vt, c.control_mean, effect=TARGET_EFFECT,
-                                                            alpha=alpha, power=POWER)
-            power[f"mde_pct{suffix}"] = mde_pct(vc, c.control_n, vt, c.treatment_n, c.control_mean,
-                                                alpha=alpha, power=POWER)
-        report.power.append(Power(treatment=treatment, metric=metric, **power))  # type: ignore[arg-type]
+    raw_var = _variances(frame)
+    report.power = [_power(treatment, metric, c, raw_var, cuped_var, alpha)
+                    for (treatment, metric), c in comparisons.items()]
     return report
+
+
+def _cuped(frame: pd.DataFrame, pre: pd.DataFrame, report: ABReport) -> pd.DataFrame:
+    """Every metric adjusted by its pre-period value; the fits (and a coverage warning) go to `report`."""
+    adjusted = frame.copy()
+    for metric in METRICS:
+        adjusted[metric], fit = cuped_adjust(frame[metric], pre[metric], frame["arm"], metric)
+        report.cuped_fits.append(fit)
+    covered = max(fit.covered_users for fit in report.cuped_fits)
+    if covered < 0.5 * len(frame):
+        report.warnings.append(f"warning: only {covered:,} of {len(frame):,} users have pre-period data; "
+                               "CUPED adjusts only them")
+    return adjusted
+
+
+def _power(
+    treatment: str, metric: str, c: Comparison, raw: dict[str, pd.Series], cuped: dict[str, pd.Series],
+    alpha: float,
+) -> Power:
+    """Users per arm for TARGET_EFFECT and today's MDE, from the arms' variances (raw, and CUPED's if any)."""
+    values: dict[str, float | int | None] = {}
+    for suffix, variances in (("", raw), ("_cuped", cuped)):
+        if variances:
+            vc, vt = float(variances[CONTROL][metric]), float(variances[treatment][metric])
+            values[f"users_per_arm{suffix}"] = users_per_arm(vc, vt, c.control_mean, effect=TARGET_EFFECT,
+                                                             alpha=alpha, power=POWER)
+            values[f"mde_pct{suffix}"] = mde_pct(vc, c.control_n, vt, c.treatment_n, c.control_mean,
+                                                 alpha=alpha, power=POWER)
+    return Power(treatment=treatment, metric=metric, **values)  # type: ignore[arg-type]
 
 
 def _check_read(stats: LogStats, experiment: str | None, paths: Sequence[Path | str]) -> None:

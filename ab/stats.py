@@ -64,12 +64,13 @@ def compare(
     alpha: float = 0.05,
     ci: str = "delta",
     metric: str = "metric",
+    arms: tuple[str, str] = ("C", "treatment"),
 ) -> Comparison:
-    """Welch comparison of two samples of user-level values (NaNs are dropped)."""
+    """Welch comparison of two samples of user-level values (NaNs are dropped); `arms` name them in errors."""
     if ci not in CI_METHODS:
         raise ABInputError(f"unknown CI method {ci!r}; choose one of {', '.join(CI_METHODS)}")
-    c = _clean(control, "C", metric)
-    t = _clean(treatment, "treatment", metric)
+    c = _clean(control, arms[0], metric)
+    t = _clean(treatment, arms[1], metric)
     mc, mt = float(c.mean()), float(t.mean())
     vc, vt = float(c.var(ddof=1)) / c.size, float(t.var(ddof=1)) / t.size
     test = stats.ttest_ind(t, c, equal_var=False) if vc + vt > 0.0 else None
