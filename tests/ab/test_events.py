@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -65,3 +66,10 @@ def test_events_without_the_experiment_are_left_out_and_counted(tmp_path: Path) 
 def test_a_missing_log_path_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(ABInputError, match="does not exist"):
         log_files([tmp_path / "nope"])
+
+
+def test_gzipped_rotated_files_are_read_too(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "events.jsonl.2.gz", "wt") as handle:
+        handle.write(_event(4, 1) + "\n" + _event(4, 2, "last") + "\n")
+    events, stats = read_events([tmp_path], "HW_2")
+    assert stats.files == 1 and events["message"].tolist() == ["next", "last"]
