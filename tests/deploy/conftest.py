@@ -1,7 +1,9 @@
 """A small world for the reliability tests: 300 tracks by 30 artists, LightFM-shaped lists for 400 users.
 
-The lists hold only tracks 100..299 and the top tracks are 0..99, so an answer tells where it came
-from: a user's list (Redis up) or the in-process popular tracks (serving through a Redis outage).
+The lists hold only tracks 100..299 and the top tracks are 0..99, whose item vectors are zero (the
+others point into one orthant): with Redis up, LightFM's arm answers from the list or the context's
+nearest tracks, never a top track; through a Redis outage it answers popular tracks held in process,
+always a top track. So an answer tells which path served it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> SmallWorld:
     lists = {user: rng.choice(np.arange(100, TRACKS), size=CANDIDATES, replace=False).tolist() for user in range(USERS)}
     recs = data / "lightfm.jsonl"
     recs.write_text("".join(json.dumps({"user": user, "tracks": tracks}) + "\n" for user, tracks in lists.items()))
-    np.save(recs.with_suffix(".npy"), rng.normal(size=(TRACKS, 8)).astype(np.float32))
+    vectors = 0.1 + rng.random(size=(TRACKS, 8))
+    vectors[sorted(TOP)] = 0.0
+    np.save(recs.with_suffix(".npy"), vectors.astype(np.float32))
     return SmallWorld(data, {"lightfm": recs}, lists)
 
 
