@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 
 from models.errors import InputError
-from models.pipeline import Seeds, TrainConfig, default_threads, prepare, run_tuning, train
+from models.pipeline import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 from models.positives import PositivesConfig
 from models.report import markdown_table
 
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune LightFM with item features; several workers may share one --study file.",
     )
     _add_data_args(tune_cmd)
+    tune_cmd.add_argument("--model", choices=MODELS, default=FEATURES,
+                          help=f"which model's study to work on (default {FEATURES})")
     tune_cmd.add_argument("--worker", type=_bounded(int, 0), default=0,
                           help="worker number: gives each parallel worker its own sampler seed")
     return parser
@@ -119,10 +121,10 @@ def run_train(config: TrainConfig) -> None:
           f"in {report['timings']['total']:.1f} s")
 
 
-def run_tune(config: TrainConfig, worker: int) -> None:
+def run_tune(config: TrainConfig, model: str, worker: int) -> None:
     seeds = Seeds.derive(config.seed)
     prepared = prepare(config, np.random.default_rng(seeds.split))
-    result = run_tuning(config, prepared, seeds.tune + 1000 * worker)
+    result = run_tuning(config, prepared, model, seeds.tune[model] + 1000 * worker)
     print(json.dumps({"best_precision@10": result.value, "best_epoch": result.best_epoch,
                       "params": result.params.as_dict(), "study": result.study_name,
                       "finished_trials": result.finished_trials, "new_trials": result.new_trials,
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             run_train(config)
         else:
-            run_tune(config, args.worker)
+            run_tune(config, args.model, args.worker)
     except InputError as error:
         print(f"models: error: {error}", file=sys.stderr)
         return 1

@@ -36,6 +36,7 @@ from models.tuning import TuneConfig, TuneResult, tune
 log = logging.getLogger(__name__)
 
 FEATURES, NO_FEATURES = "lightfm", "lightfm_nofeat"
+MODELS = (NO_FEATURES, FEATURES)
 TITLES = {"toppop": "TopPop", NO_FEATURES: "LightFM (identity only)", FEATURES: "LightFM + item features"}
 
 
@@ -75,15 +76,15 @@ class Seeds:
     """Every random choice of a run, derived from its one seed (the split must match across workers)."""
 
     split: int
-    tune: int
+    tune: dict[str, int]
     fit: dict[str, int]
     refit: dict[str, int]
 
     @classmethod
     def derive(cls, seed: int) -> Seeds:
-        values = np.random.default_rng(seed).integers(2**31 - 1, size=6).tolist()
-        return cls(split=values[0], tune=values[1], fit=dict(zip((NO_FEATURES, FEATURES), values[2:4], strict=True)),
-                   refit=dict(zip((NO_FEATURES, FEATURES), values[4:6], strict=True)))
+        values = np.random.default_rng(seed).integers(2**31 - 1, size=1 + 3 * len(MODELS)).tolist()
+        per_model = [dict(zip(MODELS, values[i : i + len(MODELS)], strict=True)) for i in range(1, len(values), 2)]
+        return cls(split=values[0], tune=per_model[0], fit=per_model[1], refit=per_model[2])
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,7 @@ class Prepared:
     listens: Listens
     catalog: Catalog
     interactions: Interactions
-    with_features: LightFMData
-    identity: LightFMData
+    datasets: dict[str, LightFMData]  # per model name: the Dataset and item features it trains with
     evaluator: Evaluator
     seconds: float
 
@@ -121,32 +121,38 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
         listens=listens,
         catalog=catalog,
         interactions=interactions,
-        with_features=lightfm_data(n_users, features),
-        identity=lightfm_data(n_users, identity_only(features)),
+        datasets={NO_FEATURES: lightfm_data(n_users, identity_only(features)),
+                  FEATURES: lightfm_data(n_users, features)},
         evaluator=evaluator,
         seconds=time.perf_counter() - start,
     )
 
 
-def run_tuning(config: TrainConfig, prepared: Prepared, seed: int) -> TuneResult:
-    """Tune the with-features model (the one that is served) and save the best parameters."""
-    result = tune(
+def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -> TuneResult:
+    """Tune one model (its own study in the shared study file)."""
+    return tune(
         prepared.interactions.train,
-        prepared.with_features.item_features,
+        prepared.datasets[model].item_features,
         prepared.evaluator,
-        TuneConfig(storage=config.study_path, trials=config.trials, epochs=config.epochs,
+        TuneConfig(storage=config.study_path, name=model, trials=config.trials, epochs=config.epochs,
                    patience=config.patience, threads=config.threads, seed=seed),
         progress=config.progress,
     )
-    write_text(config.out / "params.json", json.dumps(result.params.as_dict(), indent=2) + "\n")
-    return result
 
 
-def load_params(path: Path) -> LightFMParams:
-    """Parameters from a params.json written by an earlier run (or by hand)."""
+def save_params(path: Path, params: dict[str, LightFMParams]) -> None:
+    """params.json: the best parameters of each model, by model name."""
+    write_text(path, json.dumps({name: p.as_dict() for name, p in params.items()}, indent=2) + "\n")
+
+
+def load_params(path: Path) -> dict[str, LightFMParams]:
+    """Parameters from a params.json (by model name, or one flat set used for both models)."""
     try:
-        return LightFMParams(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as error:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if set(raw) <= set(MODELS):
+            return {name: LightFMParams(**raw.get(name, {})) for name in MODELS}
+        return dict.fromkeys(MODELS, LightFMParams(**raw))
+    except (OSError, ValueError, TypeError, AttributeError) as error:
         raise InputError(f"cannot use parameters from {path}: {error}") from None
 
 
@@ -178,21 +184,23 @@ def train(config: TrainConfig) -> dict[str, Any]:
     config.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {"read + prepare": prepared.seconds}
 
-    tuning: dict[str, Any] | None = None
+    tuning: dict[str, Any] = {}
+    fit_seeds = dict(seeds.fit)
     if config.tune:
-        result = run_tuning(config, prepared, seeds.tune)
-        params = result.params
-        tuning = {k: v for k, v in asdict(result).items() if k != "params"}
-        timings["tuning"] = result.seconds
+        params: dict[str, LightFMParams] = {}
+        for name in MODELS:
+            result = run_tuning(config, prepared, name, seeds.tune[name])
+            params[name], fit_seeds[name] = result.params, result.random_state
+            tuning[name] = {k: v for k, v in asdict(result).items() if k != "params"}
+            timings[f"tuning {name} ({result.new_trials} new of {result.finished_trials} trials)"] = result.seconds
     else:
-        params = load_params(config.params) if config.params else LightFMParams()
-        write_text(config.out / "params.json", json.dumps(params.as_dict(), indent=2) + "\n")
+        params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
+    save_params(config.out / "params.json", params)
 
-    datasets = {NO_FEATURES: prepared.identity, FEATURES: prepared.with_features}
     fitted: dict[str, Fitted] = {}
-    for name, data in datasets.items():
+    for name, data in prepared.datasets.items():
         fitted[name] = fit(
-            params, inter.train, data.item_features, config.epochs, config.threads, seeds.fit[name],
+            params[name], inter.train, data.item_features, config.epochs, config.threads, fit_seeds[name],
             evaluator=prepared.evaluator, patience=config.patience, progress=config.progress, desc=name,
         )
         timings[f"fit {name} ({fitted[name].best_epoch} best of {len(fitted[name].curve)} epochs)"] = sum(
@@ -204,11 +212,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     exports: dict[str, Exported] = {}
     exclude = inter.all if config.refit else inter.train
-    for name, data in datasets.items():
+    for name, data in prepared.datasets.items():
         model = fitted[name]
         if config.refit:
             start = time.perf_counter()
-            model = fit(params, exclude, data.item_features, model.best_epoch, config.threads, seeds.refit[name],
+            model = fit(params[name], exclude, data.item_features, model.best_epoch, config.threads, seeds.refit[name],
                         progress=config.progress, desc=f"refit {name}")
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
         exports[name] = export(config.out, name, model.scorer(), inter.users, config.top_k, exclude,
@@ -233,11 +241,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "listens": len(listens), "min_time": config.positives.min_time,
             "positive_listens": int((listens.time >= config.positives.min_time).sum()),
             "min_positives": config.positives.min_user_positives,
+            "min_track_positives": config.positives.min_track_positives,
             "train": int(inter.train.nnz), "valid": int(inter.valid.nnz), "users": len(inter.users),
             "eval_users": len(prepared.evaluator.rows), "tracks": prepared.catalog.size,
-            "split": config.positives.split, "feature_groups": list(prepared.with_features.groups),
+            "split": config.positives.split, "feature_groups": list(prepared.datasets[FEATURES].groups),
         },
-        "params": params.as_dict(),
+        "params": {name: p.as_dict() for name, p in params.items()},
         "tuning": tuning,
         "models": models,
         "curves": {n: [{"epoch": e.epoch, "fit_seconds": e.fit_seconds, **e.metrics.as_dict()}

@@ -49,26 +49,45 @@ class Scorer:
         return self.user_vectors[rows] @ self.item_vectors.T + self.item_bias
 
 
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k (item ids, scores) of each row, best first, equal scores by lower item id.
+
+    Sorting or arg-partitioning whole rows is the slow part at 50k items. Instead the k-th best
+    score of a strided sample of the columns gives a threshold that at least k items of the row
+    reach (so it is never above the true k-th best); only the few items above it are sorted.
+    """
+    rows_n, items = scores.shape
+    k = min(k, items)
+    stride = int(np.clip(items // (4 * k), 1, 16))
+    sample = scores[:, ::stride]
+    threshold = np.partition(sample, sample.shape[1] - k, axis=1)[:, -k]
+    rows, cols = np.nonzero(scores >= threshold[:, None])
+    counts = np.bincount(rows, minlength=rows_n)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = int(counts.max(initial=k))
+    candidate_scores = np.full((rows_n, width), -np.inf, dtype=scores.dtype)
+    candidate_items = np.full((rows_n, width), items, dtype=np.int64)  # padding sorts after real items
+    candidate_scores[rows, slot] = scores[rows, cols]
+    candidate_items[rows, slot] = cols
+    order = np.lexsort((candidate_items, -candidate_scores), axis=1)[:, :k]
+    return np.take_along_axis(candidate_items, order, 1), np.take_along_axis(candidate_scores, order, 1)
+
+
 def top_k_blocks(
     scorer: Scorer, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, block: int = 1024
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (rows, top item ids [b, k] best first, their scores) block by block.
 
     Excluded items get score -inf; if a user has fewer than k allowed items the tail is -inf.
-    Equal scores are ordered by item id, so a ranking is the same on every run.
     """
-    k = min(k, scorer.item_vectors.shape[0])
     for start in range(0, len(rows), block):
         chunk = rows[start : start + block]
         scores = scorer.scores(chunk)
         if exclude is not None:
             seen = exclude[chunk]
             scores[np.repeat(np.arange(len(chunk)), np.diff(seen.indptr)), seen.indices] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.lexsort((top, -top_scores), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        yield chunk, top, np.take_along_axis(top_scores, order, axis=1)
+        top, top_scores = top_k_rows(scores, k)
+        yield chunk, top, top_scores
 
 
 def top_k(scorer: Scorer, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:

@@ -46,7 +46,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"{data['train'] + data['valid']} (train {data['train']}, validation {data['valid']})",
         f"- users: {data['users']}, catalog tracks: {data['tracks']}, item feature groups: "
         f"{', '.join(data['feature_groups']) or 'none'} (+ identity)\n",
-        "## Parameters\n",
+        "## Parameters (Optuna's best per model)\n" if report["tuning"] else "## Parameters\n",
+        *(f"- {name}: trials finished {t['finished_trials']} (pruned {t['pruned_trials']}, new in this run "
+          f"{t['new_trials']}), best validation precision@{report['k']} {t['value']:.4f} at epoch {t['best_epoch']}"
+          for name, t in report["tuning"].items()),
+        "",
         "```json\n" + json.dumps(report["params"], indent=2) + "\n```\n",
         "## Timings (seconds)\n",
         *(f"- {name}: {value:.2f}" for name, value in timings.items()),

@@ -29,6 +29,7 @@ class TuneConfig:
     """Budget and reproducibility of one tuning run."""
 
     storage: Path
+    name: str = "lightfm"  # the study's name starts with it; the rest fingerprints the problem
     trials: int = 30
     epochs: int = 20
     patience: int = 3
@@ -43,6 +44,7 @@ class TuneResult:
     params: LightFMParams
     value: float
     best_epoch: int
+    random_state: int  # the best trial's LightFM seed: refitting with it (1 thread) reproduces the trial
     study_name: str
     finished_trials: int
     pruned_trials: int
@@ -62,7 +64,9 @@ def suggest(trial: optuna.Trial) -> LightFMParams:
     )
 
 
-def study_name(train: sp.csr_matrix, valid: sp.csr_matrix, item_features: sp.csr_matrix, epochs: int) -> str:
+def study_name(
+    prefix: str, train: sp.csr_matrix, valid: sp.csr_matrix, item_features: sp.csr_matrix, epochs: int
+) -> str:
     """A name that changes whenever the problem being tuned changes."""
     digest = hashlib.sha256()
     for matrix in (train, valid, item_features):
@@ -71,7 +75,7 @@ def study_name(train: sp.csr_matrix, valid: sp.csr_matrix, item_features: sp.csr
         for part in (np.asarray(matrix.shape), matrix.indptr, matrix.indices, matrix.data):
             digest.update(np.ascontiguousarray(part).tobytes())
     digest.update(str(epochs).encode())
-    return f"lightfm-{digest.hexdigest()[:12]}"
+    return f"{prefix}-{digest.hexdigest()[:12]}"
 
 
 def tune(
@@ -83,7 +87,7 @@ def tune(
 ) -> TuneResult:
     """Run the study until it holds `config.trials` finished trials; return its best."""
     start = time.perf_counter()
-    name = study_name(train, evaluator.valid, item_features, config.epochs)
+    name = study_name(config.name, train, evaluator.valid, item_features, config.epochs)
     storage = f"sqlite:///{config.storage.resolve()}"
     config.storage.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
@@ -109,10 +113,11 @@ def tune(
             if trial.should_prune():
                 raise optuna.TrialPruned
 
+        random_state = config.seed + trial.number
+        trial.set_user_attr("random_state", random_state)
         fitted = fit(
             params, train, item_features, config.epochs, config.threads,
-            random_state=config.seed + trial.number, evaluator=evaluator,
-            patience=config.patience, on_epoch=report,
+            random_state=random_state, evaluator=evaluator, patience=config.patience, on_epoch=report,
         )
         trial.set_user_attr("best_epoch", fitted.best_epoch)
         return fitted.best.precision
@@ -130,7 +135,8 @@ def tune(
     return TuneResult(
         params=LightFMParams(**best.params),
         value=float(best.value),
-        best_epoch=int(best.user_attrs.get("best_epoch", config.epochs)),
+        best_epoch=int(best.user_attrs["best_epoch"]),
+        random_state=int(best.user_attrs.get("random_state", config.seed + best.number)),
         study_name=name,
         finished_trials=len(finished),
         pruned_trials=sum(t.state == TrialState.PRUNED for t in finished),

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from models.metrics import ranking_metrics
-from models.recommend import Scorer, top_k, top_k_blocks
+from models.recommend import Scorer, top_k, top_k_blocks, top_k_rows
 
 
 def scorer(scores: np.ndarray) -> Scorer:
@@ -58,3 +58,15 @@ def test_metrics_match_hand_computation() -> None:
     assert m.ndcg == pytest.approx((ndcg_user0 + ndcg_user1) / 2)
     assert m.coverage == pytest.approx(6 / 10)
     assert m.users == 2
+
+
+def test_thresholded_top_k_equals_a_full_sort_with_ties_and_exclusions() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 50, size=(30, 2000)).astype(np.float32)  # many equal scores
+    scores[0, :1995] = -np.inf  # a user with only 5 allowed items
+    items = np.broadcast_to(np.arange(2000), scores.shape)
+    for k in (1, 10, 100):
+        top, top_scores = top_k_rows(scores, k)
+        expected = np.lexsort((items, -scores), axis=1)[:, :k]
+        assert (top == expected).all()
+        assert (top_scores == np.take_along_axis(scores, expected, 1)).all()

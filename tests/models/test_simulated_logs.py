@@ -17,6 +17,7 @@ import redis
 import requests
 import scipy.sparse as sp
 
+from botify.registry import EXPERIMENTS
 from botify.store import Store
 from models.catalog import read_catalog
 from models.features import FEATURE_GROUPS, identity_only, item_features, lightfm_data
@@ -29,7 +30,7 @@ from models.tuning import TuneConfig, tune
 from .conftest import REPO, run_models
 
 TRACKS, USERS, EPISODES = 500, 100, 1000
-POSITIVES = PositivesConfig(min_user_positives=2, min_track_positives=2)
+POSITIVES = PositivesConfig(min_user_positives=3, min_track_positives=3)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def trained(sim_logs: SimLogs, tmp_path_factory: pytest.TempPathFactory) -> Trai
     env = {"REDIS_URL": sim_logs.redis_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     process = run_models(
         "train", "--logs", sim_logs.logs, "--data", sim_logs.data, "--out", out, "--trials", "2",
-        "--epochs", "8", "--threads", "1", "--min-positives", "2", "--top-k", "50", "--load", env=env,
+        "--epochs", "8", "--threads", "1", "--min-positives", "3", "--top-k", "50", "--load", env=env,
     )
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
@@ -97,7 +98,7 @@ def test_every_catalog_track_gets_identity_and_all_feature_groups(prepared, sim_
     assert matrix.shape[0] == catalog.size == TRACKS
     nonzero = np.diff(matrix.indptr)
     assert (nonzero == 1 + len(FEATURE_GROUPS)).all()  # identity + one feature per group
-    assert np.allclose(np.asarray(matrix.sum(axis=1)).ravel(), 1.0)
+    assert (matrix.data == 1.0).all()
     genre = catalog.tracks["genre"].iloc[3]
     assert f"genre={genre}" in features.names[3]
 
@@ -158,7 +159,8 @@ def test_lightfm_with_features_beats_toppop(trained: Trained) -> None:
     report = json.loads((trained.out / "report.json").read_text())
     models = report["models"]
     assert models["LightFM + item features"]["precision"] > models["TopPop"]["precision"]
-    assert report["tuning"]["finished_trials"] == 2
+    assert {name: t["finished_trials"] for name, t in report["tuning"].items()} == {"lightfm": 2, "lightfm_nofeat": 2}
+    assert set(json.loads((trained.out / "params.json").read_text())) == {"lightfm", "lightfm_nofeat"}
     assert (trained.out / "report.md").read_text().count("| LightFM") == 2
 
 
@@ -184,17 +186,15 @@ def test_load_flag_publishes_both_sets(trained: Trained) -> None:
     assert trained.published == {r["user"]: r["tracks"] for r in records}
 
 
-def test_service_serves_the_exported_lightfm_list(trained: Trained, sim_logs: SimLogs, start_module_botify) -> None:
+def test_service_serves_the_exported_lists(trained: Trained, sim_logs: SimLogs, start_module_botify) -> None:
+    """HW_2_ARMS has an arm that serves the `lightfm` list in its stored order: it must answer its first track."""
     recs = {"lightfm": trained.out / "lightfm.jsonl", "lightfm_nofeat": trained.out / "lightfm_nofeat.jsonl"}
-    service = start_module_botify(sim_logs.data, recs=recs)
+    service = start_module_botify(sim_logs.data, recs=recs, experiment="HW_2_ARMS")
     lists = {r["user"]: r["tracks"] for r in map(json.loads, recs["lightfm"].read_text().splitlines())}
-    served = []
-    for user, tracks in list(lists.items())[:40]:
-        answer = requests.post(f"{service.url}/next/{user}", json={"track": tracks[-1], "time": 0.9}, timeout=5)
+    experiment = EXPERIMENTS["HW_2_ARMS"]
+    in_order = [u for u in lists if experiment.recommender_for(experiment.arm(u)) == "lightfm_in_order"][:20]
+    assert in_order
+    for user in in_order:
+        answer = requests.post(f"{service.url}/next/{user}", json={"track": lists[user][-1], "time": 0.9}, timeout=5)
         assert answer.status_code == 200
-        served.append((user, answer.json()["track"]))
-    service.stop()
-    arms = {e["user"]: e["experiments"]["HW_2"] for e in service.events()}
-    treated = [(user, track) for user, track in served if arms[user] == "T1"]
-    assert treated
-    assert all(track in lists[user] for user, track in treated)
+        assert answer.json()["track"] == lists[user][0]

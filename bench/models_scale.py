@@ -1,0 +1,154 @@
+"""Benchmark the models pipeline at the course seed's scale: ~3.3M listens, 10k users, 50k tracks.
+
+    .venv/bin/python bench/models_scale.py                 # full scale, a few minutes on 2 cores
+    .venv/bin/python bench/models_scale.py --listens 300000 --users 2000 --tracks 10000   # quick look
+
+Logs are synthesized (models.synthetic: botify's log format, rotated files) in a child process so
+the peak memory reported is the pipeline's own. Each stage is timed: reading the logs, positives
+and features, LightFM epochs with and without item features (plus the per-epoch validation),
+a short Optuna run, and the top-100 export for every user. Results print as Markdown and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from models.catalog import read_catalog
+from models.export import export
+from models.features import identity_only, item_features, lightfm_data
+from models.logs import read_listens
+from models.pipeline import default_threads
+from models.positives import PositivesConfig, build_interactions
+from models.recommend import Scorer
+from models.synthetic import SyntheticSpec, generate
+from models.training import Evaluator, LightFMParams, fit
+from models.tuning import TuneConfig, tune
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthesize(args: argparse.Namespace, data: Path, logs: Path) -> None:
+    spec = SyntheticSpec(tracks=args.tracks, users=args.users, listens=args.listens, genres=50)
+    generate(data, logs, spec, seed=args.seed, files=3)
+
+
+def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
+    timings: dict[str, float] = {}
+
+    def timed(name: str, start: float) -> None:
+        timings[name] = round(time.perf_counter() - start, 2)
+
+    start = time.perf_counter()
+    listens = read_listens([logs], progress=True)
+    catalog = read_catalog(data)
+    timed("read logs + catalog", start)
+    start = time.perf_counter()
+    inter = build_interactions(listens, catalog.size, PositivesConfig(), np.random.default_rng(args.seed))
+    features = item_features(catalog)
+    with_features = lightfm_data(len(inter.users), features)
+    identity = lightfm_data(len(inter.users), identity_only(features))
+    evaluator = Evaluator(inter.train, inter.valid, inter.eval_users())
+    timed("positives + split + features", start)
+
+    per_epoch: dict[str, dict[str, float]] = {}
+    fitted = {}
+    for name, matrices in (("lightfm_nofeat", identity), ("lightfm", with_features)):
+        start = time.perf_counter()
+        fitted[name] = fit(LightFMParams(), inter.train, matrices.item_features, args.epochs, args.threads,
+                           random_state=args.seed, evaluator=evaluator, progress=True, desc=name)
+        total = time.perf_counter() - start
+        fit_s = fitted[name].fit_seconds_per_epoch
+        per_epoch[name] = {"fit_s_per_epoch": round(fit_s, 2),
+                           "eval_s_per_epoch": round(total / len(fitted[name].curve) - fit_s, 2),
+                           "precision@10": round(fitted[name].best.precision, 4)}
+    toppop = evaluator(Scorer.popularity(inter.train)).precision
+
+    if args.trials:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = TuneConfig(storage=Path(tmp) / "study.db", trials=args.trials, epochs=args.tune_epochs,
+                                threads=args.threads, seed=args.seed)
+            result = tune(inter.train, with_features.item_features, evaluator, config, progress=True)
+        timings[f"tuning {args.trials} trials x <= {args.tune_epochs} epochs"] = round(result.seconds, 2)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        done = export(Path(tmp), "lightfm", fitted["lightfm"].scorer(), inter.users, 100, inter.train, progress=True)
+    timings[f"export top-100 for {len(inter.users)} users x {catalog.size} tracks"] = round(done.seconds, 2)
+
+    return {
+        "scale": {"log_lines": listens.lines, "listens": len(listens), "users": len(inter.users),
+                  "tracks": catalog.size, "train_positives": int(inter.train.nnz),
+                  "valid_positives": int(inter.valid.nnz), "item_features": with_features.item_features.shape[1]},
+        "threads": args.threads,
+        "timings_s": timings,
+        "per_epoch": per_epoch,
+        "toppop_precision@10": round(toppop, 4),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def markdown(result: dict) -> str:
+    scale = result["scale"]
+    lines = [
+        f"{scale['listens']:,} listens, {scale['users']:,} users, {scale['tracks']:,} tracks, "
+        f"{scale['train_positives']:,} train positives, {result['threads']} threads, "
+        f"peak memory {result['peak_rss_mib']:,.0f} MiB",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        *(f"| {name} | {seconds} |" for name, seconds in result["timings_s"].items()),
+        "",
+        "| model | fit s/epoch | validation s/epoch | precision@10 |",
+        "|---|---|---|---|",
+        *(f"| {name} | {r['fit_s_per_epoch']} | {r['eval_s_per_epoch']} | {r['precision@10']} |"
+          for name, r in result["per_epoch"].items()),
+        f"| TopPop | | | {result['toppop_precision@10']} |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listens", type=int, default=3_300_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--tracks", type=int, default=50_000)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per model (default 3)")
+    parser.add_argument("--trials", type=int, default=2, help="Optuna trials to time; 0 skips (default 2)")
+    parser.add_argument("--tune-epochs", type=int, default=2, help="epochs per timed trial (default 2)")
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="keep the synthesized world and logs here")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--synthesize-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        data, logs = work / "data", work / "logs"
+        if args.synthesize_only:
+            synthesize(args, data, logs)
+            return 0
+        if not (data / "tracks.json").exists():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *sys.argv, "--synthesize-only", "--work", str(work)], check=True)
+            print(f"synthesized {args.listens:,} listens in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        result = run(args, data, logs)
+    print(markdown(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
