@@ -17,8 +17,11 @@ class Session:
     def from_json(cls, raw: bytes | str | None) -> Session:
         if not raw:
             return cls()
-        data = json.loads(raw)
-        return cls(list(data["seen"]), [(int(t), float(x)) for t, x in data["recent"]])
+        try:
+            data = json.loads(raw)
+            return cls([int(t) for t in data["seen"]], [(int(t), float(x)) for t, x in data["recent"]])
+        except (ValueError, KeyError, TypeError):  # not a session we wrote: start afresh, never fail the request
+            return cls()
 
     def to_json(self) -> str:
         return json.dumps({"seen": self.seen, "recent": self.recent}, separators=(",", ":"))
