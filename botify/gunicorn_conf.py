@@ -5,6 +5,12 @@ Threaded workers keep client connections alive (the simulator and nginx reuse th
 
 import os
 
+# One BLAS thread per worker thread: the workers and their threads already use every core, and OpenBLAS's own
+# threads would only spin against them (a 50k x 32 mat-vec costs 6x the CPU with 2 BLAS threads here).
+# Set before the workers import numpy (the app is imported after the fork).
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
 bind = os.environ.get("BOTIFY_BIND", "127.0.0.1:5001")
 workers = int(os.environ.get("BOTIFY_WORKERS", "2"))
 worker_class = "gthread"
