@@ -169,7 +169,7 @@ def read_world(data_dir: Path) -> World:
         top = popularity_order(popularity)
     else:
         # A course catalog without popularity: how many users hold each track as an interest.
-        counts = Counter(t for listener in listeners for t in listener.interests)
+        counts = Counter(t for listener in listeners for t in set(listener.interests))
         top = popularity_order(np.bincount(np.fromiter(counts.elements(), dtype=np.int64), minlength=n))
     return World(embeddings, artists, names, listeners, top)
 

@@ -81,3 +81,9 @@ def test_bad_action_is_rejected(world_dir):
     with pytest.raises(ValueError, match="not in 0..2999"):
         env.step(3000)
     assert np.isfinite(env.session.embedding).all()
+
+
+def test_passes_gymnasiums_environment_checker(world_dir):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(RecEnv(read_world(world_dir)), skip_render_check=True)

@@ -105,3 +105,27 @@ def test_bad_arguments_exit_with_one_line(tmp_path, args, message):
     )
     assert finished.returncode != 0
     assert finished.stderr.count("\n") == 1 and message in finished.stderr
+
+
+def test_reads_the_courses_own_files_unchanged(tmp_path):
+    """Course files: tracks.json with track/artist/title only, raw (unnormalized) embeddings, no top_tracks.json."""
+    rng = np.random.default_rng(0)
+    lines = [json.dumps({"artist": f"Artist {t % 7}", "title": f"Song {t}", "track": t}) for t in range(40)]
+    (tmp_path / "tracks.json").write_text("\n".join(reversed(lines)) + "\n")  # any line order
+    np.save(tmp_path / "tracks.npy", rng.standard_normal((40, 8)).astype(np.float32) * 3.0)
+    users = [{"user": 0, "interests": [3, 3, 17], "consume_bias": 5.1, "consume_sharpness": 1.5},
+             {"user": 1, "interests": [17, 22], "consume_bias": 0.8, "consume_sharpness": 0.6,
+              "session_budget": 2, "artist_discount_gamma": 0.5}]  # fmt: skip
+    (tmp_path / "users.json").write_text("".join(json.dumps(u) + "\n" for u in users))
+    world = read_world(tmp_path)
+    assert world.n_tracks == 40 and len(world.artist_names) == 7
+    assert world.artist_names[world.artists[9]] == "Artist 2"
+    assert world.top_tracks[:3].tolist() == [17, 3, 22]  # no popularity: how many users hold it as an interest
+    assert world.listeners[0].session_budget == 5 and world.listeners[1].session_budget == 2
+    assert world.listeners[1].artist_discount_gamma == 0.5
+    out = tmp_path / "summary.json"
+    agents = "random,toppop,sticky-artist,oracle"
+    command = [sys.executable, "-m", "sim.run", "--data", str(tmp_path), "--agent", agents,
+               "--episodes", "20", "--quiet", "--out", str(out)]  # fmt: skip
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    assert [r["sessions"] for r in json.loads(out.read_text())["results"]] == [20, 20, 20, 20]

@@ -1,0 +1,127 @@
+"""Simulator speed against the real service: is the runner the bottleneck?
+
+One command (from the repository root): `.venv/bin/python bench/sim_remote.py`
+
+1. Generates the default world, loads it into a fresh redis-server and starts botify (gunicorn, 2 workers).
+2. Drives it with the remote agent (keep-alive HTTP, real sessions) at `--processes` 1 and 2:
+   requests/s, and the simulator's own CPU time per request.
+3. Measures the service's own throughput with wrk (a C load generator, next to free) at the same
+   concurrency (1 and 2 connections) and at 8 connections (its maximum here).
+
+The runner is not the bottleneck when `sim --processes 2` reaches wrk's 2-connection throughput.
+Figures go to `results/bench/sim_remote.json` and a table. wrk must be installed (Debian: `apt-get install -y wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from botify.embedded_redis import EmbeddedRedis
+from botify.process import ServiceProcess
+from sim.catalog import write_world
+from sim.generate import PRESETS, generate_world
+from sim.run import Job, run_day
+
+REPO = Path(__file__).resolve().parent.parent
+WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the runner's pool workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def simulate(url: str, data: Path, episodes: int, processes: int, seed: int) -> dict:
+    job = Job(data, "remote", url, 1000, seed)
+    cpu, start = cpu_seconds(), time.perf_counter()
+    with tqdm(total=episodes, desc=f"sim --processes {processes}", unit="session") as bar:
+        results = run_day(job, 1, episodes, processes, bar)
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    requests = sum(r.steps + 1 for r in results)  # every step's /next and the session's /last
+    return {"processes": processes, "sessions": episodes, "requests": requests, "seconds": seconds,
+            "rps": requests / seconds, "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
+
+
+def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url, "--"]
+    output = subprocess.run([*command, str(users), str(tracks), "0"], capture_output=True, text=True, check=True)
+    found = re.search(r"^WRK_JSON (.*)$", output.stdout, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk printed no figures: {output.stdout[-300:]}")
+    raw = json.loads(found.group(1))
+    return {"connections": connections, "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+            "errors": sum(raw["errors"].values())}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=3000, help="sessions per simulator run")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/sim_remote.json"))
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("sim_remote: error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 1
+
+    results: dict = {"simulator": [], "wrk": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, config = Path(tmp) / "data", PRESETS["default"]
+        world = generate_world(config, np.random.default_rng(args.seed))
+        write_world(data, world.tracks, world.embeddings, world.users, world.top_tracks)
+        redis = EmbeddedRedis(Path(tmp) / "redis", port=free_port()).start()
+        env = {**os.environ, "REDIS_URL": redis.url}
+        service = None
+        try:
+            subprocess.run([sys.executable, "-m", "botify", "load", "--data", str(data)], env=env, check=True)
+            variables = {"REDIS_URL": redis.url, "BOTIFY_DATA_DIR": str(data)}
+            service = ServiceProcess.start(free_port(), Path(tmp) / "log", variables, workers=2)
+            simulate(service.url, data, 200, 1, args.seed + 1)  # warm-up: connections, caches
+            for processes in (1, 2):
+                results["simulator"].append(simulate(service.url, data, args.episodes, processes, args.seed))
+            for connections in (1, 2, 8):
+                results["wrk"].append(wrk(service.url, connections, args.wrk_seconds, config.users, config.tracks))
+        finally:
+            if service is not None:
+                service.stop()
+            redis.stop(save=False)
+
+    wrk_at = {r["connections"]: r["rps"] for r in results["wrk"]}
+    print("\n| load | requests/s | simulator CPU per request |\n|---|---:|---:|")
+    for r in results["simulator"]:
+        print(f"| sim --processes {r['processes']} | {r['rps']:,.0f} | {r['client_cpu_us_per_request']:,.0f} µs |")
+    for r in results["wrk"]:
+        print(f"| wrk, {r['connections']} connection(s) | {r['rps']:,.0f} | |")
+    two = next(r["rps"] for r in results["simulator"] if r["processes"] == 2)
+    results["sim2_over_wrk2"] = two / wrk_at[2]
+    results["sim2_over_wrk_max"] = two / max(wrk_at.values())
+    print(f"\nsim --processes 2 reaches {results['sim2_over_wrk2']:.0%} of wrk at 2 connections, "
+          f"{results['sim2_over_wrk_max']:.0%} of the service's maximum")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
