@@ -58,7 +58,9 @@ class RecEnv(gym.Env):
         )
         self.session: Session | None = None
         self._nearest: dict[int, np.ndarray] = {}
+        self._n_tracks = world.n_tracks
         self._n_artists = len(world.artist_names)
+        self._artist_of: list[int] = world.artists.tolist()  # list indexing is the cheapest per step
 
     def neighbours(self, track: int) -> np.ndarray:
         """The interest's nearest tracks (cached: the same interests come back in many sessions)."""
@@ -79,7 +81,7 @@ class RecEnv(gym.Env):
         embedding = self.world.embeddings[interest]
         time = listen_time(float(self.world.embeddings[start] @ embedding), listener, 0, repeated=False)
         artist_plays = np.zeros(self._n_artists, dtype=np.int64)
-        artist_plays[self.world.artists[start]] = 1
+        artist_plays[self._artist_of[start]] = 1
         self.session = Session(listener, interest, embedding, listener.session_budget, artist_plays, start, time)
         self.session.played.add(start)
         return {"user": listener.user, "track": start}, {"time": time}
@@ -89,9 +91,9 @@ class RecEnv(gym.Env):
         if session is None:
             raise RuntimeError("call reset() before step()")
         track = int(action)
-        if not 0 <= track < self.world.n_tracks:
-            raise ValueError(f"recommended track {action!r} is not in 0..{self.world.n_tracks - 1}")
-        artist = self.world.artists[track]
+        if not 0 <= track < self._n_tracks:
+            raise ValueError(f"recommended track {action!r} is not in 0..{self._n_tracks - 1}")
+        artist = self._artist_of[track]
         repeated = track in session.played
         score = 0.0 if repeated else float(self.world.embeddings[track] @ session.embedding)
         time = listen_time(score, session.listener, int(session.artist_plays[artist]), repeated)
