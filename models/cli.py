@@ -62,6 +62,9 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many epochs without a better validation precision@10")
     parser.add_argument("--threads", type=_bounded(int, 1), default=default_threads(),
                         help="LightFM threads (default: all cores; 1 = bit-reproducible)")
+    parser.add_argument("--eval-users", type=_bounded(int, 0), default=2000,
+                        help="validation users scored after every epoch (early stopping, pruning); the report "
+                        "uses all; 0 = all (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the tuning")
     parser.add_argument("--study", type=Path, default=None,
                         help="Optuna SQLite file to create or resume (default OUT/study.db)")
@@ -108,6 +111,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         logs=tuple(args.logs), data=args.data, out=args.out, positives=positives, trials=args.trials,
         epochs=args.epochs, patience=args.patience, threads=args.threads, seed=args.seed, study=args.study,
+        eval_users=args.eval_users,
         progress=args.progress, tune=getattr(args, "tune", True), params=getattr(args, "params", None),
         top_k=getattr(args, "top_k", 100), refit=getattr(args, "refit", True), load=getattr(args, "load", False),
     )

@@ -62,6 +62,7 @@ class TrainConfig:
     study: Path | None = None
     seed: int = 0
     top_k: int = 100
+    eval_users: int = 2000  # validation users scored every epoch (early stopping, pruning); 0 = all
     refit: bool = True
     load: bool = False
     progress: bool = False
@@ -95,7 +96,8 @@ class Prepared:
     catalog: Catalog
     interactions: Interactions
     datasets: dict[str, LightFMData]  # per model name: the Dataset and item features it trains with
-    evaluator: Evaluator
+    evaluator: Evaluator  # every validation user: the report
+    monitor: Evaluator  # a sample of them: every epoch of training and tuning
     seconds: float
 
 
@@ -124,6 +126,7 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
         datasets={NO_FEATURES: lightfm_data(n_users, identity_only(features)),
                   FEATURES: lightfm_data(n_users, features)},
         evaluator=evaluator,
+        monitor=evaluator.sample(config.eval_users, rng),
         seconds=time.perf_counter() - start,
     )
 
@@ -133,7 +136,7 @@ def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -
     return tune(
         prepared.interactions.train,
         prepared.datasets[model].item_features,
-        prepared.evaluator,
+        prepared.monitor,
         TuneConfig(storage=config.study_path, name=model, trials=config.trials, epochs=config.epochs,
                    patience=config.patience, threads=config.threads, seed=seed),
         progress=config.progress,
@@ -170,8 +173,8 @@ def botify_load(data: Path, exports: dict[str, Exported]) -> None:
         raise InputError(f"botify load failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
 
 
-def _model_row(fitted: Fitted) -> dict[str, Any]:
-    return {**fitted.best.as_dict(), "best_epoch": fitted.best_epoch,
+def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:
+    return {**evaluator(fitted.scorer()).as_dict(), "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early, "fit_seconds_per_epoch": fitted.fit_seconds_per_epoch}
 
 
@@ -201,14 +204,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     for name, data in prepared.datasets.items():
         fitted[name] = fit(
             params[name], inter.train, data.item_features, config.epochs, config.threads, fit_seeds[name],
-            evaluator=prepared.evaluator, patience=config.patience, progress=config.progress, desc=name,
+            evaluator=prepared.monitor, patience=config.patience, progress=config.progress, desc=name,
         )
         timings[f"fit {name} ({fitted[name].best_epoch} best of {len(fitted[name].curve)} epochs)"] = sum(
             e.fit_seconds for e in fitted[name].curve
         )
 
-    toppop = prepared.evaluator(Scorer.popularity(inter.train))
-    models = {TITLES["toppop"]: toppop.as_dict(), **{TITLES[n]: _model_row(f) for n, f in fitted.items()}}
+    models = {TITLES["toppop"]: prepared.evaluator(Scorer.popularity(inter.train)).as_dict()}
+    models |= {TITLES[n]: _model_row(f, prepared.evaluator) for n, f in fitted.items()}
 
     exports: dict[str, Exported] = {}
     exclude = inter.all if config.refit else inter.train
@@ -224,8 +227,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
 
     plot_learning_curves(
-        {TITLES[n]: f.curve for n, f in fitted.items()}, {TITLES["toppop"]: toppop.precision},
-        config.out / "learning_curve.png",
+        {TITLES[n]: f.curve for n, f in fitted.items()},
+        {TITLES["toppop"]: prepared.monitor(Scorer.popularity(inter.train)).precision},
+        config.out / "learning_curve.png", users=len(prepared.monitor.rows), k=prepared.monitor.k,
     )
     if config.load:
         start = time.perf_counter()
@@ -243,7 +247,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "min_positives": config.positives.min_user_positives,
             "min_track_positives": config.positives.min_track_positives,
             "train": int(inter.train.nnz), "valid": int(inter.valid.nnz), "users": len(inter.users),
-            "eval_users": len(prepared.evaluator.rows), "tracks": prepared.catalog.size,
+            "eval_users": len(prepared.evaluator.rows), "monitored_users": len(prepared.monitor.rows),
+            "tracks": prepared.catalog.size,
             "split": config.positives.split, "feature_groups": list(prepared.datasets[FEATURES].groups),
         },
         "params": {name: p.as_dict() for name, p in params.items()},

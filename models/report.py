@@ -37,7 +37,8 @@ def markdown(report: Mapping[str, Any]) -> str:
     parts = [
         "# LightFM offline report\n",
         f"Validation split: {data['split']}; {data['eval_users']} users evaluated; metrics at k={report['k']} "
-        "rank every catalog track except the user's training positives.\n",
+        "rank every catalog track except the user's training positives. Early stopping and tuning watch "
+        f"{data['monitored_users']} of these users after every epoch.\n",
         markdown_table(report["models"], report["k"]),
         "## Data\n",
         f"- log lines: {data['lines']} in {data['files']} files, malformed skipped: {data['bad_lines']}",
@@ -65,7 +66,9 @@ def write_report(out_dir: Path, report: Mapping[str, Any]) -> None:
     write_text(out_dir / "report.md", markdown(report))
 
 
-def plot_learning_curves(curves: Mapping[str, list[Epoch]], baselines: Mapping[str, float], path: Path) -> None:
+def plot_learning_curves(
+    curves: Mapping[str, list[Epoch]], baselines: Mapping[str, float], path: Path, users: int, k: int = 10
+) -> None:
     """Validation precision per epoch for each trained model, baselines as horizontal lines."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in curves.items():
@@ -75,7 +78,7 @@ def plot_learning_curves(curves: Mapping[str, list[Epoch]], baselines: Mapping[s
     for name, value in baselines.items():
         ax.axhline(value, linestyle="--", color="grey", label=name)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation precision@10")
+    ax.set_ylabel(f"validation precision@{k} ({users} users)")
     ax.set_title("LightFM learning curve")
     ax.grid(alpha=0.3)
     ax.legend()

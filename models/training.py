@@ -54,6 +54,13 @@ class Evaluator:
         top = top_k(scorer, self.rows, self.k, exclude=self.train)
         return ranking_metrics(top, self.valid[self.rows])
 
+    def sample(self, users: int, rng: np.random.Generator) -> Evaluator:
+        """The same evaluation on at most `users` random users: cheap enough to run every epoch."""
+        if users <= 0 or users >= len(self.rows):
+            return self
+        rows = np.sort(rng.choice(self.rows, size=users, replace=False))
+        return Evaluator(self.train, self.valid, rows, self.k)
+
 
 @dataclass(frozen=True)
 class Epoch:

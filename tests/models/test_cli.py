@@ -82,3 +82,11 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
         tmp.write_text("half")
         raise RuntimeError("crash while writing")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_thread_runs_with_one_seed_export_identical_files(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    data, logs = toy
+    for run in ("a", "b"):
+        assert main(train_args(data, logs, tmp_path / run, "--seed", "11")) == 0
+    for name in ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
