@@ -7,6 +7,7 @@ see the same users, start tracks and random draws (a paired comparison).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import multiprocessing
@@ -156,8 +157,15 @@ def between_days(command: str, day: int) -> None:
         raise SimError(f"--between-days command failed with exit code {finished.returncode} after day {day}")
 
 
-def parse_args(argv: Sequence[str] | None) -> object:
-    parser = Parser(prog="python -m sim.run", description=__doc__.splitlines()[0].strip("`: "))
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = Parser(
+        prog="python -m sim.run",
+        description="Simulated listening sessions against a recommender (botify over HTTP, or in-process).",
+        epilog="examples:\n"
+        "  python -m sim.run --data data --agent remote --url http://127.0.0.1:5001 --episodes 1000 --processes 2\n"
+        "  python -m sim.run --data data --agent random,toppop,sticky-artist,oracle --episodes 2000 --out s.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, default=Path("data"), help="world folder (default: data)")
     parser.add_argument(
         "--agent",

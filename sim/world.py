@@ -19,7 +19,10 @@ from sim.generate import PRESETS, generate_world
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = Parser(prog="python -m sim.world", description=__doc__.splitlines()[0].strip("`: "))
+    parser = Parser(
+        prog="python -m sim.world",
+        description="Write a seeded music world (tracks.json, tracks.npy, users.json, top_tracks.json).",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to write the world into")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
