@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=40, help="functions listed")
+    parser.add_argument("--gil", action="store_true", help="only samples holding the GIL: Python CPU time")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_profile.txt")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             [worker] = server.worker_pids()
             record = [py_spy, "record", "--pid", str(worker), "--duration", f"{args.duration:g}", "--rate"]
             record += [str(args.rate), "--format", "raw", "--output", str(args.out), "--nonblocking"]
+            record += ["--gil"] if args.gil else []
             subprocess.run(record, check=True, capture_output=True)
             wrk.wait()
     print(shares(args.out, args.top))
