@@ -1,0 +1,130 @@
+"""deploy/nginx.conf for real: nginx in front of N botify replicas on loopback, checked and measured.
+
+One command (from the repository root): `.venv/bin/python bench/serving_nginx.py --replicas 2`
+
+The compose file's nginx config runs here with only what Docker provides swapped for loopback:
+the replicas' addresses (Docker's DNS name `recommender` -> 127.0.0.1 ports), the listen address and
+nginx's own paths. Then it checks what the proxy promises (answers pass through on kept-alive upstream
+connections; an oversized body gets a JSON 413; no replica left gets a JSON 503) and measures
+throughput and latency through nginx against one replica asked directly. Needs nginx and wrk
+(Debian: `apt-get install -y nginx wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+from serving_load import run_wrk
+from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
+from serving_world import write_world
+
+CONFIG = REPO / "deploy" / "nginx.conf"
+
+
+def local_config(text: str, replicas: list[str], port: int, scratch: Path) -> str:
+    """The deployed config with Docker's parts replaced by loopback ones; fails if the config drifted."""
+    swaps = {
+        "        server recommender:5001 resolve;\n": "".join(f"        server {r};\n" for r in replicas),
+        "    resolver 127.0.0.11 valid=5s ipv6=off;\n": "",
+        "        listen 5001;\n": f"        listen 127.0.0.1:{port};\n",
+        "    error_log /dev/stderr warn;\n": f"    error_log {scratch / 'error.log'} warn;\n",
+    }
+    for old, new in swaps.items():
+        if old not in text:
+            raise RuntimeError(f"deploy/nginx.conf no longer has {old.strip()!r}; update serving_nginx.py")
+        text = text.replace(old, new)
+    temp_paths = "".join(
+        f"    {kind}_temp_path {scratch / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"pid {scratch / 'nginx.pid'};\n" + text.replace("http {\n", "http {\n" + temp_paths, 1)
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replicas", type=int, default=2, help="botify replicas behind nginx")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_nginx.json")
+    args = parser.parse_args(argv)
+    if args.replicas < 1 or args.workers < 1 or args.duration <= 0:
+        parser.error("--replicas, --workers and --duration must be positive")
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            print(
+                f"serving_nginx: {tool} is not installed; install it with `apt-get install -y {tool}`", file=sys.stderr
+            )
+            return 1
+    world = write_world(args.world, np.random.default_rng(args.seed))
+    size = (world.size.users, world.size.tracks)
+    results: dict = {"settings": {k: v for k, v in vars(args).items() if k not in ("world", "out")}}
+    with (
+        tempfile.TemporaryDirectory() as scratch_dir,
+        loaded_redis(Path(scratch_dir), world) as redis,
+        ExitStack() as stack,
+    ):
+        scratch = Path(scratch_dir)
+        env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(scratch / "log")}
+        servers = [stack.enter_context(gunicorn(BOTIFY_APP, args.workers, 4, **env)) for _ in range(args.replicas)]
+        port = free_port()
+        config = scratch / "nginx.conf"
+        config.write_text(
+            local_config(CONFIG.read_text(), [s.url.removeprefix("http://") for s in servers], port, scratch)
+        )
+        subprocess.run(["nginx", "-t", "-q", "-c", str(config)], check=True)
+        nginx = subprocess.Popen(["nginx", "-c", str(config), "-g", "daemon off;"])
+        url = f"http://127.0.0.1:{port}"
+        try:
+            time.sleep(0.5)
+            checks = {
+                "next passes through": post(f"{url}/next/1", b'{"track": 5, "time": 0.5}')[0] == 200,
+                "oversized body: JSON 413": post(f"{url}/next/1", b"x" * 5000) == (413, json.loads(
+                    '{"message": "body too large: at most 4096 bytes"}')),
+            }  # fmt: skip
+            results["through_nginx"] = run_wrk(url, args.connections, args.duration, *size, args.seed)
+            results["one_replica_direct"] = run_wrk(servers[0].url, args.connections, args.duration, *size, args.seed)
+            for server in servers:
+                server.process.terminate()
+                server.process.wait(timeout=30)
+            status, answer = post(f"{url}/next/1", b'{"track": 5, "time": 0.5}')
+            checks["no replica left: JSON 503"] = status == 503 and "replica" in answer["message"]
+            results["checks"] = checks
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    for name in ("through_nginx", "one_replica_direct"):
+        run = results[name]
+        print(f"{name:20s} {run['rps']:7.0f} req/s  p50 {run['latency_ms']['p50']:.2f} ms  "
+              f"p99 {run['latency_ms']['p99']:.2f} ms  errors {run['errors']}")  # fmt: skip
+    for check, passed in results["checks"].items():
+        print(f"{'ok  ' if passed else 'FAIL'} {check}")
+    print(f"figures: {args.out}")
+    return 0 if all(results["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
