@@ -8,8 +8,11 @@ the training data and epoch budget, so one file never mixes trials of different 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +51,19 @@ class TuneResult:
     study_name: str
     finished_trials: int
     pruned_trials: int
-    new_trials: int
+    new_trials: int  # run by this call (pruned ones included)
     seconds: float
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An inter-process lock (flock on a file beside the study)."""
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def suggest(trial: optuna.Trial) -> LightFMParams:
@@ -88,24 +102,31 @@ def tune(
     """Run the study until it holds `config.trials` finished trials; return its best."""
     start = time.perf_counter()
     name = study_name(config.name, train, evaluator.valid, item_features, config.epochs)
-    storage = f"sqlite:///{config.storage.resolve()}"
     config.storage.parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
-    )
+    with _exclusive(config.storage.with_name(config.storage.name + ".lock")):
+        # Workers that start together must not both create the tables or both enqueue the defaults.
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{config.storage.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
+        )
+        if not study.trials:
+            study.enqueue_trial(LightFMParams().as_dict())
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A resumed run must not replay the first run's random start-up proposals: the seed moves on.
     study.sampler = optuna.samplers.TPESampler(
         seed=config.seed + done, n_startup_trials=max(2, min(10, config.trials // 3))
     )
-    if not study.trials:
-        study.enqueue_trial(LightFMParams().as_dict())
+
+    ran: list[int] = []  # trials this process ran (other workers may share the study)
 
     def objective(trial: optuna.Trial) -> float:
+        ran.append(trial.number)
         params = suggest(trial)
 
         def report(epoch: Epoch) -> None:
@@ -140,6 +161,6 @@ def tune(
         study_name=name,
         finished_trials=len(finished),
         pruned_trials=sum(t.state == TrialState.PRUNED for t in finished),
-        new_trials=len(finished) - done,
+        new_trials=len(ran),
         seconds=time.perf_counter() - start,
     )

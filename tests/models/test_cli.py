@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from models.atomic import atomic_path
 from models.cli import main
 from models.synthetic import SyntheticSpec, generate
 
-from .conftest import event, run_models, write_lines
+from .conftest import REPO, event, run_models, write_lines
 
 OUTPUTS = ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy", "report.md")
 
@@ -90,3 +92,20 @@ def test_one_thread_runs_with_one_seed_export_identical_files(toy: tuple[Path, P
         assert main(train_args(data, logs, tmp_path / run, "--seed", "11")) == 0
     for name in ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    data, logs = toy
+    args = ["tune", "--logs", str(logs), "--data", str(data), "--out", str(tmp_path), "--trials", "6",
+            "--epochs", "2", "--threads", "1", "--no-progress"]
+    workers = [subprocess.Popen([sys.executable, "-m", "models", *args, "--worker", str(w)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (0, 1)]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out))
+    assert results[0]["study"] == results[1]["study"]
+    assert sum(r["new_trials"] for r in results) >= 6
+    assert max(r["finished_trials"] for r in results) >= 6
+    assert (tmp_path / "study.db").exists()
