@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Recorder:
 
     requests: list[tuple[str, str, str, bytes, int]] = field(default_factory=list)
     n_tracks: int = 3000
+    hang_up: bool = False  # close each connection after answering, as a server timing out idle clients
 
 
 def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
@@ -55,6 +57,7 @@ def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
                 self._answer(200, {"user": int(user), "track": (json.loads(body)["track"] + 1) % recorder.n_tracks})
             else:
                 self._answer(200, {"user": int(user)})
+            self.close_connection = recorder.hang_up
 
         def log_message(self, *args: object) -> None:
             return None
@@ -90,6 +93,19 @@ def test_remote_agent_sends_the_course_requests(recorder, world_dir):
     assert tracks[1:] == [(t + 1) % 3000 for t in tracks[:-1]]
     assert json.loads(sent[-1][3]) == {"track": env.session.track, "time": env.session.time}
     assert len({port for *_, port in sent}) == 1, "one kept-alive connection for the whole session"
+
+
+def test_remote_agent_reconnects_when_the_server_closed_an_idle_connection(recorder):
+    record, url = recorder
+    record.hang_up = True
+    agent = RemoteAgent(url)
+    answers = []
+    for track in (10, 20, 30):
+        answers.append(agent.recommend_next(1, track, 0.5))
+        time.sleep(0.2)  # idle: the server's close has arrived before the next request
+    assert answers == [11, 21, 31]
+    assert len(record.requests) == 3, "every request answered once, none sent twice"
+    assert len({port for *_, port in record.requests}) == 3, "a new connection after each close"
 
 
 def test_remote_agent_fails_with_one_clear_line(recorder):
