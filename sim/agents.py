@@ -16,7 +16,7 @@ from sim.listener import appeal
 
 
 class Agent:
-    """Base: no randomness of its own and nothing to do when a session ends."""
+    """Base: keeps the episode's generator; nothing to do when a session ends."""
 
     def begin(self, rng: np.random.Generator) -> None:
         self.rng = rng

@@ -93,6 +93,24 @@ def test_any_botify_recommender_runs_in_process(tmp_path, world_dir, monkeypatch
     assert recommender.ended == users
 
 
+def test_botifys_own_sticky_artist_runs_in_process(tmp_path, world_dir, monkeypatch):
+    """The service's recommender object, driven in-process, scores like the simulator's own StickyArtist."""
+    (tmp_path / "botify_agents.py").write_text(
+        "import numpy as np\n"
+        "from botify.catalog import Catalog\n"
+        "from botify.recommenders.sticky_artist import StickyArtist\n"
+        "def sticky(world):\n"
+        "    catalog = Catalog.build(world.artists, world.top_tracks)\n"
+        "    return StickyArtist(lambda: catalog, np.random.default_rng(1))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = _summary(tmp_path, world_dir, "--agent", "botify_agents:sticky,sticky-artist", "--episodes", "400")
+    theirs, ours = rows
+    assert theirs["agent"] == "botify_agents:sticky" and theirs["sessions"] == 400
+    assert abs(theirs["mean_time"] - ours["mean_time"]) < 3 * np.hypot(theirs["time_se"], ours["time_se"])
+    assert theirs["mean_time"] > 1.5
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
