@@ -41,7 +41,7 @@ class Summary:
     truncated: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def summarize(results: list[EpisodeResult]) -> list[Summary]:
