@@ -55,7 +55,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
                         help="validation: a random share of each user's positives, or the log's last 24 h")
     parser.add_argument("--valid-share", type=_bounded(float, 0.01, 0.99), default=0.3,
                         help="share of each user's positives held out by --split random (default 0.3)")
-    parser.add_argument("--trials", type=_bounded(int, 1), default=30, help="Optuna trials (default 30)")
+    parser.add_argument("--trials", type=_bounded(int, 1), default=30, help="Optuna trials per model (default 30)")
     parser.add_argument("--epochs", type=_bounded(int, 1), default=20,
                         help="max epochs per trial and per final model (default 20)")
     parser.add_argument("--patience", type=_bounded(int, 1), default=3,

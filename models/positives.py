@@ -121,7 +121,7 @@ def build_interactions(
     if not keep.any():
         raise InputError(
             f"no positives left: no users with >= {config.min_user_positives} and tracks with >= "
-            f"{config.min_track_positives} positives among {len(user)} positives"
+            f"{config.min_track_positives} positives among {len(user)} positives (lower --min-positives)"
         )
     user, track, ts = user[keep], track[keep], ts[keep]
     users, user_code = np.unique(user, return_inverse=True)

@@ -36,12 +36,12 @@ class Scorer:
 
     @classmethod
     def popularity(cls, train: sp.csr_matrix) -> Scorer:
-        """TopPop: every user gets the tracks with the most training positives."""
+        """TopPop: no personal part (zero-width vectors), the item bias is the training positives count."""
         counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel()
         return cls(
-            user_vectors=np.ones((train.shape[0], 1), dtype=np.float32),
-            item_vectors=counts[:, None],
-            item_bias=np.zeros_like(counts),
+            user_vectors=np.zeros((train.shape[0], 0), dtype=np.float32),
+            item_vectors=np.zeros((len(counts), 0), dtype=np.float32),
+            item_bias=counts,
         )
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
