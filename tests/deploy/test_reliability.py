@@ -4,7 +4,8 @@
   and the event log holds exactly one line per successful /next and /last;
 - Redis killed mid-load: answers keep coming (popular tracks held in process) while /ready says 503;
   Redis restarted: the same botify serves recommendations again, nothing restarted;
-- a worker SIGKILLed mid-load: gunicorn replaces it, and the other workers lose no event-log line.
+- a worker SIGKILLed mid-load: gunicorn replaces it, and no answered request is missing from the event log
+  (the other workers' lines, and the killed one's too: a line is written before its answer is sent).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ Users = Callable[[int, int], int]  # (thread, session number) -> user
 def listen(
     url: str, threads: int, seconds: float, users: Users, seed: int, stop: threading.Event | None = None,
     connection_per_session: bool = False,
-):  # fmt: skip
+) -> tuple[list[threading.Thread], list[list[Answer]]]:  # fmt: skip
     """`threads` clients play sessions (1-6 /next, then /last) until `seconds` pass or `stop` is set.
 
     Each /next sends the previously recommended track, as a listener following the service would.
