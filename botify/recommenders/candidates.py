@@ -3,9 +3,8 @@
 Both never return a track already played or recommended in the session, and fall back down a
 chain of picks when they have nothing left to offer. `InOrder` serves the list as stored.
 `SessionAware` widens the user's list with the tracks nearest to the session's context track (the one
-listened to longest lately) in the model's item space, so it also serves users without a list, and
-re-ranks the unplayed candidates in one pass: cosine similarity to the context track times an
-artist-fatigue discount per play of the candidate's artist in the session.
+listened to longest lately) in the model's item space and with the context's artist, so it also
+serves users without a list, and re-ranks the unplayed candidates in one pass (see the class).
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from botify.session import Session
 from botify.store import Store
 
 ARTIST_FATIGUE = 0.8  # score multiplier per play of the same artist in the session
+PERSONAL_BONUS = 0.15  # relevance added to candidates on the user's own list
+CONTEXT_ARTIST_BONUS = 0.1  # relevance added to tracks by the context track's artist
 
 
 class CandidateRecommender:
@@ -67,23 +68,29 @@ class InOrder(CandidateRecommender):
 
 
 class SessionAware(CandidateRecommender):
-    """The unplayed candidate most similar to the session's context, discounted by artist fatigue."""
+    """The unplayed candidate most relevant to the session, discounted by artist fatigue.
+
+    Candidates: the user's list, the context track's nearest tracks and its artist's tracks.
+    Relevance: cosine similarity to the context track mapped to [0, 1], plus a bonus for being on
+    the user's own list (long-term taste) and for sharing the context's artist (continuity).
+    """
 
     def choose(self, candidates: np.ndarray, items: ItemSpace | None, session: Session, catalog: Catalog) -> int | None:
         context = session.context_track()
+        personal = candidates[(candidates >= 0) & (candidates < catalog.size)]
         if items is None or len(items) != catalog.size or context is None:
-            items = None  # no usable vectors: the list's order is the relevance
-        else:
-            candidates = np.concatenate([candidates, items.nearest(context)])
-            candidates = candidates[np.sort(np.unique(candidates, return_index=True)[1])]
-        candidates = candidates[(candidates >= 0) & (candidates < catalog.size)]
-        unplayed = candidates[~np.isin(candidates, session.seen)]
+            return first_not_in(personal, set(session.seen))  # no usable vectors: the list as it is
+        pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
+        pool = np.unique(pool)
+        unplayed = pool[~np.isin(pool, session.seen)]
         if len(unplayed) == 0:
             return None
-        if items is None:
-            relevance = 1.0 - np.arange(len(unplayed)) / len(unplayed)
-        else:
-            relevance = (1.0 + items.similarity(unplayed, context)) / 2.0
+        artists = catalog.artist_of[unplayed]
+        relevance = (
+            (1.0 + items.similarity(unplayed, context)) / 2.0
+            + PERSONAL_BONUS * np.isin(unplayed, personal)
+            + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
+        )
         plays = Counter(catalog.artist_of[session.seen].tolist())
-        fatigue = ARTIST_FATIGUE ** np.array([plays[a] for a in catalog.artist_of[unplayed].tolist()])
+        fatigue = ARTIST_FATIGUE ** np.array([plays[a] for a in artists.tolist()])
         return int(unplayed[int(np.argmax(relevance * fatigue))])
