@@ -3,8 +3,8 @@
 One command (from the repository root): `.venv/bin/python bench/sim_remote.py`
 
 1. Generates the default world, loads it into a fresh redis-server and starts botify (gunicorn, 2 workers).
-2. Drives it with the remote agent (keep-alive HTTP, real sessions) at `--processes` 1 and 2:
-   requests/s, and the simulator's own CPU time per request.
+2. Drives it with the remote agent (keep-alive HTTP, real sessions) at `--processes` 1, 2 and 4:
+   requests/s, and the simulator's own CPU time per request (worker start-up included).
 3. Measures the service's own throughput with wrk (a C load generator, next to free) at the same
    concurrency (1 and 2 connections) and at 8 connections (its maximum here).
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             variables = {"REDIS_URL": redis.url, "BOTIFY_DATA_DIR": str(data)}
             service = ServiceProcess.start(free_port(), Path(tmp) / "log", variables, workers=2)
             simulate(service.url, data, 200, 1, args.seed + 1)  # warm-up: connections, caches
-            for processes in (1, 2):
+            for processes in (1, 2, 4):
                 results["simulator"].append(simulate(service.url, data, args.episodes, processes, args.seed))
             for connections in (1, 2, 8):
                 results["wrk"].append(wrk(service.url, connections, args.wrk_seconds, config.users, config.tracks))
