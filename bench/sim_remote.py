@@ -4,9 +4,10 @@ One command (from the repository root): `.venv/bin/python bench/sim_remote.py`
 
 1. Generates the default world, loads it into a fresh redis-server and starts botify (gunicorn, 2 workers).
 2. Drives it with the remote agent (keep-alive HTTP, real sessions) at `--processes` 1, 2 and 4:
-   requests/s, and the simulator's own CPU time per request (worker start-up included).
+   steady-state requests/s, and the simulator's own CPU time per request (worker start-up included).
 3. Measures the service's own throughput with wrk (a C load generator, next to free) at the same
    concurrency (1 and 2 connections) and at 8 connections (its maximum here).
+Runs alternate over several rounds so every configuration sees the same machine; medians are reported.
 
 The runner is not the bottleneck when `sim --processes 2` reaches wrk's 2-connection throughput.
 Figures go to `results/bench/sim_remote.json` and a table. wrk must be installed (Debian: `apt-get install -y wrk`).
@@ -52,15 +53,30 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+class Timeline:
+    """Progress sink that remembers when sessions finished, to time the steady state without start-up."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+        self.done = 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.marks.append((time.perf_counter(), self.done))
+
+
 def simulate(url: str, data: Path, episodes: int, processes: int, seed: int) -> dict:
+    """One run; requests/s from the first finished chunk to the last (pool start-up excluded)."""
     job = Job(data, "remote", url, 1000, seed)
-    cpu, start = cpu_seconds(), time.perf_counter()
-    with tqdm(total=episodes, desc=f"sim --processes {processes}", unit="session") as bar:
-        results = run_day(job, 1, episodes, processes, bar)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    timeline = Timeline()
+    cpu = cpu_seconds()
+    results = run_day(job, 1, episodes, processes, timeline)
+    cpu = cpu_seconds() - cpu
     requests = sum(r.steps + 1 for r in results)  # every step's /next and the session's /last
-    return {"processes": processes, "sessions": episodes, "requests": requests, "seconds": seconds,
-            "rps": requests / seconds, "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
+    (t0, n0), (t1, n1) = timeline.marks[0], timeline.marks[-1]
+    return {"processes": processes, "sessions": episodes, "requests": requests,
+            "rps": (n1 - n0) / (t1 - t0) * requests / episodes,
+            "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
 
 
 def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> dict:
@@ -76,8 +92,9 @@ def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=3000, help="sessions per simulator run")
-    parser.add_argument("--wrk-seconds", type=float, default=10.0)
+    parser.add_argument("--episodes", type=int, default=1500, help="sessions per simulator run")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/bench/sim_remote.json"))
     args = parser.parse_args(argv)
@@ -98,26 +115,34 @@ def main(argv: list[str] | None = None) -> int:
             variables = {"REDIS_URL": redis.url, "BOTIFY_DATA_DIR": str(data)}
             service = ServiceProcess.start(free_port(), Path(tmp) / "log", variables, workers=2)
             simulate(service.url, data, 200, 1, args.seed + 1)  # warm-up: connections, caches
-            for processes in (1, 2, 4):
-                results["simulator"].append(simulate(service.url, data, args.episodes, processes, args.seed))
-            for connections in (1, 2, 8):
-                results["wrk"].append(wrk(service.url, connections, args.wrk_seconds, config.users, config.tracks))
+            # Alternate the runs so that every configuration sees the same (shared) machine.
+            for round_ in tqdm(range(args.rounds), desc="rounds"):
+                for processes in (1, 2, 4):
+                    run = simulate(service.url, data, args.episodes, processes, args.seed + round_)
+                    results["simulator"].append(run)
+                for connections in (1, 2, 8):
+                    results["wrk"].append(wrk(service.url, connections, args.wrk_seconds, config.users, config.tracks))
         finally:
             if service is not None:
                 service.stop()
             redis.stop(save=False)
 
-    wrk_at = {r["connections"]: r["rps"] for r in results["wrk"]}
-    print("\n| load | requests/s | simulator CPU per request |\n|---|---:|---:|")
-    for r in results["simulator"]:
-        print(f"| sim --processes {r['processes']} | {r['rps']:,.0f} | {r['client_cpu_us_per_request']:,.0f} µs |")
-    for r in results["wrk"]:
-        print(f"| wrk, {r['connections']} connection(s) | {r['rps']:,.0f} | |")
-    two = next(r["rps"] for r in results["simulator"] if r["processes"] == 2)
-    results["sim2_over_wrk2"] = two / wrk_at[2]
-    results["sim2_over_wrk_max"] = two / max(wrk_at.values())
-    print(f"\nsim --processes 2 reaches {results['sim2_over_wrk2']:.0%} of wrk at 2 connections, "
-          f"{results['sim2_over_wrk_max']:.0%} of the service's maximum")  # fmt: skip
+    def median(rows: list[dict], key: str, value: str) -> dict[int, float]:
+        return {k: float(np.median([r[value] for r in rows if r[key] == k])) for k in sorted({r[key] for r in rows})}
+
+    sim_rps = median(results["simulator"], "processes", "rps")
+    sim_cpu = median(results["simulator"], "processes", "client_cpu_us_per_request")
+    wrk_rps = median(results["wrk"], "connections", "rps")
+    print(f"\nmedians of {args.rounds} alternating rounds\n")
+    print("| load | requests/s | simulator CPU per request |\n|---|---:|---:|")
+    for processes, rps in sim_rps.items():
+        print(f"| sim --processes {processes} | {rps:,.0f} | {sim_cpu[processes]:,.0f} µs |")
+    for connections, rps in wrk_rps.items():
+        print(f"| wrk, {connections} connection(s) | {rps:,.0f} | |")
+    results["sim2_over_wrk2"] = sim_rps[2] / wrk_rps[2]
+    results["sim4_over_wrk_max"] = sim_rps[4] / max(wrk_rps.values())
+    print(f"\nsim --processes 2 reaches {results['sim2_over_wrk2']:.0%} of wrk at 2 connections; "
+          f"--processes 4 reaches {results['sim4_over_wrk_max']:.0%} of the service's maximum")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

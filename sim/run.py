@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -129,8 +130,12 @@ def _run_chunk(chunk: tuple[int, int, int]) -> list[EpisodeResult]:
     return [run_episode(env, agent, job.agent, job.seed, day, e) for e in range(start, stop)]
 
 
-def run_day(job: Job, day: int, episodes: int, processes: int, progress: tqdm) -> list[EpisodeResult]:
-    """All episodes of one day for one agent, in episode order."""
+class Progress(Protocol):
+    def update(self, n: int) -> object: ...
+
+
+def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progress) -> list[EpisodeResult]:
+    """All episodes of one day for one agent, in episode order; ``progress.update(n)`` as sessions end."""
     if processes <= 1:
         with threadpool_limits(1, user_api="blas"):  # as in a pool worker
             _start_worker(job)
