@@ -162,6 +162,14 @@ def between_days(command: str, day: int) -> None:
         raise SimError(f"--between-days command failed with exit code {finished.returncode} after day {day}")
 
 
+def pause(day: int) -> None:
+    """The course's end-of-day stop: time to retrain and reload by hand."""
+    try:
+        input(f"day {day} done: press Enter to start day {day + 1} (Ctrl-C to stop) ")
+    except EOFError:
+        raise SimError("--pause needs an interactive terminal (stdin closed)") from None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = Parser(
         prog="python -m sim.run",
@@ -184,6 +192,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=1, help="parallel workers (default: 1)")
     parser.add_argument("--days", type=int, default=1, help="days to simulate (default: 1)")
     parser.add_argument("--between-days", metavar="CMD", help="shell command run after each day but the last")
+    parser.add_argument("--pause", action="store_true", help="also wait for Enter between days (interactive)")
     parser.add_argument(
         "--max-steps", type=int, default=1000, help="truncate longer sessions; 0: never (default: 1000)"
     )
@@ -214,8 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             job = Job(args.data, name, args.url, args.max_steps or None, args.seed)
             with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet) as bar:
                 results.extend(run_day(job, day, args.episodes, args.processes, bar))
-        if args.between_days and day < args.days:
-            between_days(args.between_days, day)
+        if day < args.days:
+            if args.between_days:
+                between_days(args.between_days, day)
+            if args.pause:
+                pause(day)
     rows = summarize(results)
     print(format_table(rows))
     if args.out:

@@ -62,6 +62,16 @@ def test_days_run_the_hook_between_them(tmp_path, world_dir):
     assert marker.read_text().split() == ["1", "2"]
 
 
+def test_pause_waits_for_enter_between_days(world_dir):
+    command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "random", "--episodes", "5",
+               "--days", "2", "--pause", "--quiet"]  # fmt: skip
+    answered = subprocess.run(command, input="\n", capture_output=True, text=True)
+    assert answered.returncode == 0 and "press Enter to start day 2" in answered.stdout
+    assert "| random | 2 | 5 |" in answered.stdout
+    closed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert closed.returncode == 1 and "--pause needs an interactive terminal" in closed.stderr
+
+
 class CountingRecommender:
     """A botify-style recommender: the next track id, and a count of ended sessions."""
 
