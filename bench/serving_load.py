@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from serving_cli import Parser
 from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis
 from serving_world import WorldSize, write_world
@@ -149,7 +150,7 @@ def check_targets(results: dict) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load before each run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating hello/botify rounds (median kept)")

@@ -12,7 +12,6 @@ throughput and latency through nginx against one replica asked directly. Needs n
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+from serving_cli import Parser
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
@@ -60,7 +60,7 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--replicas", type=int, default=2, help="botify replicas behind nginx")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")

@@ -11,7 +11,6 @@ and py-spy (`.venv/bin/pip install py-spy==0.4.3`; sampling another process need
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from serving_cli import Parser
 from serving_load import WRK_SCRIPT
 from serving_servers import BOTIFY_APP, REPO, gunicorn, loaded_redis
 from serving_world import write_world
@@ -48,7 +48,7 @@ def shares(stacks: Path, top: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds sampled")
     parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
