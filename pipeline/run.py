@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import ServiceProcess
+from botify.process import ServiceProcess, free_port
 
 
 @dataclass(frozen=True)
@@ -48,12 +47,6 @@ def step(title: str) -> None:
 def python(*args: str, env: dict[str, str] | None = None) -> None:
     """Run one of the project's commands; its progress shows on the terminal; a failure stops the run."""
     subprocess.run([sys.executable, *args], check=True, env={**os.environ, **(env or {})})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
