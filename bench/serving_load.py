@@ -99,6 +99,11 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
 
 
+def median_cpu(runs: list[dict]) -> float:
+    """Median CPU time per request of the server (gunicorn and Redis), over rounds: steadier than req/s."""
+    return float(np.median([sum(run["cpu_us_per_request"].values()) for run in runs]))
+
+
 def table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
@@ -119,7 +124,8 @@ def report(results: dict) -> str:
                      f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{latency['p99']:.2f}", str(fixed["errors"]),
                      f"lag p99 {fixed['send_lag_ms']['p99']:.2f} ms"))  # fmt: skip
     lines = table(rows)
-    lines.append(f"botify / hello-world throughput: {results['ratio_to_hello']:.2f}")
+    lines.append(f"botify / hello-world throughput: {results['ratio_to_hello']:.2f} "
+                 f"(from CPU time per request: {results['cpu_ratio_to_hello']:.2f})")  # fmt: skip
     lines.append(
         f"load average before / after: {results['load_average']['before']} / {results['load_average']['after']}"
     )
@@ -204,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         "closed_loop": {"hello": hello, "botify": botify},
         "rounds": runs,
         "ratio_to_hello": botify["rps"] / hello["rps"],
+        # The same ratio from CPU time (all rounds): what it would be on a machine with nothing else running.
+        "cpu_ratio_to_hello": median_cpu(runs["hello"]) / median_cpu(runs["botify"]),
         "fixed_rate": fixed,
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
     }
