@@ -383,7 +383,7 @@ BREAKAGES = [
     ("docker-compose.yml", "./deploy/nginx.conf", "./deploy/nginx-old.conf", "no service mounts an nginx config"),
     ("docker-compose.yml", '"--recs"', '"--recommendations"', "unknown flag --recommendations"),
     ("docker-compose.yml", '"botify", "load"', '"botify", "upload"', "is not a command"),
-    ("docker-compose.yml", "lightfm=/data/recs", "lightfm=/srv/recs", "/srv/recs/lightfm.jsonl is on no volume"),
+    ("docker-compose.yml", "lightfm=/recs/", "lightfm=/srv/recs/", "/srv/recs/lightfm.jsonl is on no volume"),
     ("docker-compose.yml", "redis://redis:6379/0", "redis://cache:6379/0", "no Redis service"),
     ("docker-compose.yml", "BOTIFY_LOG_DIR: /var", "BOTIFY_LOGDIR: /var", "never reads BOTIFY_LOGDIR"),
     ("docker-compose.yml", "BOTIFY_BIND: 0.0.0.0:5001", "BOTIFY_BIND: 0.0.0.0:8000", "the image EXPOSEs [5001]"),
