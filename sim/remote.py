@@ -1,80 +1,37 @@
 """The remote agent: asks a botify service over HTTP, exactly as the course's simulator does.
 
 ``POST {url}/next/{user}`` with ``{"track": int, "time": float}`` for every step (the first one
-carries the session's start track), ``POST {url}/last/{user}`` when the session ends.
-
-One kept-alive ``http.client`` connection per agent: a request is one ``send`` of headers and body
-and one round trip. That costs ~1.7x less client CPU than urllib3's pool and ~4x less than a
-``requests.Session`` (see bench/sim_remote.py), so the simulator is not what limits the service.
-Like urllib3, a connection the server has closed is noticed before it is reused, and a request
-that reached the service is never sent twice.
+carries the session's start track), ``POST {url}/last/{user}`` when the session ends; the body's
+bytes are the course agent's (``json.dumps`` of that dict). One kept-alive connection per agent
+(``sim.wire``): a step is one round trip at a client cost on par with wrk's.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import select
-import time
 from urllib.parse import urlsplit
 
 from sim.agents import Agent
 from sim.errors import AgentError
-
-JSON_HEADERS = {"Content-Type": "application/json"}
+from sim.wire import Connection, WireError
 
 
 class RemoteAgent(Agent):
-    def __init__(self, url: str, timeout: float = 10.0, connect_attempts: int = 4) -> None:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AgentError(f"bad service URL {url!r}: expected http://HOST[:PORT]")
+        https = parts.scheme == "https"
         self.url = url.rstrip("/")
         self._prefix = parts.path.rstrip("/")
-        self._address = (parts.hostname, parts.port)
-        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._timeout = timeout
-        self._connect_attempts = connect_attempts
-        self._connection: http.client.HTTPConnection | None = None
-        self._poll: select.poll | None = None
-
-    def _connect(self) -> http.client.HTTPConnection:
-        """A new connection; a refused or failed connect is retried with backoff (nothing was sent yet)."""
-        failures = 0
-        while True:
-            connection = self._connection_class(*self._address, timeout=self._timeout)
-            try:
-                connection.connect()
-            except OSError as error:
-                failures += 1
-                if failures == self._connect_attempts:
-                    raise AgentError(f"cannot reach botify at {self.url}: {error.strerror or error}") from None
-                time.sleep(0.2 * 2 ** (failures - 1))
-                continue
-            self._poll = select.poll()
-            self._poll.register(connection.sock, select.POLLIN)
-            return connection
-
-    def _usable(self) -> http.client.HTTPConnection:
-        """The kept-alive connection, unless the server closed it while idle (readable before a request)."""
-        if self._connection is not None and self._poll is not None and self._poll.poll(0):
-            self.close()
-        if self._connection is None:
-            self._connection = self._connect()
-        return self._connection
+        self._connection = Connection(parts.hostname, parts.port or (443 if https else 80), https, timeout)
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
-        connection = self._usable()
         try:
-            connection.request(method, f"{self._prefix}{path}", body=body, headers=JSON_HEADERS)
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", errors="replace")
-        except (OSError, http.client.HTTPException) as error:
-            self.close()
-            raise AgentError(f"{method} {self.url}{path} failed: {type(error).__name__}: {error}") from None
-        if response.will_close:
-            self.close()
-        return response.status, text
+            status, content = self._connection.request(method, f"{self._prefix}{path}", body)
+        except WireError as error:
+            raise AgentError(f"{method} {self.url}{path} failed: {error}") from None
+        return status, content.decode("utf-8", errors="replace")
 
     def _post(self, endpoint: str, user: int, track: int, time: float) -> dict:
         path = f"/{endpoint}/{user}"
@@ -91,7 +48,10 @@ class RemoteAgent(Agent):
 
     def check(self) -> None:
         """Fail early, with one line, when nothing (or not a service) answers at the URL."""
-        status, _ = self._request("GET", "/")
+        try:
+            status, _ = self._connection.request("GET", f"{self._prefix}/")
+        except WireError as error:
+            raise AgentError(f"cannot reach botify at {self.url} ({error})") from None
         if status != 200:
             raise AgentError(f"botify at {self.url} answered HTTP {status} to GET /")
 
@@ -106,6 +66,4 @@ class RemoteAgent(Agent):
         self._post("last", user, last_track, last_time)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = self._poll = None
+        self._connection.close()
