@@ -1,20 +1,43 @@
-"""A recommendation set's item vectors: cosine similarity and each track's nearest tracks."""
+"""A recommendation set's item vectors: cosine similarity, and each track's nearest tracks.
+
+The nearest tracks are worked out once, when a set is loaded (`nearest_tracks`), not per request.
+"""
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 
 NEIGHBOURS = 100
-CACHED_TRACKS = 20_000  # nearest-track lists kept per worker (100 ids each: ~8 MB)
+BLOCK = 2048  # rows of the similarity matrix at a time (BLOCK x tracks float32)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def nearest_tracks(vectors: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """For every track, the `k` most similar other tracks by cosine, most similar first: int32 [tracks, k]."""
+    unit = unit_rows(vectors)
+    count = len(unit)
+    k = max(0, min(k, count - 1))
+    nearest = np.empty((count, k), dtype=np.int32)
+    if k == 0:
+        return nearest
+    for start in range(0, count, BLOCK):
+        scores = unit[start : start + BLOCK] @ unit.T
+        rows = np.arange(len(scores))
+        scores[rows, rows + start] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        nearest[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
+    return nearest
 
 
 class ItemSpace:
-    def __init__(self, vectors: np.ndarray) -> None:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-        self.nearest = lru_cache(maxsize=CACHED_TRACKS)(self._nearest)
+    def __init__(self, vectors: np.ndarray, neighbours: np.ndarray) -> None:
+        self.vectors = unit_rows(vectors)
+        self.neighbours = neighbours
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -23,10 +46,6 @@ class ItemSpace:
         """Cosine similarity of `tracks` to track `to`, in [-1, 1]."""
         return self.vectors[tracks] @ self.vectors[to]
 
-    def _nearest(self, track: int, k: int = NEIGHBOURS) -> np.ndarray:
-        """The `k` tracks most similar to `track` (itself excluded), most similar first."""
-        scores = self.vectors @ self.vectors[track]
-        scores[track] = -np.inf
-        k = min(k, len(scores) - 1)
-        top = np.argpartition(-scores, k)[:k]
-        return top[np.argsort(-scores[top], kind="stable")].astype(np.int32)
+    def nearest(self, track: int) -> np.ndarray:
+        """The tracks most similar to `track` (itself excluded), most similar first."""
+        return self.neighbours[track]

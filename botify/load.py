@@ -12,6 +12,7 @@ import redis
 from botify import store
 from botify.catalog import DataError, artist_indices, read_json_lines, read_top_tracks, read_tracks
 from botify.connection import open_redis
+from botify.item_space import nearest_tracks
 from botify.settings import Settings
 
 
@@ -61,7 +62,8 @@ def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[in
     size = catalog_size(client)
     vectors = read_vectors(vectors_path(path), size)
     lists = list(read_recommendations(path, size))  # validate everything before writing anything
-    store.publish_recommendations(client, name, lists, vectors)
+    neighbours = nearest_tracks(vectors) if vectors is not None else None
+    store.publish_recommendations(client, name, lists, vectors, neighbours)
     return len(lists), vectors is not None
 
 

@@ -76,9 +76,14 @@ def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarr
 
 
 def publish_recommendations(
-    client: redis.Redis, name: str, lists: Iterable[tuple[int, list[int]]], vectors: np.ndarray | None
+    client: redis.Redis,
+    name: str,
+    lists: Iterable[tuple[int, list[int]]],
+    vectors: np.ndarray | None = None,
+    neighbours: np.ndarray | None = None,
 ) -> str:
-    """Write one recommendation set (per-user candidate lists, optional item vectors); switch its pointer."""
+    """Write one recommendation set (per-user candidate lists, optional item vectors with each track's
+    nearest tracks); switch its pointer."""
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
@@ -94,6 +99,8 @@ def publish_recommendations(
         if vectors is not None:
             pipe.set(f"{version}:vectors", np.ascontiguousarray(vectors, dtype="<f4").tobytes())
             pipe.set(f"{version}:dim", vectors.shape[1])
+            pipe.set(f"{version}:neighbours", np.ascontiguousarray(neighbours, dtype="<i4").tobytes())
+            pipe.set(f"{version}:neighbour_count", neighbours.shape[1])
         pipe.set(f"{version}:ready", 1)
         pipe.execute()
     switch_to(client, prefix, version)
@@ -171,10 +178,14 @@ class Store:
         return CandidateContext(unpack_ints(raw_list), items, Session.from_json(raw_session))
 
     def _load_items(self, name: str, version: bytes) -> ItemSpace | None:
-        """Fetch a set's item vectors once per version."""
+        """Fetch a set's item vectors and nearest tracks once per version."""
+        keys = [f"{version.decode()}:{key}" for key in ("vectors", "dim", "neighbours", "neighbour_count")]
         with self._lock:
-            raw, dim = self.client.mget(f"{version.decode()}:vectors", f"{version.decode()}:dim")
-            items = ItemSpace(np.frombuffer(raw, dtype="<f4").reshape(-1, int(dim))) if raw and dim else None
+            raw, dim, neighbours, count = self.client.mget(keys)
+            items = None
+            if raw and dim and neighbours is not None and count:
+                vectors = np.frombuffer(raw, dtype="<f4").reshape(-1, int(dim))
+                items = ItemSpace(vectors, unpack_ints(neighbours).reshape(len(vectors), int(count)))
             self._items[name] = (version, items)
             return items
 
