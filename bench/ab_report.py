@@ -1,6 +1,6 @@
 """Benchmark of the A/B report on seeded synthetic logs: where the time goes, events per second.
 
-    .venv/bin/python bench/ab_report.py --users 20000
+.venv/bin/python bench/ab_report.py --users 20000
 """
 
 from __future__ import annotations
@@ -44,10 +44,14 @@ def main() -> None:
         read, _ = timed("read logs", lambda: read_events([root / "log"], design.experiment))
         users = timed("sessionize + user metrics", lambda: user_metrics(read)).frame
         timed("analyze (no CUPED)", lambda: analyze(users, design.experiment))
-        timed("full report with CUPED + files", lambda: build_report(root / "log", design.experiment, root / "out",
-                                                                       pre_logs=[root / "pre"]))
-        timed(f"A/A simulation, {args.aa_runs} runs x 1000 users",
-              lambda: simulate_aa(args.aa_runs, np.random.default_rng(args.seed), SyntheticDesign(users=1000)))
+        timed(
+            "full report with CUPED + files",
+            lambda: build_report(root / "log", design.experiment, root / "out", pre_logs=[root / "pre"]),
+        )
+        timed(
+            f"A/A simulation, {args.aa_runs} runs x 1000 users",
+            lambda: simulate_aa(args.aa_runs, np.random.default_rng(args.seed), SyntheticDesign(users=1000)),
+        )
     print(f"{args.users:,} users, {len(events):,} events")
     for name, seconds in timings:
         rate = f"{len(events) / seconds:,.0f} events/s" if name == "read logs" else ""
