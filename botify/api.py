@@ -80,10 +80,7 @@ class NextTrack(Resource):
         arms = experiment_arms(user)
         arm = arms.get(app.experiment.name)
         name = app.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
-        try:
-            track = app.recommenders[name].recommend_next(user, prev_track, prev_time)
-        except REDIS_DOWN:
-            track = app.outage_pick(prev_track)
+        track = app.recommend(name, user, prev_track, prev_time)
         app.log_event("next", user, prev_track, prev_time, started, arms, recommendation=track)
         return {"user": user, "track": track}
 

@@ -23,6 +23,7 @@ from botify.store import REDIS_DOWN, Store
 from botify.wiring import build_recommenders
 
 OUTAGE_TOP_K = 100
+REDIS_RETRY_SECONDS = 0.5  # after a Redis failure, serve from memory this long before trying Redis again
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -43,17 +44,36 @@ class Services:
     events: EventLog
     rng: np.random.Generator
     outage_tracks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    redis_down_until: float = 0.0  # a hung Redis costs one timeout per window, not one per request
+
+    def redis_failed(self) -> None:
+        self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+
+    def redis_suspended(self) -> bool:
+        return time.monotonic() < self.redis_down_until
 
     def known_catalog(self) -> Catalog | None:
         """The live catalog, or the last one seen while Redis is unreachable."""
+        if self.redis_suspended():
+            return self.store.cached_catalog()
         try:
             catalog = self.store.catalog()
         except REDIS_DOWN:
+            self.redis_failed()
             return self.store.cached_catalog()
         except LookupError:
             return None
         self.outage_tracks = catalog.top_tracks[:OUTAGE_TOP_K]
         return catalog
+
+    def recommend(self, name: str, user: int, prev_track: int, prev_time: float) -> int:
+        """Recommender `name`'s answer; while Redis is unreachable, a popular track remembered in process."""
+        if not self.redis_suspended():
+            try:
+                return self.recommenders[name].recommend_next(user, prev_track, prev_time)
+            except REDIS_DOWN:
+                self.redis_failed()
+        return self.outage_pick(prev_track)
 
     def outage_pick(self, prev_track: int) -> int:
         """Serving without Redis: a popular track remembered in process."""
@@ -62,6 +82,8 @@ class Services:
 
     def readiness(self) -> dict:
         redis_up = self.store.ping()
+        if redis_up:
+            self.redis_down_until = 0.0  # Redis is back: stop serving from memory
         catalog = redis_up and self.known_catalog() is not None
         sets = {
             spec.recommendation_set: redis_up and self.store.has_set(spec.recommendation_set)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,3 +66,17 @@ def test_serves_through_a_redis_outage_and_recovers(start_botify, own_redis, tin
     assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).json()["track"] == 11
     service.stop()
     assert len([e for e in service.events() if e["message"] == "next"]) == 22  # outage answers are logged too
+
+
+def test_a_hung_redis_costs_one_timeout_per_retry_window_not_one_per_request(start_botify, own_redis, tiny_world):
+    service = start_botify(tiny_world, redis_url=own_redis.url, workers=1)
+    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
+    os.kill(own_redis.process.pid, signal.SIGSTOP)  # Redis hangs: connections open, no answers
+    try:
+        answers = [requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}) for _ in range(30)]
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    assert [answer.status_code for answer in answers] == [200] * 30
+    service.stop()
+    waited = [event for event in service.events() if event["latency"] >= 0.2]  # one Redis timeout or more
+    assert 1 <= len(waited) <= 8  # without the retry window, all 30 would wait
