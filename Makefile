@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo serve test lint bench clean
+.PHONY: venv demo serve test lint bench bench-tools clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,19 @@ lint: venv
 
 test: lint
 	$(PY) -m pytest $(ARGS)
+
+# Benchmarks (figures in README): the serving ones need wrk and nginx (Debian packages) and py-spy.
+bench-tools: venv
+	command -v wrk >/dev/null && command -v nginx >/dev/null || (apt-get update && apt-get install -y wrk nginx)
+	$(PY) -m pip install --quiet py-spy==0.4.3
+
+bench: bench-tools
+	$(PY) bench/sim_speed.py
+	$(PY) bench/sim_remote.py
+	$(PY) bench/models_scale.py
+	$(PY) bench/ab_report.py
+	$(PY) bench/serving_load.py
+	$(PY) bench/serving_nginx.py
 
 clean:
 	rm -rf $(VENV) data log results

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ from pathlib import Path
 from serving_world import World
 
 from botify.embedded_redis import EmbeddedRedis
+from botify.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 BOTIFY_APP = "botify.wsgi:app"
 HELLO_APP = "serving_hello:app"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
