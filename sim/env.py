@@ -33,7 +33,6 @@ class Session:
     time: float  # its listen time
     played: set[int] = field(default_factory=set)
     steps: int = 0
-    total_time: float = 0.0
 
 
 class RecEnv(gym.Env):
@@ -102,7 +101,6 @@ class RecEnv(gym.Env):
         session.artist_plays[artist] += 1
         session.track, session.time = track, time
         session.steps += 1
-        session.total_time += time
         terminated = session.budget <= 0
         truncated = not terminated and self.max_steps is not None and session.steps >= self.max_steps
         return {"user": session.listener.user, "track": track}, time, terminated, truncated, {}
