@@ -22,7 +22,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,19 +32,13 @@ import numpy as np
 from tqdm import tqdm
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import ServiceProcess
+from botify.process import ServiceProcess, free_port
 from sim.catalog import write_world
 from sim.generate import PRESETS, generate_world
 from sim.run import Job, run_day
 
 REPO = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cpu_seconds() -> float:
