@@ -39,6 +39,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         # Collects training data with the course's baselines.
         Experiment("EXPLORE", ("sticky_artist", "toppop", "random")),
         Experiment("HW_2", ("sticky_artist", "lightfm")),
+        # A/A: the same recommender in both arms, to check the analysis finds no effect (`python -m ab report`).
+        Experiment("AA", ("sticky_artist", "sticky_artist")),
         # Where HW_2's win comes from, arm by arm.
         Experiment("HW_2_ARMS", ("sticky_artist", "lightfm_in_order", "lightfm_nofeat", "lightfm")),
     )
