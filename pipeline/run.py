@@ -3,7 +3,8 @@
 1. world: `sim.world` writes a seeded catalog and users;
 2. day 1: botify serves the EXPLORE experiment (the course's baselines) to simulated listeners over HTTP;
 3. models: LightFM (with and without item features) tuned and trained on day 1's log, loaded into botify;
-4. day 2: the HW_2 A/B test (StickyArtist vs LightFM session-aware), then HW_2_ARMS (where the win comes from);
+4. day 2: the HW_2 A/B test (StickyArtist vs LightFM session-aware), then HW_2_ARMS (where the win comes from)
+   and AA (StickyArtist in both arms: the analysis must find nothing);
 5. ab: the A/B tables and plots, and the share of the oracle's headroom HW_2's treatment captures.
 """
 
@@ -105,13 +106,14 @@ def effect_row(report: dict, treatment: str, metric: str) -> dict:
     return next(e for e in report["effects"] if e["treatment"] == treatment and e["metric"] == metric)
 
 
-def summary(run: Run, hw2: dict, arms: dict, agents: list[dict]) -> str:
+def summary(run: Run, hw2: dict, aa: dict, agents: list[dict]) -> str:
     """The run's headline, its tables and where the files are, as Markdown."""
     main = effect_row(hw2, "T1", "mean_time_per_session")
     ratio = main["treatment_mean"] / main["control_mean"]
     by_agent = {row["agent"]: row["mean_time"] for row in agents}
     sticky, ours, oracle = (by_agent["sticky-artist"], by_agent["pipeline.agents:lightfm"], by_agent["oracle"])
     share = (ours - sticky) / (oracle - sticky) if oracle > sticky else float("nan")
+    alarms = [effect["metric"] for effect in aa["effects"] if effect["significant_holm"]]
     ab_dir = run.out / "ab"
     lines = [
         f"# Botify run ({run.scale_name} scale, seed {run.seed})",
@@ -125,6 +127,9 @@ def summary(run: Run, hw2: dict, arms: dict, agents: list[dict]) -> str:
         f"session): StickyArtist {sticky:.2f}, LightFM session-aware {ours:.2f}, oracle {oracle:.2f}: "
         f"we capture {share:.0%} of the headroom above StickyArtist.",
         "",
+        f"A/A (StickyArtist in both arms): {len(alarms)} of {len(aa['effects'])} metrics significant after Holm"
+        + (f" ({', '.join(alarms)})." if alarms else "."),
+        "",
         "## HW_2",
         "",
         nested((ab_dir / "HW_2" / "ab_table.md").read_text()),
@@ -135,6 +140,10 @@ def summary(run: Run, hw2: dict, arms: dict, agents: list[dict]) -> str:
         "T3 = LightFM with item features (session-aware).",
         "",
         nested((ab_dir / "HW_2_ARMS" / "ab_table.md").read_text()),
+        "",
+        "## AA: the same recommender in both arms",
+        "",
+        nested((ab_dir / "AA" / "ab_table.md").read_text()),
         "",
         "## In-process, same sessions",
         "",
@@ -199,7 +208,7 @@ def execute(run: Run) -> int:
     python("-m", "botify", "load", "--data", str(run.data), env=env)
 
     step(f"day 1: EXPLORE experiment, {run.scale.day1_episodes} sessions over HTTP")
-    for stale in ("day1", "HW_2", "HW_2_ARMS"):
+    for stale in ("day1", "HW_2", "HW_2_ARMS", "AA"):
         for path in run.logs(stale).glob("*"):
             path.unlink()
     run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)
@@ -214,13 +223,16 @@ def execute(run: Run) -> int:
     run.serve_day("HW_2", "HW_2", run.scale.episodes, day2_seed)
     step(f"day 2': HW_2_ARMS, where the win comes from, {run.scale.episodes} sessions over HTTP")
     run.serve_day("HW_2_ARMS", "HW_2_ARMS", run.scale.episodes, day2_seed)
+    step(f"day 2'': AA, the same recommender in both arms, {run.scale.episodes} sessions over HTTP")
+    run.serve_day("AA", "AA", run.scale.episodes, day2_seed)
 
     step("ab: reports")
     hw2 = run.report("HW_2", "HW_2", pre_logs="day1")
-    arms = run.report("HW_2_ARMS", "HW_2_ARMS")
+    run.report("HW_2_ARMS", "HW_2_ARMS")
+    aa = run.report("AA", "AA")
     step("oracle: the headroom on the same sessions (in-process)")
     agents = headroom(day2_seed, run)
-    report = summary(run, hw2, arms, agents)
+    report = summary(run, hw2, aa, agents)
     (run.out / "summary.md").write_text(report)
     print(report.split("## HW_2")[0])
     print(f"results: {run.out / 'summary.md'}, {run.out / 'ab' / 'HW_2' / 'ab_test.png'}")

@@ -36,4 +36,5 @@ def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tmp_path):
     assert in_process["sticky-artist"] < in_process["pipeline.agents:lightfm"] < in_process["oracle"]
     summary = (out / "summary.md").read_text()
     assert "HW_2: LightFM session-aware (T1) vs StickyArtist (C)" in summary and "of the headroom" in summary
+    assert "A/A (StickyArtist in both arms)" in summary
     assert not EmbeddedRedis(out / "redis").is_up()  # the run stopped what it started
