@@ -81,16 +81,18 @@ class SessionAware(CandidateRecommender):
         if items is None or len(items) != catalog.size or context is None:
             return first_not_in(personal, set(session.seen))  # no usable vectors: the list as it is
         pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
-        pool = np.unique(pool)
-        unplayed = pool[~np.isin(pool, session.seen)]
-        if len(unplayed) == 0:
+        pool, first = np.unique(pool, return_index=True)
+        seen = set(session.seen)
+        unplayed = np.fromiter((track not in seen for track in pool.tolist()), dtype=bool, count=len(pool))
+        pool, on_list = pool[unplayed], first[unplayed] < len(personal)  # the list comes first in the pool
+        if len(pool) == 0:
             return None
-        artists = catalog.artist_of[unplayed]
+        artists = catalog.artist_of[pool]
         relevance = (
-            (1.0 + items.similarity(unplayed, context)) / 2.0
-            + PERSONAL_BONUS * np.isin(unplayed, personal)
+            (1.0 + items.similarity(pool, context)) / 2.0
+            + PERSONAL_BONUS * on_list
             + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
         )
         plays = Counter(catalog.artist_of[session.seen].tolist())
         fatigue = ARTIST_FATIGUE ** np.array([plays[a] for a in artists.tolist()])
-        return int(unplayed[int(np.argmax(relevance * fatigue))])
+        return int(pool[int(np.argmax(relevance * fatigue))])
