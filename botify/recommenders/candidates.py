@@ -9,7 +9,6 @@ serves users without a list, and re-ranks the unplayed candidates in one pass (s
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,6 +92,5 @@ class SessionAware(CandidateRecommender):
             + PERSONAL_BONUS * on_list
             + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
         )
-        plays = Counter(catalog.artist_of[session.seen].tolist())
-        fatigue = ARTIST_FATIGUE ** np.array([plays[a] for a in artists.tolist()])
-        return int(pool[int(np.argmax(relevance * fatigue))])
+        plays = (artists[:, None] == catalog.artist_of[session.seen][None, :]).sum(axis=1)
+        return int(pool[int(np.argmax(relevance * ARTIST_FATIGUE**plays))])
