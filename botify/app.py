@@ -23,7 +23,7 @@ from botify.store import REDIS_DOWN, Store
 from botify.wiring import build_recommenders
 
 OUTAGE_TOP_K = 100
-REDIS_RETRY_SECONDS = 0.5  # after a Redis failure, serve from memory this long before trying Redis again
+REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -46,8 +46,11 @@ class Services:
     outage_tracks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     redis_down_until: float = 0.0  # a hung Redis costs one timeout per window, not one per request
 
-    def redis_failed(self) -> None:
-        self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+    def redis_failed(self, error: Exception) -> None:
+        """A Redis that does not answer in time is left alone for a while; a refused or reset connection costs
+        nothing to retry (and a pooled connection from before a restart fails once), so it is not."""
+        if isinstance(error, redis.TimeoutError):
+            self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
 
     def redis_suspended(self) -> bool:
         return time.monotonic() < self.redis_down_until
@@ -58,8 +61,8 @@ class Services:
             return self.store.cached_catalog()
         try:
             catalog = self.store.catalog()
-        except REDIS_DOWN:
-            self.redis_failed()
+        except REDIS_DOWN as error:
+            self.redis_failed(error)
             return self.store.cached_catalog()
         except LookupError:
             return None
@@ -71,8 +74,8 @@ class Services:
         if not self.redis_suspended():
             try:
                 return self.recommenders[name].recommend_next(user, prev_track, prev_time)
-            except REDIS_DOWN:
-                self.redis_failed()
+            except REDIS_DOWN as error:
+                self.redis_failed(error)
         return self.outage_pick(prev_track)
 
     def outage_pick(self, prev_track: int) -> int:
