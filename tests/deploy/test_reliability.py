@@ -160,7 +160,9 @@ def test_redis_killed_then_restarted_during_load(start_botify, own_redis, small_
 
     answers = [answer for client in per_client for answer in client]
     assert Counter(answer.status for answer in answers) == {200: len(answers)}  # answers kept coming
-    during = [a for a in answers if killed < a.sent < restarting and a.message == "next" and HW_2.arm(a.user) == "T1"]
+    # Requests sent in the last moment before the restart may be served after Redis is back: leave them out.
+    outage = (killed, restarting - 0.25)
+    during = [a for a in answers if outage[0] < a.sent < outage[1] and a.message == "next" and HW_2.arm(a.user) == "T1"]
     after = [a for a in answers if a.sent > recovered and a.message == "next" and HW_2.arm(a.user) == "T1"]
     assert len(during) >= 20 and all(a.track in TOP for a in during)  # popular tracks held in process
     assert len(after) >= 20 and sum(a.track in TOP for a in after) <= 0.05 * len(after)  # recommendations again
