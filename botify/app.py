@@ -88,11 +88,8 @@ class Services:
         if redis_up:
             self.redis_down_until = 0.0  # Redis is back: stop serving from memory
         catalog = redis_up and self.known_catalog() is not None
-        sets = {
-            spec.recommendation_set: redis_up and self.store.has_set(spec.recommendation_set)
-            for spec in RECOMMENDERS.values()
-            if spec.recommendation_set
-        }
+        names = {spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set}
+        sets = {name: redis_up and self.store.has_set(name) for name in sorted(names)}
         return {"ready": bool(redis_up and catalog), "redis": redis_up, "catalog": bool(catalog),
                 "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
 

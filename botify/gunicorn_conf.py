@@ -11,10 +11,13 @@ import os
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
-bind = os.environ.get("BOTIFY_BIND", "127.0.0.1:5001")
-workers = int(os.environ.get("BOTIFY_WORKERS", "2"))
+from botify.settings import Settings  # noqa: E402 (stdlib only: numpy is not imported yet)
+
+settings = Settings.from_env()
+bind = settings.bind
+workers = settings.workers
 worker_class = "gthread"
-threads = int(os.environ.get("BOTIFY_THREADS", "4"))
+threads = settings.threads
 keepalive = 75
 timeout = 30
 graceful_timeout = 15
@@ -25,7 +28,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def worker_exit(server, worker):
-    """Write out the worker's queued events before it goes."""
+    """Close the worker's event-log file (every line is already written)."""
     services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("botify")
     if services is not None:
         services.events.close()

@@ -63,7 +63,7 @@ class ServiceProcess:
         return service
 
     def stop(self) -> None:
-        """SIGTERM: gunicorn finishes requests and workers write out their queued events."""
+        """SIGTERM: gunicorn finishes the requests under way, then its workers close their event logs."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

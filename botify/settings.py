@@ -13,6 +13,7 @@ class Settings:
     redis_url: str | None = None  # None: an embedded Redis under data_dir/redis
     data_dir: Path = Path("data")
     log_dir: Path = Path("log")
+    bind: str = "127.0.0.1:5001"  # where gunicorn listens when started directly
     workers: int = 2
     threads: int = 4
     experiment: str = "HW_2"  # the experiment that routes /next
@@ -33,6 +34,7 @@ class Settings:
             "redis_url": env.get("REDIS_URL") or None,
             "data_dir": Path(env.get("BOTIFY_DATA_DIR", base.data_dir)),
             "log_dir": Path(env.get("BOTIFY_LOG_DIR", base.log_dir)),
+            "bind": env.get("BOTIFY_BIND", base.bind),
             "workers": int(env.get("BOTIFY_WORKERS", base.workers)),
             "threads": int(env.get("BOTIFY_THREADS", base.threads)),
             "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),

@@ -192,9 +192,6 @@ class Store:
     def has_set(self, name: str) -> bool:
         return self.client.exists(f"{recs_prefix(name)}:current") == 1
 
-    def session(self, user: int) -> Session:
-        return Session.from_json(self.client.get(session_key(user)))
-
     def save_session(self, user: int, session: Session) -> None:
         self.client.set(session_key(user), session.to_json(), ex=self.session_ttl)
 
