@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
@@ -69,6 +69,8 @@ class Run:
     def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> Path:
         """Serve `experiment` and send `episodes` simulated sessions through it over HTTP."""
         env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
+        for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
+            stale.unlink()
         service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=2)
         summary = self.out / "sim" / f"{logs}.json"
         try:
@@ -174,14 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base = SCALES[args.scale]
-    scale = Scale(
-        base.world,
-        args.day1_episodes or base.day1_episodes,
-        args.episodes or base.episodes,
-        args.trials or base.trials,
-        args.epochs or base.epochs,
-    )
+    overrides = {"day1_episodes": args.day1_episodes, "episodes": args.episodes, "trials": args.trials,
+                 "epochs": args.epochs}  # fmt: skip
+    scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value})
     args.out.mkdir(parents=True, exist_ok=True)
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(args.out / "redis")
     try:
@@ -208,9 +205,6 @@ def execute(run: Run) -> int:
     python("-m", "botify", "load", "--data", str(run.data), env=env)
 
     step(f"day 1: EXPLORE experiment, {run.scale.day1_episodes} sessions over HTTP")
-    for stale in ("day1", "HW_2", "HW_2_ARMS", "AA"):
-        for path in run.logs(stale).glob("*"):
-            path.unlink()
     run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)
 
     step(f"models: LightFM with item features, Optuna {run.scale.trials} trials x {run.scale.epochs} epochs")
