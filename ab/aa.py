@@ -33,12 +33,16 @@ class AAResult:
         return self.false_positives(metric) / self.runs
 
     def render(self) -> str:
-        lines = [f"A/A: {self.runs} simulated experiments, alpha {self.alpha:g}, CI {self.ci_method}",
-                 "| metric | false positives | rate |", "|---|---:|---:|"]
+        lines = [
+            f"A/A: {self.runs} simulated experiments, alpha {self.alpha:g}, CI {self.ci_method}",
+            "| metric | false positives | rate |",
+            "|---|---:|---:|",
+        ]
         lines += [f"| {m} | {self.false_positives(m)} | {self.rate(m):.1%} |" for m in METRICS]
-        lines += [f"| any metric (no correction) | {self.any_significant} | {self.any_significant / self.runs:.1%} |",
-                  f"| any metric (Holm) | {self.any_significant_holm} | "
-                  f"{self.any_significant_holm / self.runs:.1%} |"]
+        lines += [
+            f"| any metric (no correction) | {self.any_significant} | {self.any_significant / self.runs:.1%} |",
+            f"| any metric (Holm) | {self.any_significant_holm} | {self.any_significant_holm / self.runs:.1%} |",
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -34,8 +34,15 @@ def _report(args: argparse.Namespace) -> int:
     from ab.table import render_markdown
 
     report = build_report(
-        args.logs, args.experiment, args.out, pre_logs=args.pre_logs, alpha=args.alpha, ci=args.ci,
-        split=args.split, title=args.title, progress=_progress(),
+        args.logs,
+        args.experiment,
+        args.out,
+        pre_logs=args.pre_logs,
+        alpha=args.alpha,
+        ci=args.ci,
+        split=args.split,
+        title=args.title,
+        progress=_progress(),
     )
     print(render_markdown(report, args.title))
     for warning in report.warnings:
@@ -55,16 +62,18 @@ def _simulate(args: argparse.Namespace) -> int:
     arms = sorted_arms({"C", *treatments})
     split = parse_split(args.split, arms) if args.split else {arm: 1.0 / len(arms) for arm in arms}
     try:
-        design = SyntheticDesign(users=args.users, split=split, effect=effect, latency_effect=latency,
-                                 experiment=args.experiment)
+        design = SyntheticDesign(
+            users=args.users, split=split, effect=effect, latency_effect=latency, experiment=args.experiment
+        )
     except ValueError as error:
         raise ABInputError(str(error)) from None
     rng = np.random.default_rng(args.seed)
     traits = draw_traits(design, rng)
     written = write_log(generate_events(design, rng, traits), args.out, design.experiment, files=args.files)
     if args.pre_out is not None:
-        written += write_log(generate_events(design, rng, traits, period=0), args.pre_out, design.experiment,
-                             files=args.files)
+        written += write_log(
+            generate_events(design, rng, traits, period=0), args.pre_out, design.experiment, files=args.files
+        )
     print(f"wrote {len(written)} log file(s): {', '.join(str(p) for p in written)}")
     return 0
 
@@ -73,8 +82,14 @@ def _aa(args: argparse.Namespace) -> int:
     from ab.aa import simulate_aa
     from ab.synthetic import SyntheticDesign
 
-    result = simulate_aa(args.runs, np.random.default_rng(args.seed), SyntheticDesign(users=args.users),
-                         alpha=args.alpha, ci=args.ci, progress=_progress())
+    result = simulate_aa(
+        args.runs,
+        np.random.default_rng(args.seed),
+        SyntheticDesign(users=args.users),
+        alpha=args.alpha,
+        ci=args.ci,
+        progress=_progress(),
+    )
     print(result.render())
     return 0
 
@@ -84,17 +99,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     report = sub.add_parser("report", help="the A/B table, JSON and ab_test.png from event logs")
-    report.add_argument("--logs", nargs="+", type=Path, default=[Path("log")],
-                        help="log folders or files; every file under a folder is read (default: log)")
+    report.add_argument(
+        "--logs",
+        nargs="+",
+        type=Path,
+        default=[Path("log")],
+        help="log folders or files; every file under a folder is read (default: log)",
+    )
     report.add_argument("--experiment", default="HW_2", help="experiment name in the events (default: HW_2)")
     report.add_argument("--out", type=Path, default=Path("results/ab"), help="output folder (default: results/ab)")
-    report.add_argument("--pre-logs", nargs="+", type=Path, default=None,
-                        help="logs of a pre-experiment period of the same users, for CUPED")
+    report.add_argument(
+        "--pre-logs",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="logs of a pre-experiment period of the same users, for CUPED",
+    )
     report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
-    report.add_argument("--ci", choices=CI_METHODS, default="delta",
-                        help="relative-effect CI: delta method (default) or the course's absolute CI / control mean")
-    report.add_argument("--split", default=None,
-                        help="design split for the SRM check, e.g. C=50,T1=50 or 50/50 (default: equal)")
+    report.add_argument(
+        "--ci",
+        choices=CI_METHODS,
+        default="delta",
+        help="relative-effect CI: delta method (default) or the course's absolute CI / control mean",
+    )
+    report.add_argument(
+        "--split", default=None, help="design split for the SRM check, e.g. C=50,T1=50 or 50/50 (default: equal)"
+    )
     report.add_argument("--title", default=None, help="title of the table and the plot")
     report.set_defaults(run=_report)
 
@@ -102,10 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", type=Path, required=True, help="folder for the experiment's log")
     simulate.add_argument("--pre-out", type=Path, default=None, help="folder for a pre-period log (for CUPED)")
     simulate.add_argument("--users", type=int, default=2000)
-    simulate.add_argument("--effect", nargs="*", default=[], metavar="ARM=REL",
-                          help="relative effect on listen time per arm, e.g. T1=0.1")
-    simulate.add_argument("--latency-effect", nargs="*", default=[], metavar="ARM=REL",
-                          help="relative effect on request latency per arm, e.g. T1=0.5")
+    simulate.add_argument(
+        "--effect", nargs="*", default=[], metavar="ARM=REL", help="relative effect on listen time per arm, e.g. T1=0.1"
+    )
+    simulate.add_argument(
+        "--latency-effect",
+        nargs="*",
+        default=[],
+        metavar="ARM=REL",
+        help="relative effect on request latency per arm, e.g. T1=0.5",
+    )
     simulate.add_argument("--split", default=None, help="assignment split, e.g. C=50,T1=50 (default: equal)")
     simulate.add_argument("--experiment", default="HW_2")
     simulate.add_argument("--files", type=int, default=2, help="worker files to spread the log over")

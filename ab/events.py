@@ -7,19 +7,18 @@ not a valid event is counted and skipped, never guessed at: the analysis says ho
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from ab.errors import ABInputError
+from botify import event_log
 
 EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "arm")
 MESSAGES = frozenset({"next", "last"})
@@ -44,35 +43,17 @@ class LogStats:
 
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Every non-hidden regular file under the given folders (or the files themselves), sorted."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        else:
-            raise ABInputError(f"log path does not exist: {path}")
-    return files
-
-
-def _open(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open(encoding="utf-8", errors="replace")
+    """Every file of the logs (see `botify.event_log.log_files`); a missing path is a one-line input error."""
+    try:
+        return event_log.log_files(paths)
+    except FileNotFoundError as error:
+        raise ABInputError(str(error)) from None
 
 
 _NUMBER = (int, float)
 
 
-def parse_event(line: str) -> tuple[tuple | None, str]:
+def parse_event(line: str | bytes) -> tuple[tuple | None, str]:
     """One log line -> ((user, timestamp, message, track, time, latency, experiments), "") or (None, why not).
 
     Types are checked exactly (`type(x) is int`): a bool is not a user id, "3" is not a track.
@@ -80,7 +61,7 @@ def parse_event(line: str) -> tuple[tuple | None, str]:
     """
     try:
         raw = json.loads(line)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8
         return None, "not JSON"
     if type(raw) is not dict:
         return None, "not a JSON object"
@@ -120,7 +101,7 @@ def read_events(
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
         for path in files:
-            with _open(path) as handle:
+            with event_log.open_log(path) as handle:
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue

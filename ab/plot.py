@@ -41,10 +41,25 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
         rows = sorted((e for e in effects if e.metric == metric), key=lambda e: treatments.index(e.treatment))
         for y, e in enumerate(reversed(rows)):
             color = _color(e)
-            ax.errorbar(e.effect_pct, y, xerr=[[e.effect_pct - e.lower_pct], [e.upper_pct - e.effect_pct]],
-                        fmt="o", color=color, ecolor=color, elinewidth=3, capsize=5, markersize=7)
-            ax.annotate(f"{e.effect_pct:+.2f}%  [{e.lower_pct:+.2f}, {e.upper_pct:+.2f}]", (1.02, y),
-                        xycoords=("axes fraction", "data"), va="center", fontsize=10, color=color)
+            ax.errorbar(
+                e.effect_pct,
+                y,
+                xerr=[[e.effect_pct - e.lower_pct], [e.upper_pct - e.effect_pct]],
+                fmt="o",
+                color=color,
+                ecolor=color,
+                elinewidth=3,
+                capsize=5,
+                markersize=7,
+            )
+            ax.annotate(
+                f"{e.effect_pct:+.2f}%  [{e.lower_pct:+.2f}, {e.upper_pct:+.2f}]",
+                (1.02, y),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=10,
+                color=color,
+            )
         ax.axvline(0.0, color="black", linewidth=1)
         ax.set_yticks(range(len(rows)), [e.treatment for e in reversed(rows)])
         ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -57,8 +72,15 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
     axes[-1, 0].set_xlabel(f"effect vs C, % of the control mean ({1 - report.alpha:.0%} CI)")
     label = title or f"A/B test {report.experiment}" + (" (CUPED)" if cuped else "")
     fig.suptitle(f"{label}\n{headline(report)}", fontsize=12)
-    fig.text(0.5, 0.005, "green: significantly up   red: significantly down   grey: not significant",
-             ha="center", va="bottom", fontsize=9, color=FLAT)
+    fig.text(
+        0.5,
+        0.005,
+        "green: significantly up   red: significantly down   grey: not significant",
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        color=FLAT,
+    )
     fig.tight_layout(rect=(0, 0.025, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -107,10 +107,17 @@ class ABReport:
                 "multiple_testing": f"Holm over {len(self.effects)} tests (metrics x treatments)",
                 "effects": [asdict(e) for e in self.effects],
                 "srm": {**asdict(self.srm), "mismatch": self.srm.mismatch},
-                "power": {"target_effect_pct": TARGET_EFFECT * 100, "power": POWER,
-                          "rows": [asdict(p) for p in self.power]},
-                "cuped": {"fits": [asdict(f) for f in self.cuped_fits],
-                          "effects": [asdict(e) for e in self.cuped_effects]} if self.cuped_fits else None,
+                "power": {
+                    "target_effect_pct": TARGET_EFFECT * 100,
+                    "power": POWER,
+                    "rows": [asdict(p) for p in self.power],
+                },
+                "cuped": {
+                    "fits": [asdict(f) for f in self.cuped_fits],
+                    "effects": [asdict(e) for e in self.cuped_effects],
+                }
+                if self.cuped_fits
+                else None,
                 "warnings": self.warnings,
                 "logs": stats,
             }
@@ -139,10 +146,21 @@ def _effects(comparisons: dict[tuple[str, str], Comparison], alpha: float) -> li
     adjusted = holm([c.p_value for c in comparisons.values()])
     rows = [
         Effect(
-            treatment=treatment, metric=metric, control_mean=c.control_mean, treatment_mean=c.treatment_mean,
-            effect_pct=c.effect_pct, lower_pct=c.lower_pct, upper_pct=c.upper_pct, significant=c.significant,
-            p_value=c.p_value, p_holm=float(p_holm), significant_holm=bool(p_holm < alpha),
-            welch_p_value=c.welch_p_value, control_n=c.control_n, treatment_n=c.treatment_n, dof=c.dof,
+            treatment=treatment,
+            metric=metric,
+            control_mean=c.control_mean,
+            treatment_mean=c.treatment_mean,
+            effect_pct=c.effect_pct,
+            lower_pct=c.lower_pct,
+            upper_pct=c.upper_pct,
+            significant=c.significant,
+            p_value=c.p_value,
+            p_holm=float(p_holm),
+            significant_holm=bool(p_holm < alpha),
+            welch_p_value=c.welch_p_value,
+            control_n=c.control_n,
+            treatment_n=c.treatment_n,
+            dof=c.dof,
             ci_method=c.ci_method,
         )
         for ((treatment, metric), c), p_holm in zip(comparisons.items(), adjusted, strict=True)
@@ -156,8 +174,12 @@ def _compare_all(
     by_arm = {arm: part for arm, part in frame.groupby("arm")}
     return {
         (treatment, metric): compare(
-            by_arm[CONTROL][metric].to_numpy(), by_arm[treatment][metric].to_numpy(),
-            alpha=alpha, ci=ci, metric=metric, arms=(CONTROL, treatment),
+            by_arm[CONTROL][metric].to_numpy(),
+            by_arm[treatment][metric].to_numpy(),
+            alpha=alpha,
+            ci=ci,
+            metric=metric,
+            arms=(CONTROL, treatment),
         )
         for treatment in treatments
         for metric in METRICS
@@ -188,8 +210,9 @@ def analyze(
     if not arms:
         raise ABInputError(f"no user of experiment {experiment} has an ended session")
     if CONTROL not in arms:
-        raise ABInputError(f"experiment {experiment} has no control arm '{CONTROL}' (arms in the logs: "
-                           f"{', '.join(arms)})")
+        raise ABInputError(
+            f"experiment {experiment} has no control arm '{CONTROL}' (arms in the logs: {', '.join(arms)})"
+        )
     treatments = [arm for arm in arms if arm != CONTROL]
     if not treatments:
         raise ABInputError(f"experiment {experiment} has only the control arm '{CONTROL}': nothing to compare")
@@ -216,8 +239,9 @@ def analyze(
         report.cuped_effects = _effects(_compare_all(adjusted, treatments, alpha, ci), alpha)
         cuped_var = _variances(adjusted)
     raw_var = _variances(frame)
-    report.power = [_power(treatment, metric, c, raw_var, cuped_var, alpha)
-                    for (treatment, metric), c in comparisons.items()]
+    report.power = [
+        _power(treatment, metric, c, raw_var, cuped_var, alpha) for (treatment, metric), c in comparisons.items()
+    ]
     return report
 
 
@@ -229,13 +253,18 @@ def _cuped(frame: pd.DataFrame, pre: pd.DataFrame, report: ABReport) -> pd.DataF
         report.cuped_fits.append(fit)
     covered = max(fit.covered_users for fit in report.cuped_fits)
     if covered < 0.5 * len(frame):
-        report.warnings.append(f"warning: only {covered:,} of {len(frame):,} users have pre-period data; "
-                               "CUPED adjusts only them")
+        report.warnings.append(
+            f"warning: only {covered:,} of {len(frame):,} users have pre-period data; CUPED adjusts only them"
+        )
     return adjusted
 
 
 def _power(
-    treatment: str, metric: str, c: Comparison, raw: dict[str, pd.Series], cuped: dict[str, pd.Series],
+    treatment: str,
+    metric: str,
+    c: Comparison,
+    raw: dict[str, pd.Series],
+    cuped: dict[str, pd.Series],
     alpha: float,
 ) -> Power:
     """Users per arm for TARGET_EFFECT and today's MDE, from the arms' variances (raw, and CUPED's if any)."""
@@ -243,10 +272,12 @@ def _power(
     for suffix, variances in (("", raw), ("_cuped", cuped)):
         if variances:
             vc, vt = float(variances[CONTROL][metric]), float(variances[treatment][metric])
-            values[f"users_per_arm{suffix}"] = users_per_arm(vc, vt, c.control_mean, effect=TARGET_EFFECT,
-                                                             alpha=alpha, power=POWER)
-            values[f"mde_pct{suffix}"] = mde_pct(vc, c.control_n, vt, c.treatment_n, c.control_mean,
-                                                 alpha=alpha, power=POWER)
+            values[f"users_per_arm{suffix}"] = users_per_arm(
+                vc, vt, c.control_mean, effect=TARGET_EFFECT, alpha=alpha, power=POWER
+            )
+            values[f"mde_pct{suffix}"] = mde_pct(
+                vc, c.control_n, vt, c.treatment_n, c.control_mean, alpha=alpha, power=POWER
+            )
     return Power(treatment=treatment, metric=metric, **values)  # type: ignore[arg-type]
 
 
@@ -262,9 +293,7 @@ def _check_read(stats: LogStats, experiment: str | None, paths: Sequence[Path | 
         raise ABInputError(f"no valid event in {where}: {stats.malformed:,} malformed line(s){example}")
 
 
-def _read_users(
-    paths: Sequence[Path | str], experiment: str | None, progress: bool
-) -> tuple[UserMetrics, LogStats]:
+def _read_users(paths: Sequence[Path | str], experiment: str | None, progress: bool) -> tuple[UserMetrics, LogStats]:
     events, stats = read_events(paths, experiment, progress=progress)
     _check_read(stats, experiment, paths)
     metrics = user_metrics(events)
@@ -293,15 +322,15 @@ def build_report(
     report = analyze(metrics.frame, experiment, alpha=alpha, ci=ci, split=split, pre=pre)
     report.log_stats = stats
     if stats.malformed:
-        report.warnings.append(f"warning: skipped {stats.malformed:,} malformed log line(s), e.g. "
-                               f"{stats.examples[0]}")
+        report.warnings.append(f"warning: skipped {stats.malformed:,} malformed log line(s), e.g. {stats.examples[0]}")
     if metrics.open_session_events:
-        report.warnings.append(f"note: {metrics.open_session_events:,} event(s) of sessions that never ended "
-                               "were left out")
+        report.warnings.append(
+            f"note: {metrics.open_session_events:,} event(s) of sessions that never ended were left out"
+        )
     if metrics.mixed_arm_users:
-        report.warnings.append(f"warning: {metrics.mixed_arm_users:,} user(s) appear in more than one arm "
-                               "and were left out")
+        report.warnings.append(
+            f"warning: {metrics.mixed_arm_users:,} user(s) appear in more than one arm and were left out"
+        )
     if out is not None:
         report.outputs = write_outputs(report, Path(out), title=title)
     return report
-

@@ -91,9 +91,7 @@ def compare(
         q = float(stats.t.ppf(1 - alpha / 2, dof))
         lower, upper = effect - q * se, effect + q * se
         p_value = float(2 * stats.t.sf(abs(effect) / se, dof))
-    return Comparison(
-        c.size, t.size, mc, mt, effect * 100, lower * 100, upper * 100, p_value, welch_p, dof, ci
-    )
+    return Comparison(c.size, t.size, mc, mt, effect * 100, lower * 100, upper * 100, p_value, welch_p, dof, ci)
 
 
 def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
@@ -108,8 +106,13 @@ def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
 
 
 def users_per_arm(
-    control_var: float, treatment_var: float, control_mean: float, *, effect: float = 0.05,
-    alpha: float = 0.05, power: float = 0.8,
+    control_var: float,
+    treatment_var: float,
+    control_mean: float,
+    *,
+    effect: float = 0.05,
+    alpha: float = 0.05,
+    power: float = 0.8,
 ) -> int | None:
     """Users per arm for a two-sided test at `alpha` to detect a relative `effect` with `power`."""
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
@@ -120,8 +123,14 @@ def users_per_arm(
 
 
 def mde_pct(
-    control_var: float, control_n: int, treatment_var: float, treatment_n: int, control_mean: float, *,
-    alpha: float = 0.05, power: float = 0.8,
+    control_var: float,
+    control_n: int,
+    treatment_var: float,
+    treatment_n: int,
+    control_mean: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
 ) -> float:
     """Minimum detectable relative effect (%) at these sample sizes, `alpha` and `power`."""
     if control_mean == 0.0:

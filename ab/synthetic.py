@@ -39,8 +39,10 @@ class SyntheticDesign:
     def __post_init__(self) -> None:
         top = self.mean_listen * 2.0 * (1 + max([0.0, *self.effect.values()]))
         if not 0.0 < top < 1.0 or min([0.0, *self.effect.values()]) <= -1.0:
-            raise ValueError("need 0 < mean_listen * 2 * (1 + effect) < 1 and effect > -1, so a listen's "
-                             "expected fraction stays inside (0, 1)")
+            raise ValueError(
+                "need 0 < mean_listen * 2 * (1 + effect) < 1 and effect > -1, so a listen's "
+                "expected fraction stays inside (0, 1)"
+            )
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,14 @@ def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int
     handles = [p.open("w") for p in paths]
     try:
         for i, (message, timestamp, user, track, time, latency, arm) in enumerate(zip(*columns, arms, strict=True)):
-            event: dict[str, object] = {"message": message, "timestamp": int(timestamp), "user": user,
-                                        "track": track, "time": time, "latency": latency}
+            event: dict[str, object] = {
+                "message": message,
+                "timestamp": int(timestamp),
+                "user": user,
+                "track": track,
+                "time": time,
+                "latency": latency,
+            }
             if message == "next":
                 event["recommendation"] = (track * 7919 + 1) % 10_000
             event["experiments"] = {experiment: arm} if arm is not None else {}

@@ -14,8 +14,16 @@ if TYPE_CHECKING:
 
 # The course notebook's columns, then what this report adds.
 COLUMNS = ("treatment", "metric", "effect", "upper", "lower", "control_mean", "treatment_mean", "significant")
-EXTRA_COLUMNS = ("p_value", "p_holm", "significant_holm", "welch_p_value", "control_n", "treatment_n", "dof",
-                 "ci_method")
+EXTRA_COLUMNS = (
+    "p_value",
+    "p_holm",
+    "significant_holm",
+    "welch_p_value",
+    "control_n",
+    "treatment_n",
+    "dof",
+    "ci_method",
+)
 CI_NAMES = {
     "delta": "delta method (accounts for the control mean's variance)",
     "course": "the course's Welch CI divided by the control mean",
@@ -47,11 +55,22 @@ def effects_frame(effects: list[Effect]) -> pd.DataFrame:
     """The effects as the CSV holds them: the course's columns first, numbers unrounded."""
     records = [
         {
-            "treatment": e.treatment, "metric": e.metric, "effect": e.effect_pct, "upper": e.upper_pct,
-            "lower": e.lower_pct, "control_mean": e.control_mean, "treatment_mean": e.treatment_mean,
-            "significant": e.significant, "p_value": e.p_value, "p_holm": e.p_holm,
-            "significant_holm": e.significant_holm, "welch_p_value": e.welch_p_value, "control_n": e.control_n,
-            "treatment_n": e.treatment_n, "dof": e.dof, "ci_method": e.ci_method,
+            "treatment": e.treatment,
+            "metric": e.metric,
+            "effect": e.effect_pct,
+            "upper": e.upper_pct,
+            "lower": e.lower_pct,
+            "control_mean": e.control_mean,
+            "treatment_mean": e.treatment_mean,
+            "significant": e.significant,
+            "p_value": e.p_value,
+            "p_holm": e.p_holm,
+            "significant_holm": e.significant_holm,
+            "welch_p_value": e.welch_p_value,
+            "control_n": e.control_n,
+            "treatment_n": e.treatment_n,
+            "dof": e.dof,
+            "ci_method": e.ci_method,
         }
         for e in effects
     ]
@@ -60,8 +79,18 @@ def effects_frame(effects: list[Effect]) -> pd.DataFrame:
 
 def _effect_rows(effects: list[Effect]) -> list[list[str]]:
     return [
-        [e.treatment, e.metric, _pct(e.effect_pct), _pct(e.upper_pct), _pct(e.lower_pct), _num(e.control_mean),
-         _num(e.treatment_mean), _yes(e.significant), _p(e.p_value), _p(e.p_holm)]
+        [
+            e.treatment,
+            e.metric,
+            _pct(e.effect_pct),
+            _pct(e.upper_pct),
+            _pct(e.lower_pct),
+            _num(e.control_mean),
+            _num(e.treatment_mean),
+            _yes(e.significant),
+            _p(e.p_value),
+            _p(e.p_holm),
+        ]
         for e in effects
     ]
 
@@ -69,8 +98,10 @@ def _effect_rows(effects: list[Effect]) -> list[list[str]]:
 def headline(report: ABReport) -> str:
     """`HW_2: 2,000 users (C 1,003 / T1 997), 6,012 sessions` — the plot's title says the same."""
     per_arm = " / ".join(f"{arm} {report.users[arm]:,}" for arm in report.arms)
-    return (f"{report.experiment}: {sum(report.users.values()):,} users ({per_arm}), "
-            f"{sum(report.sessions.values()):,} sessions")
+    return (
+        f"{report.experiment}: {sum(report.users.values()):,} users ({per_arm}), "
+        f"{sum(report.sessions.values()):,} sessions"
+    )
 
 
 def render_markdown(report: ABReport, title: str | None = None) -> str:
@@ -87,24 +118,60 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
         report.srm.line() + ("  **<- the split is broken: do not trust the effects**" if report.srm.mismatch else ""),
         "",
     ]
-    header = ["treatment", "metric", "effect", "upper", "lower", "control_mean", "treatment_mean", "significant",
-              "p_value", "p_holm"]
+    header = [
+        "treatment",
+        "metric",
+        "effect",
+        "upper",
+        "lower",
+        "control_mean",
+        "treatment_mean",
+        "significant",
+        "p_value",
+        "p_holm",
+    ]
     lines += _markdown(header, _effect_rows(report.effects), "llrrrrrlrr")
     if report.cuped_fits:
         fits = {fit.metric: fit for fit in report.cuped_fits}
         covered = max(fit.covered_users for fit in report.cuped_fits)
-        lines += ["", "## CUPED (adjusted by each metric's pre-period value)", "",
-                  f"{covered:,} of {sum(report.users.values()):,} users have pre-period sessions.", ""]
-        rows = [[e.treatment, e.metric, f"{fits[e.metric].variance_reduction:.1%}", _pct(e.effect_pct),
-                 _pct(e.upper_pct), _pct(e.lower_pct), _yes(e.significant), _p(e.p_value), _p(e.p_holm)]
-                for e in report.cuped_effects]
-        header = ["treatment", "metric", "variance reduction", "effect", "upper", "lower", "significant",
-                  "p_value", "p_holm"]
+        lines += [
+            "",
+            "## CUPED (adjusted by each metric's pre-period value)",
+            "",
+            f"{covered:,} of {sum(report.users.values()):,} users have pre-period sessions.",
+            "",
+        ]
+        rows = [
+            [
+                e.treatment,
+                e.metric,
+                f"{fits[e.metric].variance_reduction:.1%}",
+                _pct(e.effect_pct),
+                _pct(e.upper_pct),
+                _pct(e.lower_pct),
+                _yes(e.significant),
+                _p(e.p_value),
+                _p(e.p_holm),
+            ]
+            for e in report.cuped_effects
+        ]
+        header = [
+            "treatment",
+            "metric",
+            "variance reduction",
+            "effect",
+            "upper",
+            "lower",
+            "significant",
+            "p_value",
+            "p_holm",
+        ]
         lines += _markdown(header, rows, "llrrrrlrr")
     lines += ["", f"## Power: users per arm to detect a 5% effect (alpha {report.alpha:g}, power 80%)", ""]
     cuped = bool(report.cuped_fits)
     header = ["treatment", "metric", "users per arm", "MDE now"] + (
-        ["users per arm with CUPED", "MDE with CUPED"] if cuped else [])
+        ["users per arm with CUPED", "MDE with CUPED"] if cuped else []
+    )
     order = {(e.treatment, e.metric): i for i, e in enumerate(report.effects)}
     rows = []
     for p in sorted(report.power, key=lambda p: order[(p.treatment, p.metric)]):

@@ -8,11 +8,14 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 
 class EventLog:
@@ -53,3 +56,27 @@ class EventLog:
         """Close the file (idempotent); every line is already written."""
         with self._lock:
             self._file.close()
+
+
+def log_files(paths: Iterable[Path | str]) -> list[Path]:
+    """The files a log is made of: the given files, and every non-hidden file under the given folders
+    (one per worker, rotated and gzipped ones included), sorted per folder. FileNotFoundError names a
+    path that does not exist."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = (p for p in path.rglob("*") if p.is_file())
+            files.extend(sorted(p for p in found if not any(x.startswith(".") for x in p.relative_to(path).parts)))
+        else:
+            raise FileNotFoundError(f"log path does not exist: {path}")
+    return files
+
+
+def open_log(path: Path) -> IO[bytes]:
+    """A log file's bytes, gunzipped when it is gzipped (by its magic number, whatever its name)."""
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else path.open("rb")

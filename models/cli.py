@@ -41,62 +41,115 @@ def _bounded(kind: Callable[[str], float], low: float, high: float | None = None
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--logs", type=Path, nargs="+", required=True,
-                        help="event-log files or folders (every file in a folder is read, rotated ones too)")
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="event-log files or folders (every file in a folder is read, rotated ones too)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="world folder with tracks.json")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--min-time", type=_bounded(float, 0.0, 1.0), default=0.7,
-                        help="a listen of at least this fraction of the track is a positive (default 0.7)")
-    parser.add_argument("--min-positives", type=_bounded(int, 1), default=5,
-                        help="keep users (and tracks) with at least this many positives (default 5)")
-    parser.add_argument("--min-track-positives", type=_bounded(int, 1), default=None,
-                        help="override --min-positives for tracks")
-    parser.add_argument("--split", choices=("random", "last-day"), default="random",
-                        help="validation: a random share of each user's positives, or the log's last 24 h")
-    parser.add_argument("--valid-share", type=_bounded(float, 0.01, 0.99), default=0.3,
-                        help="share of each user's positives held out by --split random (default 0.3)")
+    parser.add_argument(
+        "--min-time",
+        type=_bounded(float, 0.0, 1.0),
+        default=0.7,
+        help="a listen of at least this fraction of the track is a positive (default 0.7)",
+    )
+    parser.add_argument(
+        "--min-positives",
+        type=_bounded(int, 1),
+        default=5,
+        help="keep users (and tracks) with at least this many positives (default 5)",
+    )
+    parser.add_argument(
+        "--min-track-positives", type=_bounded(int, 1), default=None, help="override --min-positives for tracks"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("random", "last-day"),
+        default="random",
+        help="validation: a random share of each user's positives, or the log's last 24 h",
+    )
+    parser.add_argument(
+        "--valid-share",
+        type=_bounded(float, 0.01, 0.99),
+        default=0.3,
+        help="share of each user's positives held out by --split random (default 0.3)",
+    )
     parser.add_argument("--trials", type=_bounded(int, 1), default=30, help="Optuna trials per model (default 30)")
-    parser.add_argument("--epochs", type=_bounded(int, 1), default=20,
-                        help="max epochs per trial and per final model (default 20)")
-    parser.add_argument("--patience", type=_bounded(int, 1), default=3,
-                        help="stop after this many epochs without a better validation precision@10")
-    parser.add_argument("--threads", type=_bounded(int, 1), default=default_threads(),
-                        help="LightFM threads (default: all cores; 1 = bit-reproducible)")
-    parser.add_argument("--eval-users", type=_bounded(int, 0), default=2000,
-                        help="validation users scored after every epoch (early stopping, pruning); the report "
-                        "uses all; 0 = all (default 2000)")
+    parser.add_argument(
+        "--epochs", type=_bounded(int, 1), default=20, help="max epochs per trial and per final model (default 20)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=_bounded(int, 1),
+        default=3,
+        help="stop after this many epochs without a better validation precision@10",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_bounded(int, 1),
+        default=default_threads(),
+        help="LightFM threads (default: all cores; 1 = bit-reproducible)",
+    )
+    parser.add_argument(
+        "--eval-users",
+        type=_bounded(int, 0),
+        default=2000,
+        help="validation users scored after every epoch (early stopping, pruning); the report "
+        "uses all; 0 = all (default 2000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the tuning")
-    parser.add_argument("--study", type=Path, default=None,
-                        help="Optuna SQLite file to create or resume (default OUT/study.db)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=sys.stderr.isatty(),
-                        help="progress bars on stderr (default: when stderr is a terminal)")
+    parser.add_argument(
+        "--study", type=Path, default=None, help="Optuna SQLite file to create or resume (default OUT/study.db)"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stderr.isatty(),
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m models", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     train_cmd = commands.add_parser(
-        "train", help="the whole pipeline: positives, features, tuning, LightFM, report, export",
+        "train",
+        help="the whole pipeline: positives, features, tuning, LightFM, report, export",
         description="Train LightFM with and without item features on botify logs, export both for botify.",
     )
     _add_data_args(train_cmd)
-    train_cmd.add_argument("--no-tune", dest="tune", action="store_false",
-                           help="skip Optuna; use --params or the default parameters")
+    train_cmd.add_argument(
+        "--no-tune", dest="tune", action="store_false", help="skip Optuna; use --params or the default parameters"
+    )
     train_cmd.add_argument("--params", type=Path, default=None, help="params.json to use with --no-tune")
     train_cmd.add_argument("--top-k", type=_bounded(int, 1), default=100, help="tracks per user (default 100)")
-    train_cmd.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
-                           help="retrain the exported models on all positives (default on)")
-    train_cmd.add_argument("--load", action="store_true",
-                           help="publish the export with `python -m botify load --data DATA --recs ...`")
+    train_cmd.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retrain the exported models on all positives (default on)",
+    )
+    train_cmd.add_argument(
+        "--load", action="store_true", help="publish the export with `python -m botify load --data DATA --recs ...`"
+    )
     tune_cmd = commands.add_parser(
-        "tune", help="only the Optuna study (run several at once to share one study file)",
+        "tune",
+        help="only the Optuna study (run several at once to share one study file)",
         description="Tune LightFM with item features; several workers may share one --study file.",
     )
     _add_data_args(tune_cmd)
-    tune_cmd.add_argument("--model", choices=MODELS, default=FEATURES,
-                          help=f"which model's study to work on (default {FEATURES})")
-    tune_cmd.add_argument("--worker", type=_bounded(int, 0), default=0,
-                          help="worker number: gives each parallel worker its own sampler seed")
+    tune_cmd.add_argument(
+        "--model", choices=MODELS, default=FEATURES, help=f"which model's study to work on (default {FEATURES})"
+    )
+    tune_cmd.add_argument(
+        "--worker",
+        type=_bounded(int, 0),
+        default=0,
+        help="worker number: gives each parallel worker its own sampler seed",
+    )
     return parser
 
 
@@ -109,11 +162,23 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         valid_share=args.valid_share,
     )
     return TrainConfig(
-        logs=tuple(args.logs), data=args.data, out=args.out, positives=positives, trials=args.trials,
-        epochs=args.epochs, patience=args.patience, threads=args.threads, seed=args.seed, study=args.study,
+        logs=tuple(args.logs),
+        data=args.data,
+        out=args.out,
+        positives=positives,
+        trials=args.trials,
+        epochs=args.epochs,
+        patience=args.patience,
+        threads=args.threads,
+        seed=args.seed,
+        study=args.study,
         eval_users=args.eval_users,
-        progress=args.progress, tune=getattr(args, "tune", True), params=getattr(args, "params", None),
-        top_k=getattr(args, "top_k", 100), refit=getattr(args, "refit", True), load=getattr(args, "load", False),
+        progress=args.progress,
+        tune=getattr(args, "tune", True),
+        params=getattr(args, "params", None),
+        top_k=getattr(args, "top_k", 100),
+        refit=getattr(args, "refit", True),
+        load=getattr(args, "load", False),
     )
 
 
@@ -121,18 +186,30 @@ def run_train(config: TrainConfig) -> None:
     report = train(config)
     print(markdown_table(report["models"], report["k"]), end="")
     files = [f for e in report["exports"].values() for f in (e["recommendations"], e["vectors"])]
-    print(f"wrote {', '.join(files)}, report.md and learning_curve.png to {config.out} "
-          f"in {report['timings']['total']:.1f} s")
+    print(
+        f"wrote {', '.join(files)}, report.md and learning_curve.png to {config.out} "
+        f"in {report['timings']['total']:.1f} s"
+    )
 
 
 def run_tune(config: TrainConfig, model: str, worker: int) -> None:
     seeds = Seeds.derive(config.seed)
     prepared = prepare(config, np.random.default_rng(seeds.split))
     result = run_tuning(config, prepared, model, seeds.tune[model] + 1000 * worker)
-    print(json.dumps({"best_precision@10": result.value, "best_epoch": result.best_epoch,
-                      "params": result.params.as_dict(), "study": result.study_name,
-                      "finished_trials": result.finished_trials, "new_trials": result.new_trials,
-                      "seconds": round(result.seconds, 2)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "best_precision@10": result.value,
+                "best_epoch": result.best_epoch,
+                "params": result.params.as_dict(),
+                "study": result.study_name,
+                "finished_trials": result.finished_trials,
+                "new_trials": result.new_trials,
+                "seconds": round(result.seconds, 2),
+            },
+            indent=2,
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,9 +53,10 @@ def export(
     jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
     rows = np.arange(len(users))
     with atomic_path(jsonl) as tmp_jsonl, atomic_path(npy) as tmp_npy:
-        with tmp_jsonl.open("w", encoding="utf-8") as f, tqdm(
-            total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False
-        ) as bar:
+        with (
+            tmp_jsonl.open("w", encoding="utf-8") as f,
+            tqdm(total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False) as bar,
+        ):
             for chunk, top, scores in top_k_blocks(scorer, rows, k, exclude):
                 allowed = np.isfinite(scores)
                 for user, tracks, ok in zip(users[chunk].tolist(), top.tolist(), allowed, strict=True):

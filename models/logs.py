@@ -7,18 +7,17 @@ every regular file in it is read. Lines that are empty or malformed are counted 
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from tqdm import tqdm
 
+from botify import event_log
 from models.errors import InputError
 
 MESSAGES = frozenset({"next", "last"})
@@ -42,17 +41,11 @@ class Listens:
 
 
 def log_files(paths: Sequence[Path]) -> list[Path]:
-    """Every regular, non-hidden file of the given files and folders (folders non-recursively)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"log path {path} does not exist")
+    """Every file of the logs (see `botify.event_log.log_files`); none at all is an input error too."""
+    try:
+        files = event_log.log_files(paths)
+    except FileNotFoundError as error:
+        raise InputError(str(error)) from None
     if not files:
         raise InputError(f"no log files in {', '.join(str(p) for p in paths)}")
     return files
@@ -84,17 +77,11 @@ def parse_line(line: str | bytes) -> tuple[int, int, float, int] | None:
     return user, track, float(time), int(timestamp)
 
 
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else path.open("rb")
-
-
 def _read_lines(files: Iterable[Path], progress: bool) -> Iterable[bytes]:
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="read logs", disable=not progress) as bar:
         for path in files:
-            with _open(path) as stream:
+            with event_log.open_log(path) as stream:
                 pending = 0
                 for line in stream:
                     pending += len(line)

@@ -123,8 +123,10 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
         listens=listens,
         catalog=catalog,
         interactions=interactions,
-        datasets={NO_FEATURES: lightfm_data(n_users, identity_only(features)),
-                  FEATURES: lightfm_data(n_users, features)},
+        datasets={
+            NO_FEATURES: lightfm_data(n_users, identity_only(features)),
+            FEATURES: lightfm_data(n_users, features),
+        },
         evaluator=evaluator,
         monitor=evaluator.sample(config.eval_users, rng),
         seconds=time.perf_counter() - start,
@@ -137,8 +139,15 @@ def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -
         prepared.interactions.train,
         prepared.datasets[model].item_features,
         prepared.monitor,
-        TuneConfig(storage=config.study_path, name=model, trials=config.trials, epochs=config.epochs,
-                   patience=config.patience, threads=config.threads, seed=seed),
+        TuneConfig(
+            storage=config.study_path,
+            name=model,
+            trials=config.trials,
+            epochs=config.epochs,
+            patience=config.patience,
+            threads=config.threads,
+            seed=seed,
+        ),
         progress=config.progress,
     )
 
@@ -174,8 +183,12 @@ def botify_load(data: Path, exports: dict[str, Exported]) -> None:
 
 
 def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:
-    return {**evaluator(fitted.scorer()).as_dict(), "best_epoch": fitted.best_epoch,
-            "stopped_early": fitted.stopped_early, "fit_seconds_per_epoch": fitted.fit_seconds_per_epoch}
+    return {
+        **evaluator(fitted.scorer()).as_dict(),
+        "best_epoch": fitted.best_epoch,
+        "stopped_early": fitted.stopped_early,
+        "fit_seconds_per_epoch": fitted.fit_seconds_per_epoch,
+    }
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -203,8 +216,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
     fitted: dict[str, Fitted] = {}
     for name, data in prepared.datasets.items():
         fitted[name] = fit(
-            params[name], inter.train, data.item_features, config.epochs, config.threads, fit_seeds[name],
-            evaluator=prepared.monitor, patience=config.patience, progress=config.progress, desc=name,
+            params[name],
+            inter.train,
+            data.item_features,
+            config.epochs,
+            config.threads,
+            fit_seeds[name],
+            evaluator=prepared.monitor,
+            patience=config.patience,
+            progress=config.progress,
+            desc=name,
         )
         timings[f"fit {name} ({fitted[name].best_epoch} best of {len(fitted[name].curve)} epochs)"] = sum(
             e.fit_seconds for e in fitted[name].curve
@@ -219,17 +240,28 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model = fitted[name]
         if config.refit:
             start = time.perf_counter()
-            model = fit(params[name], exclude, data.item_features, model.best_epoch, config.threads, seeds.refit[name],
-                        progress=config.progress, desc=f"refit {name}")
+            model = fit(
+                params[name],
+                exclude,
+                data.item_features,
+                model.best_epoch,
+                config.threads,
+                seeds.refit[name],
+                progress=config.progress,
+                desc=f"refit {name}",
+            )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
-        exports[name] = export(config.out, name, model.scorer(), inter.users, config.top_k, exclude,
-                               progress=config.progress)
+        exports[name] = export(
+            config.out, name, model.scorer(), inter.users, config.top_k, exclude, progress=config.progress
+        )
         timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
 
     plot_learning_curves(
         {TITLES[n]: f.curve for n, f in fitted.items()},
         {TITLES["toppop"]: prepared.monitor(Scorer.popularity(inter.train)).precision},
-        config.out / "learning_curve.png", users=len(prepared.monitor.rows), k=prepared.monitor.k,
+        config.out / "learning_curve.png",
+        users=len(prepared.monitor.rows),
+        k=prepared.monitor.k,
     )
     if config.load:
         start = time.perf_counter()
@@ -241,23 +273,34 @@ def train(config: TrainConfig) -> dict[str, Any]:
     report = {
         "k": prepared.evaluator.k,
         "data": {
-            "files": listens.files, "lines": listens.lines, "bad_lines": listens.bad_lines,
-            "listens": len(listens), "min_time": config.positives.min_time,
+            "files": listens.files,
+            "lines": listens.lines,
+            "bad_lines": listens.bad_lines,
+            "listens": len(listens),
+            "min_time": config.positives.min_time,
             "positive_listens": int((listens.time >= config.positives.min_time).sum()),
             "min_positives": config.positives.min_user_positives,
             "min_track_positives": config.positives.min_track_positives,
-            "train": int(inter.train.nnz), "valid": int(inter.valid.nnz), "users": len(inter.users),
-            "eval_users": len(prepared.evaluator.rows), "monitored_users": len(prepared.monitor.rows),
+            "train": int(inter.train.nnz),
+            "valid": int(inter.valid.nnz),
+            "users": len(inter.users),
+            "eval_users": len(prepared.evaluator.rows),
+            "monitored_users": len(prepared.monitor.rows),
             "tracks": prepared.catalog.size,
-            "split": config.positives.split, "feature_groups": list(prepared.datasets[FEATURES].groups),
+            "split": config.positives.split,
+            "feature_groups": list(prepared.datasets[FEATURES].groups),
         },
         "params": {name: p.as_dict() for name, p in params.items()},
         "tuning": tuning,
         "models": models,
-        "curves": {n: [{"epoch": e.epoch, "fit_seconds": e.fit_seconds, **e.metrics.as_dict()}
-                       for e in f.curve] for n, f in fitted.items()},
-        "exports": {n: {"recommendations": e.recommendations.name, "vectors": e.vectors.name,
-                        "users": e.users} for n, e in exports.items()},
+        "curves": {
+            n: [{"epoch": e.epoch, "fit_seconds": e.fit_seconds, **e.metrics.as_dict()} for e in f.curve]
+            for n, f in fitted.items()
+        },
+        "exports": {
+            n: {"recommendations": e.recommendations.name, "vectors": e.vectors.name, "users": e.users}
+            for n, e in exports.items()
+        },
         "refit": config.refit,
         "threads": config.threads,
         "seed": config.seed,

@@ -58,9 +58,7 @@ def check_catalog(listens: Listens, n_tracks: int) -> None:
     low, high = int(listens.track.min()), int(listens.track.max())
     if low < 0 or high >= n_tracks:
         bad = low if low < 0 else high
-        raise InputError(
-            f"catalog mismatch: the logs mention track {bad} but the catalog has tracks 0..{n_tracks - 1}"
-        )
+        raise InputError(f"catalog mismatch: the logs mention track {bad} but the catalog has tracks 0..{n_tracks - 1}")
 
 
 def first_positives(listens: Listens, min_time: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

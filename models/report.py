@@ -15,8 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 from models.atomic import atomic_path, write_text  # noqa: E402
 from models.training import Epoch  # noqa: E402
 
-METRIC_COLUMNS = (("precision", "precision@{k}"), ("recall", "recall@{k}"), ("ndcg", "NDCG@{k}"),
-                  ("coverage", "coverage@{k}"))
+METRIC_COLUMNS = (
+    ("precision", "precision@{k}"),
+    ("recall", "recall@{k}"),
+    ("ndcg", "NDCG@{k}"),
+    ("coverage", "coverage@{k}"),
+)
 
 
 def markdown_table(models: Mapping[str, Mapping[str, Any]], k: int) -> str:
@@ -48,9 +52,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- users: {data['users']}, catalog tracks: {data['tracks']}, item feature groups: "
         f"{', '.join(data['feature_groups']) or 'none'} (+ identity)\n",
         "## Parameters (Optuna's best per model)\n" if report["tuning"] else "## Parameters\n",
-        *(f"- {name}: trials finished {t['finished_trials']} (pruned {t['pruned_trials']}, new in this run "
-          f"{t['new_trials']}), best validation precision@{report['k']} {t['value']:.4f} at epoch {t['best_epoch']}"
-          for name, t in report["tuning"].items()),
+        *(
+            f"- {name}: trials finished {t['finished_trials']} (pruned {t['pruned_trials']}, new in this run "
+            f"{t['new_trials']}), best validation precision@{report['k']} {t['value']:.4f} at epoch {t['best_epoch']}"
+            for name, t in report["tuning"].items()
+        ),
         "",
         "```json\n" + json.dumps(report["params"], indent=2) + "\n```\n",
         "## Timings (seconds)\n",

@@ -92,9 +92,7 @@ def write_catalog(world: SyntheticWorld, out: Path, rng: np.random.Generator) ->
         tmp.write_text(json.dumps(top.tolist()))
 
 
-def write_logs(
-    world: SyntheticWorld, spec: SyntheticSpec, out: Path, rng: np.random.Generator, files: int = 1
-) -> int:
+def write_logs(world: SyntheticWorld, spec: SyntheticSpec, out: Path, rng: np.random.Generator, files: int = 1) -> int:
     """Write `spec.listens` listen events as botify log lines (split over `files` rotated files)."""
     n_users, n_tracks = len(world.user_vectors), len(world.track_genre)
     user = np.sort(rng.integers(n_users, size=spec.listens))
@@ -124,16 +122,25 @@ def write_logs(
         name = "events.jsonl" if i == len(chunks) - 1 else f"events.jsonl.{len(chunks) - 1 - i}"
         with atomic_path(out / name) as tmp, tmp.open("w", encoding="utf-8") as f:
             for u, t, x, ts, end, rec in zip(
-                user[rows].tolist(), track[rows].tolist(), time[rows].tolist(),
-                timestamp[rows].tolist(), last[rows].tolist(), recommendation[rows].tolist(), strict=True,
+                user[rows].tolist(),
+                track[rows].tolist(),
+                time[rows].tolist(),
+                timestamp[rows].tolist(),
+                last[rows].tolist(),
+                recommendation[rows].tolist(),
+                strict=True,
             ):
                 if end:
-                    f.write(f'{{"message": "last", "timestamp": {ts}, "user": {u}, "track": {t}, '
-                            f'"time": {x}, "latency": 0.001, "experiments": {{"HW_2": "C"}}}}\n')
+                    f.write(
+                        f'{{"message": "last", "timestamp": {ts}, "user": {u}, "track": {t}, '
+                        f'"time": {x}, "latency": 0.001, "experiments": {{"HW_2": "C"}}}}\n'
+                    )
                 else:
-                    f.write(f'{{"message": "next", "timestamp": {ts}, "user": {u}, "track": {t}, '
-                            f'"time": {x}, "latency": 0.001, "recommendation": {rec}, '
-                            f'"experiments": {{"HW_2": "C"}}}}\n')
+                    f.write(
+                        f'{{"message": "next", "timestamp": {ts}, "user": {u}, "track": {t}, '
+                        f'"time": {x}, "latency": 0.001, "recommendation": {rec}, '
+                        f'"experiments": {{"HW_2": "C"}}}}\n'
+                    )
     return spec.listens
 
 

@@ -137,8 +137,15 @@ def tune(
         random_state = config.seed + trial.number
         trial.set_user_attr("random_state", random_state)
         fitted = fit(
-            params, train, item_features, config.epochs, config.threads,
-            random_state=random_state, evaluator=evaluator, patience=config.patience, on_epoch=report,
+            params,
+            train,
+            item_features,
+            config.epochs,
+            config.threads,
+            random_state=random_state,
+            evaluator=evaluator,
+            patience=config.patience,
+            on_epoch=report,
         )
         trial.set_user_attr("best_epoch", fitted.best_epoch)
         return fitted.best.precision
@@ -146,7 +153,9 @@ def tune(
     remaining = config.trials - done
     if remaining > 0:
         study.optimize(
-            objective, n_trials=remaining, callbacks=[MaxTrialsCallback(config.trials, states=FINISHED)],
+            objective,
+            n_trials=remaining,
+            callbacks=[MaxTrialsCallback(config.trials, states=FINISHED)],
             show_progress_bar=progress,
         )
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
