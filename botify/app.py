@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import redis
@@ -43,7 +43,6 @@ class Services:
     recommenders: dict[str, Recommender]
     events: EventLog
     rng: np.random.Generator
-    outage_tracks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
     redis_down_until: float = 0.0  # a hung Redis costs one timeout per window, not one per request
 
     def redis_failed(self, error: Exception) -> None:
@@ -60,14 +59,12 @@ class Services:
         if self.redis_suspended():
             return self.store.cached_catalog()
         try:
-            catalog = self.store.catalog()
+            return self.store.catalog()
         except REDIS_DOWN as error:
             self.redis_failed(error)
             return self.store.cached_catalog()
         except LookupError:
             return None
-        self.outage_tracks = catalog.top_tracks[:OUTAGE_TOP_K]
-        return catalog
 
     def recommend(self, name: str, user: int, prev_track: int, prev_time: float) -> int:
         """Recommender `name`'s answer; while Redis is unreachable, a popular track remembered in process."""
@@ -80,7 +77,9 @@ class Services:
 
     def outage_pick(self, prev_track: int) -> int:
         """Serving without Redis: a popular track remembered in process."""
-        options = self.outage_tracks[self.outage_tracks != prev_track]
+        catalog = self.store.cached_catalog()
+        top = catalog.top_tracks[:OUTAGE_TOP_K] if catalog is not None else np.empty(0, dtype=np.int32)
+        options = top[top != prev_track]
         return int(self.rng.choice(options)) if len(options) else prev_track
 
     def readiness(self) -> dict:
