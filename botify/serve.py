@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from botify.connection import embedded_for
+from botify.connection import embedded_for, open_redis
 from botify.load import load_catalog
 from botify.settings import Settings
 from botify.store import CATALOG
@@ -25,22 +25,13 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
-    owned = None
-    if not settings.redis_url:
-        server = embedded_for(settings)
-        if not server.is_up():
-            owned = server.start()
-        env["REDIS_URL"] = server.url
-        client = server.client()
+    with open_redis(settings) as client:  # the embedded server, when started here, lives as long as gunicorn
+        env["REDIS_URL"] = settings.redis_url or embedded_for(settings).url
         if client.get(f"{CATALOG}:current") is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
-    server = subprocess.Popen(command, env=env)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda number, frame: server.send_signal(number))
-    print(f"botify serving on http://{args.host}:{args.port} (Redis: {env.get('REDIS_URL')})", flush=True)
-    try:
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
+        server = subprocess.Popen(command, env=env)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda number, frame: server.send_signal(number))
+        print(f"botify serving on http://{args.host}:{args.port} (Redis: {env['REDIS_URL']})", flush=True)
         return server.wait()
-    finally:
-        if owned is not None:
-            owned.stop(save=True)
