@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 
-from flask import current_app, request
+import orjson
+from flask import Response, current_app, request
 from flask_restful import Resource, abort
 
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
@@ -19,18 +21,27 @@ def services():
     return current_app.extensions["botify"]
 
 
+def output_json(data: object, code: int, headers: dict | None = None) -> Response:
+    """flask-restful's JSON representation (answers and errors), serialized by orjson."""
+    response = current_app.response_class(orjson.dumps(data), status=code, mimetype="application/json")
+    response.headers.extend(headers or {})
+    return response
+
+
 def parse_listen(user: int) -> tuple[int, float]:
     """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
     if user > MAX_ID:
         abort(400, message=f"user id must be at most {MAX_ID}")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
+    declared = request.content_length
+    if declared is not None and declared > limit:
         abort(413, message=f"body too large: at most {limit} bytes")
-    if request.content_length is None and len(request.get_data(cache=True)) >= limit:  # chunked: read stops there
+    raw = request.get_data(cache=True)
+    if declared is None and len(raw) >= limit:  # chunked: the read stops at the limit
         abort(413, message=f"body too large: at most {limit} bytes")
     try:
-        body = request.get_json(force=True, silent=True)
-    except RecursionError:  # nested deeper than the JSON parser goes: not a listen either
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes: not a listen either
         body = None
     if not isinstance(body, dict):
         abort(400, message='body must be a JSON object like {"track": 1, "time": 0.5}')

@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["botify"] = services
 
     rest = Api(app, catch_all_404s=True)
+    rest.representations = {"application/json": api.output_json}
     rest.add_resource(api.Hello, "/")
     rest.add_resource(api.Health, "/health")
     rest.add_resource(api.Ready, "/ready")

@@ -9,13 +9,14 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import socket
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
+
+import orjson
 
 
 class EventLog:
@@ -29,7 +30,7 @@ class EventLog:
 
     def write(self, event: dict) -> None:
         """Append one event as a JSON line (rotating first if the file would outgrow `max_bytes`)."""
-        line = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             if self._file.closed:
                 return

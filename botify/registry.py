@@ -6,6 +6,7 @@ Recommenders are named here once; experiments refer to them by name. A recommend
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from botify.experiments import Experiment
@@ -47,7 +48,8 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+@functools.lru_cache(maxsize=2**16)
 def experiment_arms(user: int) -> dict[str, str]:
-    """The user's arm in every registered experiment (logged with every event)."""
+    """The user's arm in every registered experiment (logged with every event; shared, not to be changed)."""
     arms = {name: experiment.arm(user) for name, experiment in EXPERIMENTS.items()}
     return {name: arm for name, arm in arms.items() if arm is not None}

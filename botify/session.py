@@ -1,42 +1,47 @@
-"""A listening session's state: what was played or recommended, and the recent listens."""
+"""A listening session's state: the listens of the session, in order, as Redis keeps them.
+
+A session is an append-only string of fixed-size records (int32 track, float32 fraction listened):
+each /next appends its listen and reads the whole session back in the same Redis call, so serving a
+listen costs one round trip. What was played is what the client reports listening to; the track the
+service recommended comes back as the next request's listen when the client plays it.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 RECENT_LISTENS = 3  # how many recent listens set the session's context
+LISTEN = np.dtype([("track", "<i4"), ("time", "<f4")])
+MAX_LISTENS = 1000  # a session keeps its latest listens only (a bounded read per request)
 
 
-@dataclass
+def pack_listen(track: int, time: float) -> bytes:
+    return np.array([(track, time)], dtype=LISTEN).tobytes()
+
+
+@dataclass(frozen=True)
 class Session:
-    seen: list[int] = field(default_factory=list)  # played or recommended, in order
-    recent: list[tuple[int, float]] = field(default_factory=list)  # last listens (track, time)
+    played: np.ndarray  # int32: the tracks listened to, in order (repeats kept)
+    times: np.ndarray  # float32: the fraction of each listened
 
     @classmethod
-    def from_json(cls, raw: bytes | str | None) -> Session:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            return cls([int(t) for t in data["seen"]], [(int(t), float(x)) for t, x in data["recent"]])
-        except (ValueError, KeyError, TypeError):  # not a session we wrote: start afresh, never fail the request
-            return cls()
-
-    def to_json(self) -> str:
-        return json.dumps({"seen": self.seen, "recent": self.recent}, separators=(",", ":"))
-
-    def listened(self, track: int, time: float) -> None:
-        if track not in self.seen:
-            self.seen.append(track)
-        self.recent = [*self.recent, (track, time)][-RECENT_LISTENS:]
-
-    def recommended(self, track: int) -> None:
-        self.seen.append(track)
+    def from_bytes(cls, raw: bytes | None, tracks: int) -> Session:
+        """The session's listens; records that are not listens of a catalog of `tracks` tracks are dropped
+        (a value the service did not write starts a fresh session, it never fails the request)."""
+        raw = raw or b""
+        listens = np.frombuffer(raw, dtype=LISTEN, count=len(raw) // LISTEN.itemsize)
+        valid = (listens["track"] >= 0) & (listens["track"] < tracks)
+        valid &= (listens["time"] >= 0.0) & (listens["time"] <= 1.0)
+        if not valid.all():
+            listens = listens[valid]
+        return cls(listens["track"], listens["time"])
 
     def context_track(self) -> int | None:
         """The track listened to longest among the recent ones (the latest on ties)."""
-        if not self.recent:
+        if not len(self.played):
             return None
-        best = max(range(len(self.recent)), key=lambda i: (self.recent[i][1], i))
-        return self.recent[best][0]
+        recent = self.times[-RECENT_LISTENS:]
+        latest_longest = len(recent) - 1 - int(np.argmax(recent[::-1]))
+        return int(self.played[-len(recent) :][latest_longest])

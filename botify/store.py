@@ -7,6 +7,7 @@ after a grace period. Values are plain bytes (JSON, packed int32/float32): nothi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -18,7 +19,7 @@ import redis
 
 from botify.catalog import Catalog
 from botify.item_space import ItemSpace
-from botify.session import Session
+from botify.session import LISTEN, MAX_LISTENS, Session, pack_listen
 
 CATALOG = "catalog"
 OLD_VERSION_GRACE_SECONDS = 60
@@ -110,13 +111,31 @@ def publish_recommendations(
 # ---- serving -----------------------------------------------------------------------------------
 
 
+# One call per listen: append it to the session (resetting a value the service did not write, keeping the
+# latest listens only), renew the session's expiry, and read back the session, the set's live version and
+# the user's list in the version the worker has cached. KEYS: session, set pointer, cached version's lists.
+# ARGV: the packed listen, the expiry in seconds, the user, the session's maximum size in bytes.
+LISTEN_SCRIPT = """
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'string' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+local size = redis.call('APPEND', KEYS[1], ARGV[1])
+if size % #ARGV[1] ~= 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+elseif size > tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[1], string.sub(redis.call('GET', KEYS[1]), -tonumber(ARGV[4])))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET', KEYS[3], ARGV[3])}
+"""
+
+
 @dataclass
 class CandidateContext:
-    """What one /next needs of a recommendation set, read in one round trip."""
+    """What one /next needs of a recommendation set, read in the same call that records the listen."""
 
     candidates: np.ndarray  # the user's list, best first (empty when the user has none)
     items: ItemSpace | None  # the set's item vectors, row = track id
-    session: Session
+    session: Session  # the session's listens, this one included
 
 
 class Store:
@@ -129,6 +148,8 @@ class Store:
         self._catalog: tuple[bytes, Catalog] | None = None
         self._catalog_checked = 0.0
         self._items: dict[str, tuple[bytes, ItemSpace | None]] = {}
+        self._listen_sha = hashlib.sha1(LISTEN_SCRIPT.encode()).hexdigest()
+        self._thread = threading.local()
 
     def ping(self) -> bool:
         try:
@@ -163,19 +184,37 @@ class Store:
         raw = self.client.hget(f"{version.decode()}:tracks", track) if version else None
         return json.loads(raw) if raw else None
 
-    def candidate_context(self, user: int, name: str) -> CandidateContext:
-        """The user's candidates from set `name`, the set's vectors and the session: one round trip."""
-        prefix = recs_prefix(name)
+    def listen(self, user: int, track: int, time: float, name: str, tracks: int) -> CandidateContext:
+        """Record a listen in the user's session and read what set `name` offers them: one round trip."""
         cached_version, items = self._items.get(name, (b"", None))
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(f"{prefix}:current")
-            pipe.hget(f"{cached_version.decode()}:lists", user)
-            pipe.get(session_key(user))
-            version, raw_list, raw_session = pipe.execute()
+        keys = (session_key(user), f"{recs_prefix(name)}:current", f"{cached_version.decode()}:lists")
+        args = (pack_listen(track, time), self.session_ttl, user, MAX_LISTENS * LISTEN.itemsize)
+        try:
+            raw_session, version, raw_list = self._call("EVALSHA", self._listen_sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # a Redis that has not seen the script yet (or restarted): EVAL keeps it
+            raw_session, version, raw_list = self._call("EVAL", LISTEN_SCRIPT, len(keys), *keys, *args)
         if version is not None and version != cached_version:
             items = self._load_items(name, version)
             raw_list = self.client.hget(f"{version.decode()}:lists", user)
-        return CandidateContext(unpack_ints(raw_list), items, Session.from_json(raw_session))
+        return CandidateContext(unpack_ints(raw_list), items, Session.from_bytes(raw_session, tracks))
+
+    def _call(self, *command: object) -> object:
+        """One command on this thread's own connection: the hot path skips the pool's checkout and retry layers.
+        A connection that failed is dropped (its replies may be out of step) and reopened by the next call."""
+        connection = getattr(self._thread, "connection", None)
+        if connection is None:
+            connection = self._thread.connection = self.client.connection_pool.get_connection()
+        try:
+            connection.send_command(*command)
+            return connection.read_response()
+        except REDIS_DOWN:
+            connection.disconnect()
+            raise
+
+    def user_list(self, user: int, name: str) -> np.ndarray:
+        """The user's live list in set `name`, best first (empty when the user has none); reads nothing else."""
+        version = self.client.get(f"{recs_prefix(name)}:current")
+        return unpack_ints(self.client.hget(f"{version.decode()}:lists", user) if version else None)
 
     def _load_items(self, name: str, version: bytes) -> ItemSpace | None:
         """Fetch a set's item vectors and nearest tracks once per version."""
@@ -191,9 +230,6 @@ class Store:
 
     def has_set(self, name: str) -> bool:
         return self.client.exists(f"{recs_prefix(name)}:current") == 1
-
-    def save_session(self, user: int, session: Session) -> None:
-        self.client.set(session_key(user), session.to_json(), ex=self.session_ttl)
 
     def end_session(self, user: int) -> None:
         self.client.delete(session_key(user))

@@ -25,7 +25,7 @@ CONTEXT_ARTIST_BONUS = 0.1  # relevance added to tracks by the context track's a
 
 
 class CandidateRecommender:
-    """Shared flow: read candidates + session (one round trip), choose, fall back, save the session."""
+    """Shared flow: record the listen and read candidates + session (one round trip), choose, fall back."""
 
     def __init__(self, store: Store, recommendation_set: str, fallback: Sequence[Pick]) -> None:
         self.store = store
@@ -33,22 +33,18 @@ class CandidateRecommender:
         self.fallback = fallback
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        context = self.store.candidate_context(user, self.recommendation_set)
         catalog = self.store.catalog()
-        session = context.session
-        session.listened(prev_track, prev_track_time)
-        track = self.choose(context.candidates, context.items, session, catalog)
+        context = self.store.listen(user, prev_track, prev_track_time, self.recommendation_set, catalog.size)
+        track = self.choose(context.candidates, context.items, context.session, catalog)
         if track is None:
-            track = self.fall_back(catalog, prev_track, session)
-        session.recommended(track)
-        self.store.save_session(user, session)
+            track = self.fall_back(catalog, prev_track, context.session)
         return track
 
     def end_session(self, user: int) -> None:
         self.store.end_session(user)
 
     def fall_back(self, catalog: Catalog, prev_track: int, session: Session) -> int:
-        exclude = set(session.seen)
+        exclude = set(session.played.tolist())
         for step in self.fallback:
             track = step.pick(catalog, prev_track, exclude)
             if track is not None:
@@ -63,7 +59,7 @@ class InOrder(CandidateRecommender):
     """The first unplayed candidate: what a static per-user list gives."""
 
     def choose(self, candidates: np.ndarray, items: ItemSpace | None, session: Session, catalog: Catalog) -> int | None:
-        return first_not_in(candidates, set(session.seen))
+        return first_not_in(candidates, set(session.played.tolist()))
 
 
 class SessionAware(CandidateRecommender):
@@ -78,12 +74,14 @@ class SessionAware(CandidateRecommender):
         context = session.context_track()
         personal = candidates[(candidates >= 0) & (candidates < catalog.size)]
         if items is None or len(items) != catalog.size or context is None:
-            return first_not_in(personal, set(session.seen))  # no usable vectors: the list as it is
+            return first_not_in(personal, set(session.played.tolist()))  # no usable vectors: the list as it is
+        # A track in the pool twice (on the list and near the context) is scored twice; the higher score counts.
         pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
-        pool, first = np.unique(pool, return_index=True)
-        seen = set(session.seen)
-        unplayed = np.fromiter((track not in seen for track in pool.tolist()), dtype=bool, count=len(pool))
-        pool, on_list = pool[unplayed], first[unplayed] < len(personal)  # the list comes first in the pool
+        played = np.zeros(catalog.size, dtype=bool)
+        played[session.played] = True
+        unplayed = ~played[pool]
+        on_list = (np.arange(len(pool)) < len(personal))[unplayed]
+        pool = pool[unplayed]
         if len(pool) == 0:
             return None
         artists = catalog.artist_of[pool]
@@ -92,5 +90,5 @@ class SessionAware(CandidateRecommender):
             + PERSONAL_BONUS * on_list
             + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
         )
-        plays = (artists[:, None] == catalog.artist_of[session.seen][None, :]).sum(axis=1)
+        plays = np.bincount(catalog.artist_of[session.played], minlength=catalog.artists)[artists]
         return int(pool[int(np.argmax(relevance * ARTIST_FATIGUE**plays))])

@@ -36,7 +36,7 @@ def test_reload_is_atomic_for_concurrent_readers(client, redis_server, tmp_path)
         store = Store(redis.Redis.from_url(redis_server.url))
         user = 0
         while not stop.is_set():
-            seen.append(tuple(store.candidate_context(user % 3000, "lightfm").candidates.tolist()))
+            seen.append(tuple(store.user_list(user % 3000, "lightfm").tolist()))
             user += 7
 
     readers = [threading.Thread(target=read) for _ in range(2)]
@@ -68,7 +68,7 @@ def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(cli
     result = run_load(redis_server.url, "--recs", f"lightfm={bad}")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "outside the catalog" in result.stderr
-    assert Store(client).candidate_context(1, "lightfm").candidates.tolist() == [5, 6]
+    assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
 
 
 @pytest.mark.parametrize(

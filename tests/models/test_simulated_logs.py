@@ -87,7 +87,7 @@ def trained(sim_logs: SimLogs, tmp_path_factory: pytest.TempPathFactory) -> Trai
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
     store = Store(redis.Redis.from_url(sim_logs.redis_url))
-    published = {r["user"]: store.candidate_context(r["user"], "lightfm").candidates.tolist() for r in lines}
+    published = {r["user"]: store.user_list(r["user"], "lightfm").tolist() for r in lines}
     return Trained(out=out, process=process, published=published)
 
 
