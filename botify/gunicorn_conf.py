@@ -17,6 +17,11 @@ settings = Settings.from_env()
 bind = settings.bind
 workers = settings.workers
 worker_class = "gthread"
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new connections across workers.
+# With one shared socket, the first worker to wake accepts a whole burst of keep-alive connections (the
+# simulator's, nginx's upstream pool): all 32 of a load test's connections on one worker was the usual outcome.
+# The flip side: a second botify started by the same user on the same port joins instead of failing to bind.
+reuse_port = True
 threads = settings.threads
 keepalive = 75
 timeout = 30

@@ -15,7 +15,8 @@ class StickyArtist:
         self.rng = rng
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        return int(self.rng.choice(self.catalog().same_artist_tracks(prev_track)))
+        tracks = self.catalog().same_artist_tracks(prev_track)
+        return int(tracks[self.rng.integers(len(tracks))])
 
     def pick(self, catalog: Catalog, prev_track: int, exclude: Collection[int]) -> int | None:
         options = [int(t) for t in catalog.same_artist_tracks(prev_track) if int(t) not in exclude]

@@ -20,7 +20,7 @@ class TopPop:
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
         top = self.catalog().top_tracks[: self.k]
-        return int(self.rng.choice(top))
+        return int(top[self.rng.integers(len(top))])
 
     def pick(self, catalog: Catalog, prev_track: int, exclude: Collection[int]) -> int | None:
         return first_not_in(catalog.top_tracks, exclude)
