@@ -32,6 +32,8 @@ from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis
 from serving_world import WorldSize, write_world
 
+from botify.settings import Settings
+
 WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
 TARGETS = {"ratio_to_hello": 0.8, "closed_p99_ms": 10.0, "fixed_rate_p99_ms": 5.0}
 
@@ -161,8 +163,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load before each run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating hello/botify rounds (median kept)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (both apps)")
+    parser.add_argument("--workers", type=int, default=Settings.workers, help="gunicorn workers (both apps)")
+    parser.add_argument("--threads", type=int, default=Settings.threads, help="gunicorn threads per worker (both apps)")
     parser.add_argument(
         "--fractions", default="0.25,0.5", help="fixed rates as fractions of botify's maximum (0.5 is the target's)"
     )

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from serving_cli import Parser
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
+
+from botify.settings import Settings
 
 CONFIG = REPO / "deploy" / "nginx.conf"
 
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         scratch = Path(scratch_dir)
         env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(scratch / "log")}
-        servers = [stack.enter_context(gunicorn(BOTIFY_APP, args.workers, 4, **env)) for _ in range(args.replicas)]
+        replica = partial(gunicorn, BOTIFY_APP, args.workers, Settings.threads, **env)
+        servers = [stack.enter_context(replica()) for _ in range(args.replicas)]
         port = free_port()
         config = scratch / "nginx.conf"
         config.write_text(

@@ -15,7 +15,7 @@ class Settings:
     log_dir: Path = Path("log")
     bind: str = "127.0.0.1:5001"  # where gunicorn listens when started directly
     workers: int = 2
-    threads: int = 4
+    threads: int = 2  # per worker: enough to overlap the Redis round trip; more only lengthens the tail (bench/)
     experiment: str = "HW_2"  # the experiment that routes /next
     fallback: tuple[str, ...] = ("toppop", "random")
     session_ttl: int = 6 * 3600  # seconds a listening session's state lives in Redis
