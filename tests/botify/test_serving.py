@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
@@ -80,3 +81,20 @@ def test_a_hung_redis_costs_one_timeout_per_retry_window_not_one_per_request(sta
     service.stop()
     waited = [event for event in service.events() if event["latency"] >= 0.2]  # one Redis timeout or more
     assert 1 <= len(waited) <= 8  # without the retry window, all 30 would wait
+
+
+def test_keep_alive_connections_are_spread_over_the_workers(start_botify, tiny_world):
+    """Each worker accepts on its own socket: a burst of connections does not all land on the first one awake."""
+    service = start_botify(tiny_world, workers=2)
+    host, port = service.url.removeprefix("http://").split(":")
+    connections = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(16)]
+    for connection in connections:
+        connection.connect()
+    for user, connection in enumerate(connections):
+        connection.request("POST", f"/next/{user}", body=b'{"track": 3, "time": 0.5}')
+        assert connection.getresponse().status == 200
+    for connection in connections:
+        connection.close()
+    service.stop()
+    lines_per_worker = sorted(len(path.read_text().splitlines()) for path in service.log_dir.iterdir())
+    assert len(lines_per_worker) == 2 and sum(lines_per_worker) == 16 and lines_per_worker[0] >= 2

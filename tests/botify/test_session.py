@@ -1,0 +1,90 @@
+"""Sessions: packed listen records, appended and read back by one Redis script call (real Redis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis
+
+from botify.load import load_catalog, load_recommendations
+from botify.session import MAX_LISTENS, Session, pack_listen
+from botify.store import Store, session_key
+
+from .conftest import write_recs
+
+TRACKS = 300
+
+
+@pytest.fixture
+def store(redis_server, tiny_world, tmp_path):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    load_catalog(client, tiny_world)
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}))
+    return Store(client)
+
+
+def test_each_listen_is_appended_and_read_back_with_the_users_list(store):
+    for track, time in [(5, 0.25), (6, 1.0), (5, 0.5)]:
+        context = store.listen(7, track, time, "lightfm", TRACKS)
+    assert context.session.played.tolist() == [5, 6, 5]
+    assert context.session.times.tolist() == [0.25, 1.0, 0.5]
+    assert context.candidates.tolist() == [10, 20, 30]
+    assert store.client.ttl(session_key(7)) > 0
+
+
+def test_a_user_without_a_list_still_has_a_session(store):
+    context = store.listen(8, 5, 0.5, "lightfm", TRACKS)
+    assert context.candidates.tolist() == [] and context.session.played.tolist() == [5]
+
+
+def test_end_session_starts_afresh(store):
+    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.end_session(7)
+    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [6]
+
+
+def test_a_session_keeps_its_latest_listens_only(store):
+    for step in range(MAX_LISTENS + 5):
+        context = store.listen(7, step % TRACKS, 0.5, "lightfm", TRACKS)
+    played = context.session.played.tolist()
+    assert len(played) == MAX_LISTENS and played[-1] == (MAX_LISTENS + 4) % TRACKS and played[0] == 5
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        lambda c, k: c.set(k, b"not a session"),  # misaligned bytes: replaced by this listen
+        lambda c, k: c.set(k, pack_listen(-3, 0.5) + pack_listen(4, 7.0)),  # aligned, invalid records: dropped
+        lambda c, k: c.hset(k, "a", "b"),  # another type: removed
+        lambda c, k: c.rpush(k, "x"),
+    ],
+    ids=["misaligned", "invalid-records", "hash", "list"],
+)
+def test_a_value_the_service_did_not_write_becomes_a_fresh_session(store, planted):
+    planted(store.client, session_key(7))
+    assert store.listen(7, 5, 0.5, "lightfm", TRACKS).session.played.tolist() == [5]
+    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [5, 6]
+
+
+def test_the_script_is_loaded_again_after_redis_forgets_it(store):
+    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.client.script_flush()
+    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [5, 6]
+
+
+def test_a_new_version_of_the_set_is_picked_up(store, tmp_path):
+    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r2.jsonl", {7: [40, 50]}))
+    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).candidates.tolist() == [40, 50]
+
+
+def test_context_is_the_longest_recent_listen_latest_on_ties():
+    def session(*listens):
+        return Session.from_bytes(b"".join(pack_listen(t, x) for t, x in listens), TRACKS)
+
+    assert session().context_track() is None
+    assert session((1, 0.9), (2, 0.3), (3, 0.5)).context_track() == 1
+    assert session((1, 0.9), (2, 0.9), (3, 0.5)).context_track() == 2
+    assert session((1, 1.0), (2, 0.1), (3, 0.2), (4, 0.3)).context_track() == 4  # 1 is no longer recent
+    assert np.array_equal(session((1, 0.5), (TRACKS, 0.5), (2, np.nan)).played, [1])
