@@ -8,17 +8,18 @@ service recommended comes back as the next request's listen when the client play
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 RECENT_LISTENS = 3  # how many recent listens set the session's context
-LISTEN = np.dtype([("track", "<i4"), ("time", "<f4")])
+LISTEN_STRUCT = struct.Struct("<if")  # one listen record: int32 track, float32 fraction listened
 MAX_LISTENS = 1000  # a session keeps its latest listens only (a bounded read per request)
 
 
 def pack_listen(track: int, time: float) -> bytes:
-    return np.array([(track, time)], dtype=LISTEN).tobytes()
+    return LISTEN_STRUCT.pack(track, time)
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,12 @@ class Session:
         """The session's listens; records that are not listens of a catalog of `tracks` tracks are dropped
         (a value the service did not write starts a fresh session, it never fails the request)."""
         raw = raw or b""
-        listens = np.frombuffer(raw, dtype=LISTEN, count=len(raw) // LISTEN.itemsize)
-        valid = (listens["track"] >= 0) & (listens["track"] < tracks)
-        valid &= (listens["time"] >= 0.0) & (listens["time"] <= 1.0)
+        values = np.frombuffer(raw, dtype="<i4", count=len(raw) // LISTEN_STRUCT.size * 2).reshape(-1, 2)
+        played, times = values[:, 0], values[:, 1].view("<f4")
+        valid = (played >= 0) & (played < tracks) & (times >= 0.0) & (times <= 1.0)  # NaN is not valid either
         if not valid.all():
-            listens = listens[valid]
-        return cls(listens["track"], listens["time"])
+            played, times = played[valid], times[valid]
+        return cls(played, times)
 
     def context_track(self) -> int | None:
         """The track listened to longest among the recent ones (the latest on ties)."""

@@ -19,7 +19,7 @@ import redis
 
 from botify.catalog import Catalog
 from botify.item_space import ItemSpace
-from botify.session import LISTEN, MAX_LISTENS, Session, pack_listen
+from botify.session import LISTEN_STRUCT, MAX_LISTENS, Session, pack_listen
 
 CATALOG = "catalog"
 OLD_VERSION_GRACE_SECONDS = 60
@@ -188,7 +188,7 @@ class Store:
         """Record a listen in the user's session and read what set `name` offers them: one round trip."""
         cached_version, items = self._items.get(name, (b"", None))
         keys = (session_key(user), f"{recs_prefix(name)}:current", f"{cached_version.decode()}:lists")
-        args = (pack_listen(track, time), self.session_ttl, user, MAX_LISTENS * LISTEN.itemsize)
+        args = (pack_listen(track, time), self.session_ttl, user, MAX_LISTENS * LISTEN_STRUCT.size)
         try:
             raw_session, version, raw_list = self._call("EVALSHA", self._listen_sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # a Redis that has not seen the script yet (or restarted): EVAL keeps it
