@@ -1,7 +1,8 @@
 """Recommenders over a published per-user candidate list (e.g. LightFM's top-100).
 
-Both never return a track already played or recommended in the session, and fall back down a
-chain of picks when they have nothing left to offer. `InOrder` serves the list as stored.
+Both never return a track played in the session (what the client reported listening to: a recommendation
+it plays comes back as its next listen), and fall back down a chain of picks when they have nothing left
+to offer. `InOrder` serves the list as stored.
 `SessionAware` widens the user's list with the tracks nearest to the session's context track (the one
 listened to longest lately) in the model's item space and with the context's artist, so it also
 serves users without a list, and re-ranks the unplayed candidates in one pass (see the class).
