@@ -22,7 +22,8 @@ def services():
 
 
 def output_json(data: object, code: int, headers: dict | None = None) -> Response:
-    """flask-restful's JSON representation (answers and errors), serialized by orjson."""
+    """flask-restful's JSON representation (answers and errors), serialized by orjson. The listen resources
+    return its Response themselves: flask-restful passes a Response through without negotiating `Accept`."""
     response = current_app.response_class(orjson.dumps(data), status=code, mimetype="application/json")
     response.headers.extend(headers or {})
     return response
@@ -93,7 +94,7 @@ class NextTrack(Resource):
         name = app.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
         track = app.recommend(name, user, prev_track, prev_time)
         app.log_event("next", user, prev_track, prev_time, started, arms, recommendation=track)
-        return {"user": user, "track": track}
+        return output_json({"user": user, "track": track}, 200)
 
 
 class LastTrack(Resource):
@@ -104,4 +105,4 @@ class LastTrack(Resource):
         with contextlib.suppress(*REDIS_DOWN):  # unreachable: the session state expires by itself
             app.store.end_session(user)
         app.log_event("last", user, prev_track, prev_time, started, experiment_arms(user))
-        return {"user": user}
+        return output_json({"user": user}, 200)
