@@ -34,10 +34,6 @@ class Catalog:
     def size(self) -> int:
         return len(self.artist_of)
 
-    @property
-    def artists(self) -> int:
-        return len(self.artist_offsets) - 1
-
     def __contains__(self, track: int) -> bool:
         return 0 <= track < self.size
 

@@ -78,9 +78,8 @@ class SessionAware(CandidateRecommender):
             return first_not_in(personal, set(session.played.tolist()))  # no usable vectors: the list as it is
         # A track in the pool twice (on the list and near the context) is scored twice; the higher score counts.
         pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
-        played = np.zeros(catalog.size, dtype=bool)
-        played[session.played] = True
-        unplayed = ~played[pool]
+        played = np.sort(session.played)  # per request, work grows with the session and the pool, not the catalog
+        unplayed = played[np.searchsorted(played, pool).clip(max=len(played) - 1)] != pool
         on_list = (np.arange(len(pool)) < len(personal))[unplayed]
         pool = pool[unplayed]
         if len(pool) == 0:
@@ -91,5 +90,6 @@ class SessionAware(CandidateRecommender):
             + PERSONAL_BONUS * on_list
             + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
         )
-        plays = np.bincount(catalog.artist_of[session.played], minlength=catalog.artists)[artists]
+        played_artists = np.sort(catalog.artist_of[played])
+        plays = np.searchsorted(played_artists, artists, "right") - np.searchsorted(played_artists, artists)
         return int(pool[int(np.argmax(relevance * ARTIST_FATIGUE**plays))])

@@ -7,10 +7,13 @@ import pytest
 import redis
 import requests
 
+from botify.catalog import Catalog
+from botify.item_space import ItemSpace
 from botify.load import load_catalog, load_recommendations
 from botify.recommenders.candidates import InOrder, SessionAware
 from botify.recommenders.top_pop import TopPop
 from botify.registry import EXPERIMENTS
+from botify.session import Session, pack_listen
 from botify.store import Store
 
 from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, write_recs
@@ -137,3 +140,21 @@ def test_session_aware_falls_back_when_everything_near_is_played(store, tmp_path
     recommender = SessionAware(store, "lightfm", fallback(store))
     served = serve_session(recommender, 7, 0, 120)
     assert len(set(served)) == 120 and 0 not in served  # never a repeat, even past the neighbourhood
+
+
+def session_of(*tracks: int) -> Session:
+    return Session.from_bytes(b"".join(pack_listen(track, 1.0) for track in tracks), 6)
+
+
+def test_session_aware_discounts_each_play_of_an_artist():
+    """Track 1 (the context's artist, identical vector) against track 3 (another artist, cosine 0.6):
+    1 scores (1 + 0.1) x 0.8^plays of artist 0, 3 scores 0.8; repeats of a track count as plays."""
+    catalog = Catalog.build(np.array([0, 0, 0, 1, 1, 2]), np.arange(6))
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [-1, 0], [0, -1]], dtype=np.float32)
+    items = ItemSpace(vectors, np.array([[1, 3]] * 6, dtype=np.int32))
+    recommender = SessionAware(None, "lightfm", [])
+    no_list = np.empty(0, dtype=np.int32)
+    assert recommender.choose(no_list, items, session_of(0), catalog) == 1  # 1.1 x 0.8 = 0.88 > 0.8
+    assert recommender.choose(no_list, items, session_of(0, 0), catalog) == 3  # 1.1 x 0.64 = 0.70 < 0.8
+    assert recommender.choose(no_list, items, session_of(4, 4, 0), catalog) == 1  # artist 1's plays: 3 at 0.512
+    assert recommender.choose(no_list, items, session_of(1, 0), catalog) == 3  # 1 played: never again
