@@ -54,7 +54,6 @@ def test_last_answers_user_and_logs_the_end_of_session(service):
     assert (event["user"], event["track"], event["time"]) == (205, 7, 1.0)
 
 
-
 @pytest.mark.parametrize("accept", [None, "text/html", "text/plain", "application/xml;q=0.9, */*;q=0.1"])
 def test_listen_answers_are_json_whatever_the_client_accepts(service, accept):
     headers = {"Accept": accept} if accept else {}
@@ -63,6 +62,7 @@ def test_listen_answers_are_json_whatever_the_client_accepts(service, accept):
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"] == "application/json"
         assert answer.json()["user"] == 206
+
 
 BAD_REQUESTS = [
     ("post", "/next/{u}", {"data": "not json"}, 400, "JSON object"),
