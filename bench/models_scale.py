@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
     if args.trials:
         with tempfile.TemporaryDirectory() as tmp:
             config = TuneConfig(
-                storage=Path(tmp) / "study.db",
+                storage=str(Path(tmp) / "study.db"),
                 trials=args.trials,
                 epochs=args.tune_epochs,
                 threads=args.threads,

@@ -102,7 +102,10 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the tuning")
     parser.add_argument(
-        "--study", type=Path, default=None, help="Optuna SQLite file to create or resume (default OUT/study.db)"
+        "--study",
+        default=None,
+        help="Optuna storage to create or resume: a SQLite file (default OUT/study.db), or a database URL "
+        "that workers on several machines share, e.g. postgresql://user:password@host/db (its driver installed)",
     )
     parser.add_argument(
         "--progress",
@@ -137,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune_cmd = commands.add_parser(
         "tune",
-        help="only the Optuna study (run several at once to share one study file)",
-        description="Tune LightFM with item features; several workers may share one --study file.",
+        help="only the Optuna study (run several at once to share one study)",
+        description="Tune LightFM with item features; several workers may share one --study (file or database URL).",
     )
     _add_data_args(tune_cmd)
     tune_cmd.add_argument(

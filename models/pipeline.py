@@ -59,7 +59,7 @@ class TrainConfig:
     threads: int = field(default_factory=default_threads)
     tune: bool = True
     params: Path | None = None
-    study: Path | None = None
+    study: str | None = None  # Optuna storage: a SQLite file's path or a database URL
     seed: int = 0
     top_k: int = 100
     eval_users: int = 2000  # validation users scored every epoch (early stopping, pruning); 0 = all
@@ -68,8 +68,8 @@ class TrainConfig:
     progress: bool = False
 
     @property
-    def study_path(self) -> Path:
-        return self.study or self.out / "study.db"
+    def study_storage(self) -> str:
+        return self.study or str(self.out / "study.db")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -
         prepared.datasets[model].item_features,
         prepared.monitor,
         TuneConfig(
-            storage=config.study_path,
+            storage=config.study_storage,
             name=model,
             trials=config.trials,
             epochs=config.epochs,

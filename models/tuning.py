@@ -1,15 +1,17 @@
 """Optuna search over LightFM hyperparameters, maximising validation precision@10.
 
 TPE (seeded) proposes parameters; every epoch reports the validation metric so a median pruner can
-stop hopeless trials early. The study lives in a SQLite file: a rerun resumes it (only the missing
-trials run) and several `python -m models tune` workers can share it. The study's name fingerprints
-the training data and epoch budget, so one file never mixes trials of different problems.
+stop hopeless trials early. The study lives in a SQLite file, or in a database server given by URL
+(`postgresql://...`, `mysql+pymysql://...`) for workers on several machines: a rerun resumes it (only
+the missing trials run) and several `python -m models tune` workers can share it. The study's name
+fingerprints the training data and epoch budget, so one storage never mixes trials of different problems.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +21,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 import scipy.sparse as sp
+import sqlalchemy.engine
+import sqlalchemy.exc
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from models.errors import InputError
 from models.training import Epoch, Evaluator, LightFMParams, fit
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -31,7 +36,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 class TuneConfig:
     """Budget and reproducibility of one tuning run."""
 
-    storage: Path
+    storage: str  # a SQLite file's path, or a database URL (see `is_database_url`)
     name: str = "lightfm"  # the study's name starts with it; the rest fingerprints the problem
     trials: int = 30
     epochs: int = 20
@@ -64,6 +69,46 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def is_database_url(storage: str) -> bool:
+    """`dialect[+driver]://...` names a database (SQLite included); anything else is a SQLite file's path."""
+    return re.match(r"^[a-z][a-z0-9+]*://", storage) is not None
+
+
+@contextmanager
+def creating_storage(storage: str) -> Iterator[optuna.storages.RDBStorage]:
+    """The study's storage, held so that workers starting together do not both create its tables or both
+    enqueue the default parameters: a SQLite file is locked (a file lock beside it) until the block ends. A
+    database server has no file to lock: `load_if_exists` settles which worker creates the study, and workers
+    starting in the same instant may both enqueue the defaults (one extra trial)."""
+    if is_database_url(storage):
+        yield _rdb_storage(storage, storage)
+        return
+    path = Path(storage).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_name(path.name + ".lock")):
+        yield _rdb_storage(storage, f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def _rdb_storage(given: str, url: str, **options: object) -> optuna.storages.RDBStorage:
+    """Optuna's storage at `url`; a URL it cannot open (unknown dialect, driver not installed, server
+    unreachable, not a database) is an InputError naming what was given."""
+    try:
+        return optuna.storages.RDBStorage(url, **options)
+    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot open the Optuna storage {without_password(given)!r}: {reason}") from None
+
+
+def without_password(storage: str) -> str:
+    """The storage as it may be printed: a database URL's password masked."""
+    if not is_database_url(storage):
+        return storage
+    try:
+        return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return storage.split("://", 1)[0] + "://..."
 
 
 def suggest(trial: optuna.Trial) -> LightFMParams:
@@ -102,12 +147,7 @@ def tune(
     """Run the study until it holds `config.trials` finished trials; return its best."""
     start = time.perf_counter()
     name = study_name(config.name, train, evaluator.valid, item_features, config.epochs)
-    config.storage.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(config.storage.with_name(config.storage.name + ".lock")):
-        # Workers that start together must not both create the tables or both enqueue the defaults.
-        storage = optuna.storages.RDBStorage(
-            f"sqlite:///{config.storage.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
-        )
+    with creating_storage(config.storage) as storage:
         study = optuna.create_study(
             study_name=name,
             storage=storage,

@@ -109,3 +109,34 @@ def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path:
     assert sum(r["new_trials"] for r in results) >= 6
     assert max(r["finished_trials"] for r in results) >= 6
     assert (tmp_path / "study.db").exists()
+
+
+def tune_args(data: Path, logs: Path, out: Path, study: str, trials: int) -> list[str]:
+    return ["tune", "--logs", str(logs), "--data", str(data), "--out", str(out), "--study", study,
+            "--trials", str(trials), "--epochs", "2", "--threads", "1", "--no-progress"]
+
+
+def test_a_study_given_by_database_url_is_shared_and_resumed(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data, logs = toy
+    url = f"sqlite:///{tmp_path / 'shared' / 'optuna.db'}"  # what a PostgreSQL URL does across machines
+    (tmp_path / "shared").mkdir()
+    assert main(tune_args(data, logs, tmp_path / "a", url, 2)) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(tune_args(data, logs, tmp_path / "b", url, 3)) == 0  # another worker, another output folder
+    second = json.loads(capsys.readouterr().out)
+    assert second["study"] == first["study"]
+    assert (first["new_trials"], second["new_trials"], second["finished_trials"]) == (2, 1, 3)
+    assert (tmp_path / "shared" / "optuna.db").exists() and not (tmp_path / "a" / "study.db").exists()
+
+
+@pytest.mark.parametrize("study", ["nosuchdb://host/db", "postgresql://botify:s3cret@127.0.0.1:1/optuna"])
+def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, study: str
+) -> None:
+    data, logs = toy
+    assert main(tune_args(data, logs, tmp_path, study, 2)) == 1
+    err = capsys.readouterr().err
+    shown = study.replace("s3cret", "***")
+    assert err.startswith(f"models: error: cannot open the Optuna storage '{shown}': ") and err.count("\n") == 1

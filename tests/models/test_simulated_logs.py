@@ -143,7 +143,7 @@ def test_one_thread_is_bit_reproducible(prepared) -> None:
 
 def test_optuna_study_runs_and_resumes(prepared, tmp_path: Path) -> None:
     _, interactions, _, evaluator, with_features, _ = prepared
-    config = TuneConfig(storage=tmp_path / "study.db", trials=2, epochs=3, threads=1, seed=0)
+    config = TuneConfig(storage=str(tmp_path / "study.db"), trials=2, epochs=3, threads=1, seed=0)
     first = tune(interactions.train, with_features.item_features, evaluator, config)
     assert (first.finished_trials, first.new_trials) == (2, 2)
     again = tune(interactions.train, with_features.item_features, evaluator, config)
