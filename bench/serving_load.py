@@ -7,7 +7,7 @@ One command (from the repository root): `.venv/bin/python bench/serving_load.py`
 2. Closed loop, at full speed: wrk drives random users and tracks over keep-alive connections at botify
    and at a minimal Flask hello-world (`bench/serving_hello.py`) under the same gunicorn settings,
    alternating rounds so both see the same machine. Reports requests/s, latency p50/p90/p99, errors,
-   the server's CPU per request, and botify's throughput as a ratio to the hello-world's.
+   the server's CPU per request and resident memory, and botify's throughput as a ratio to the hello-world's.
 3. Open loop, at a fixed rate (half botify's measured maximum by default): `serving_openloop` sends on a
    schedule and measures each request from its due time, so stalls are not hidden (coordinated omission).
    Alternating rounds again; the run with the median p99 is reported, every round's p99 is kept.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from serving_cli import Parser
 from serving_openloop import post_request, run_fixed_rate
-from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis
+from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
 from serving_world import WorldSize, write_world
 
 from botify.settings import Settings
@@ -73,6 +73,11 @@ def closed_loop(app: str, redis, args: argparse.Namespace, size: WorldSize, log_
             name: (cpu_seconds(group) - before[name]) / requests * 1e6 for name, group in pids.items()
         }
         figures["little_law_mean_ms"] = args.connections / figures["rps"] * 1e3  # what c connections force
+        figures["memory_mib"] = {  # resident after the run: each worker loaded what it serves from
+            "worker_max": max(resident_mib(pid) for pid in server.worker_pids()),
+            "master": resident_mib(server.process.pid),
+            "redis": resident_mib(redis.process.pid),
+        }
     return figures
 
 
@@ -136,6 +141,10 @@ def report(results: dict) -> str:
     lines = table(rows)
     lines.append(f"botify / hello-world throughput: {results['ratio_to_hello']:.2f} "
                  f"(from CPU time per request: {results['cpu_ratio_to_hello']:.2f})")  # fmt: skip
+    memory = {name: results["closed_loop"][name]["memory_mib"] for name in ("hello", "botify")}
+    lines.append(f"resident memory (MiB): botify worker {memory['botify']['worker_max']:.0f} (hello-world worker "
+                 f"{memory['hello']['worker_max']:.0f}), gunicorn master {memory['botify']['master']:.0f}, "
+                 f"Redis {memory['botify']['redis']:.0f} with the world and the sessions")  # fmt: skip
     lines.append(
         f"load average before / after: {results['load_average']['before']} / {results['load_average']['after']}"
     )

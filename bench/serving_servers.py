@@ -67,6 +67,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def resident_mib(pid: int) -> float:
+    """The process's resident memory (VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 @contextmanager
 def gunicorn(app: str, workers: int, threads: int, **env: str) -> Iterator[Server]:
     """`app` under botify's gunicorn settings on a free loopback port, until the block ends."""
