@@ -204,7 +204,11 @@ def test_a_killed_worker_is_replaced_and_the_others_lose_no_log_line(start_botif
     assert victim not in after and len(after) == 2  # gunicorn replaced the killed worker
     answers = [answer for client in per_client for answer in client]
     assert not [a for a in answers if a.status not in (0, 200)]  # no 5xx, not even around the kill
-    assert sum(a.status == 0 for a in answers) <= 6  # at most the one request each client had on the victim
+    # Failures only around the kill: the request each client had on the victim, and a reconnection that reached the
+    # victim's own listening socket (SO_REUSEPORT) while the kernel was tearing it down. Never later.
+    failed = [a for a in answers if a.status == 0]
+    assert all(abs(a.sent - killed) < 1.0 for a in failed), sorted(round(a.sent - killed, 3) for a in failed)
+    assert len(failed) <= 2 * 6
     served_by = {}  # user -> pid of the worker whose file has the user's events (a session, one connection)
     for path in service.log_dir.iterdir():
         pid = int(re.search(r"-(\d+)\.jsonl", path.name).group(1))
