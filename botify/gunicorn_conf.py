@@ -20,7 +20,9 @@ worker_class = "gthread"
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new connections across workers.
 # With one shared socket, the first worker to wake accepts a whole burst of keep-alive connections (the
 # simulator's, nginx's upstream pool): all 32 of a load test's connections on one worker was the usual outcome.
-# The flip side: a second botify started by the same user on the same port joins instead of failing to bind.
+# The flip sides: a second botify started by the same user on the same port joins instead of failing to bind, and
+# connections still queued on a worker's socket when it dies are reset (Linux >= 5.14 migrates them to a sibling
+# with `sysctl net.ipv4.tcp_migrate_req=1`).
 reuse_port = True
 threads = settings.threads
 keepalive = 75
