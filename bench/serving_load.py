@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
 TARGETS = {"ratio_to_hello": 0.8, "closed_p99_ms": 10.0, "fixed_rate_p99_ms": 5.0}
 
 
-def run_wrk(url: str, connections: int, duration: float, users: int, tracks: int, seed: int) -> dict:
+def run_wrk(url: str, connections: int, duration: int, users: int, tracks: int, seed: int) -> dict:
     """One wrk run; its Lua script's `done` prints the figures as JSON."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(WRK_SCRIPT), url, "--"]
     output = subprocess.run([*command, str(users), str(tracks), str(seed)], capture_output=True, text=True, check=True)
@@ -104,14 +105,18 @@ def fixed_rate(
         return run_fixed_rate(server.url, rate, args.duration, args.connections, request).summary()
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The run with the median throughput (its latencies belong together)."""
-    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+def median_run(runs: list[dict], key: Callable[[dict], float]) -> dict:
+    """The run with the median `key` (a whole run, so its figures belong together)."""
+    return sorted(runs, key=key)[len(runs) // 2]
 
 
-def median_p99_run(runs: list[dict]) -> dict:
-    """The fixed-rate run with the median p99: one 15 s window's p99 hangs on a few slow moments of the machine."""
-    return sorted(runs, key=lambda run: run["latency_ms"]["p99"])[len(runs) // 2]
+def throughput(run: dict) -> float:
+    return run["rps"]
+
+
+def p99(run: dict) -> float:
+    """A fixed-rate run is ranked by its p99: one window's p99 hangs on a few slow moments of the machine."""
+    return run["latency_ms"]["p99"]
 
 
 def median_cpu(runs: list[dict]) -> float:
@@ -176,8 +181,8 @@ def check_targets(results: dict) -> dict:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(__doc__)
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load before each run")
+    parser.add_argument("--duration", type=int, default=15, help="whole seconds per measured run (as wrk takes them)")
+    parser.add_argument("--warmup", type=int, default=3, help="whole seconds of unmeasured load before each run")
     parser.add_argument("--rounds", type=int, default=3, help="hello/botify rounds per measure (median kept)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--workers", type=int, default=Settings.workers, help="gunicorn workers (both apps)")
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(run)
                 print(f"round {round_number + 1}/{args.rounds} {name}: {run['rps']:.0f} req/s, "
                       f"p99 {run['latency_ms']['p99']:.2f} ms", flush=True)  # fmt: skip
-        botify, hello = median_run(runs["botify"]), median_run(runs["hello"])
+        botify, hello = median_run(runs["botify"], throughput), median_run(runs["hello"], throughput)
         for fraction in args.fractions:
             rate = fraction * botify["rps"]
             for round_number in range(args.rounds):
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     fixed_runs.setdefault((name, fraction), []).append(figures)
                     print(f"round {round_number + 1}/{args.rounds} {name} at {rate:.0f}/s: "
                           f"p99 {figures['latency_ms']['p99']:.2f} ms", flush=True)  # fmt: skip
-    fixed = [{"app": name, "fraction": frac, **median_p99_run(runs)} for (name, frac), runs in fixed_runs.items()]
+    fixed = [{"app": name, "fraction": frac, **median_run(runs, p99)} for (name, frac), runs in fixed_runs.items()]
     results = {
         "settings": {**{k: v for k, v in vars(args).items() if k not in ("world", "out")}, **world.size.__dict__},
         "closed_loop": {"hello": hello, "botify": botify},

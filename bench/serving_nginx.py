@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(__doc__)
     parser.add_argument("--replicas", type=int, default=2, help="botify replicas behind nginx")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=10, help="whole seconds per measured run (as wrk takes them)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world")
