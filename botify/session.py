@@ -39,6 +39,10 @@ class Session:
             played, times = played[valid], times[valid]
         return cls(played, times)
 
+    def played_tracks(self) -> set[int]:
+        """The distinct tracks played, for membership tests."""
+        return set(self.played.tolist())
+
     def context_track(self) -> int | None:
         """The track listened to longest among the recent ones (the latest on ties)."""
         if not len(self.played):

@@ -134,7 +134,7 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
 
 
 def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -> TuneResult:
-    """Tune one model (its own study in the shared study file)."""
+    """Tune one model (its own study in the shared study storage)."""
     return tune(
         prepared.interactions.train,
         prepared.datasets[model].item_features,

@@ -45,7 +45,7 @@ class CandidateRecommender:
         self.store.end_session(user)
 
     def fall_back(self, catalog: Catalog, prev_track: int, session: Session) -> int:
-        exclude = set(session.played.tolist())
+        exclude = session.played_tracks()
         for step in self.fallback:
             track = step.pick(catalog, prev_track, exclude)
             if track is not None:
@@ -60,7 +60,7 @@ class InOrder(CandidateRecommender):
     """The first unplayed candidate: what a static per-user list gives."""
 
     def choose(self, candidates: np.ndarray, items: ItemSpace | None, session: Session, catalog: Catalog) -> int | None:
-        return first_not_in(candidates, set(session.played.tolist()))
+        return first_not_in(candidates, session.played_tracks())
 
 
 class SessionAware(CandidateRecommender):
@@ -75,7 +75,7 @@ class SessionAware(CandidateRecommender):
         context = session.context_track()
         personal = candidates[(candidates >= 0) & (candidates < catalog.size)]
         if items is None or len(items) != catalog.size or context is None:
-            return first_not_in(personal, set(session.played.tolist()))  # no usable vectors: the list as it is
+            return first_not_in(personal, session.played_tracks())  # no usable vectors: the list as it is
         # A track in the pool twice (on the list and near the context) is scored twice; the higher score counts.
         pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
         played = np.sort(session.played)  # per request, work grows with the session and the pool, not the catalog
