@@ -49,7 +49,7 @@ def shares(stacks: Path, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(__doc__)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds sampled")
+    parser.add_argument("--duration", type=int, default=10, help="whole seconds sampled (as wrk and py-spy take them)")
     parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=40, help="functions listed")
