@@ -6,7 +6,9 @@ One command (from the repository root): `.venv/bin/python bench/serving_load.py`
    loaded into a real redis-server on loopback.
 2. Closed loop, at full speed: wrk drives random users and tracks over keep-alive connections at botify
    and at a minimal Flask hello-world (`bench/serving_hello.py`) under the same gunicorn settings,
-   alternating rounds so both see the same machine. Reports requests/s, latency p50/p90/p99, errors,
+   alternating rounds so both see the same machine. botify routes by HW_2 (half the users in its LightFM arm)
+   unless `--experiment` says otherwise (AA: StickyArtist for everyone, what the service costs without the
+   LightFM path's Redis call and re-ranking). Reports requests/s, latency p50/p90/p99, errors,
    the server's CPU per request and resident memory, and botify's throughput as a ratio to the hello-world's.
 3. Open loop, at a fixed rate (half botify's measured maximum by default): `serving_openloop` sends on a
    schedule and measures each request from its due time, so stalls are not hidden (coordinated omission).
@@ -34,6 +36,7 @@ from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
 from serving_world import WorldSize, write_world
 
+from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 
 WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
@@ -61,10 +64,14 @@ def server_pids(server, redis) -> dict[str, list[int]]:
     return {"gunicorn": [server.process.pid, *server.worker_pids()], "redis": [redis.process.pid]}
 
 
+def server_env(redis, args: argparse.Namespace, log_dir: Path) -> dict[str, str]:
+    """What both apps are started with (the hello-world ignores botify's variables)."""
+    return {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(log_dir), "BOTIFY_EXPERIMENT": args.experiment}
+
+
 def closed_loop(app: str, redis, args: argparse.Namespace, size: WorldSize, log_dir: Path, seed: int) -> dict:
     """Warm a fresh gunicorn up, then one measured wrk run with the server's CPU time around it."""
-    env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(log_dir)}
-    with gunicorn(app, args.workers, args.threads, **env) as server:
+    with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:
         run_wrk(server.url, args.connections, args.warmup, size.users, size.tracks, seed + 1000)
         pids = server_pids(server, redis)
         before = {name: cpu_seconds(group) for name, group in pids.items()}
@@ -91,8 +98,7 @@ def fixed_rate(
     users = rng.integers(int(size.users * 1.2), size=slots)  # a sixth have no list: the fallback path
     tracks = rng.integers(size.tracks, size=slots)
     listened = rng.random(slots).round(2)
-    env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(log_dir)}
-    with gunicorn(app, args.workers, args.threads, **env) as server:
+    with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:
         host = server.url.removeprefix("http://")
 
         def request(slot: int, offset: int = 0) -> bytes:
@@ -143,7 +149,7 @@ def report(results: dict) -> str:
         rows.append((f"{fixed['app']} fixed {fixed['rate_asked']:.0f}/s", f"{fixed['rate_achieved']:.0f}",
                      f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{latency['p99']:.2f}", str(fixed["errors"]),
                      f"lag p99 {fixed['send_lag_ms']['p99']:.2f} ms"))  # fmt: skip
-    lines = table(rows)
+    lines = [f"botify serving experiment {results['settings']['experiment']}", *table(rows)]
     lines.append(f"botify / hello-world throughput: {results['ratio_to_hello']:.2f} "
                  f"(from CPU time per request: {results['cpu_ratio_to_hello']:.2f})")  # fmt: skip
     memory = {name: results["closed_loop"][name]["memory_mib"] for name in ("hello", "botify")}
@@ -190,10 +196,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--fractions", default="0.25,0.5", help="fixed rates as fractions of botify's maximum (0.5 is the target's)"
     )
+    parser.add_argument(
+        "--experiment", default=Settings.experiment, choices=sorted(EXPERIMENTS),
+        help="the experiment routing botify's /next (AA: StickyArtist for everyone, no Redis call per request)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world", help="world cache folder")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving.json")
+    parser.add_argument("--out", type=Path, help="figures file (default results/bench/serving[_EXPERIMENT].json)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.experiment == Settings.experiment else f"_{args.experiment}"
+        args.out = REPO / "results" / "bench" / f"serving{suffix}.json"
     try:
         args.fractions = sorted({0.5, *(float(f) for f in args.fractions.split(","))})
     except ValueError:
