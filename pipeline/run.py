@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,12 @@ SCALES = {
     # The seed's scale: 50k tracks, 10k users, ~3.3M listens on day 1, Optuna 30 x 20.
     "full": Scale(("--preset", "default"), day1_episodes=470_000, episodes=20_000, trials=30, epochs=20),
 }
+
+
+def unwind(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, a job's timeout, `docker stop`) unwinds the run like Ctrl-C: the step under way is stopped
+    and every `finally` stops what the run started (the service, the embedded Redis) instead of leaving it running."""
+    raise SystemExit(128 + signum)
 
 
 def step(title: str) -> None:
@@ -180,6 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, unwind)
     overrides = {"day1_episodes": args.day1_episodes, "episodes": args.episodes, "trials": args.trials,
                  "epochs": args.epochs}  # fmt: skip
     scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value})

@@ -1,0 +1,73 @@
+"""A run stopped with SIGTERM (`kill`, a job's timeout) stops what it started: no service or Redis left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from botify.embedded_redis import EmbeddedRedis
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid`, with its command line."""
+    found: dict[int, str] = {}
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:  # the process ended meanwhile
+                continue
+            for child in children:
+                try:
+                    found[child] = (Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")).decode()
+                except OSError:
+                    continue
+                pending.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_during_a_day_stops_the_service_the_simulator_and_redis(tmp_path):
+    out = tmp_path / "run"
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # the embedded Redis
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    started: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:
+            started = descendants(run.pid)
+            commands = " | ".join(started.values())
+            if "sim.run" in commands and "gunicorn" in commands and "redis-server" in commands:
+                break
+            time.sleep(0.05)
+        assert "sim.run" in " ".join(started.values()), f"day 1 never started: {started}"
+
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+
+        deadline = time.monotonic() + 10  # orphans are reaped by init a moment later
+        while time.monotonic() < deadline and any(alive(pid) for pid in started):
+            time.sleep(0.1)
+        assert {pid: command for pid, command in started.items() if alive(pid)} == {}
+        assert not EmbeddedRedis(out / "redis").is_up()
+    finally:  # a failing run leaves nothing behind either
+        for pid in [run.pid, *started]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        run.wait()
