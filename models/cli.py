@@ -218,7 +218,8 @@ def run_tune(config: TrainConfig, model: str, worker: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="models: %(levelname)s: %(message)s", level=logging.WARNING)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Without progress bars (output to a file or a CI log), Optuna's line per finished trial shows how far tuning is.
+    optuna.logging.set_verbosity(optuna.logging.WARNING if args.progress else optuna.logging.INFO)
     config = config_from(args)
     try:
         if args.command == "train":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,13 +101,15 @@ def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path:
             "--epochs", "2", "--threads", "1", "--no-progress"]
     workers = [subprocess.Popen([sys.executable, "-m", "models", *args, "--worker", str(w)], cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (0, 1)]
-    results = []
+    results, trial_lines = [], 0
     for worker in workers:
         out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
         results.append(json.loads(out))
+        trial_lines += len(re.findall(r"Trial \d+ (?:finished|pruned)", err))  # progress without a terminal
     assert results[0]["study"] == results[1]["study"]
     assert sum(r["new_trials"] for r in results) >= 6
+    assert trial_lines == sum(r["new_trials"] for r in results)
     assert max(r["finished_trials"] for r in results) >= 6
     assert (tmp_path / "study.db").exists()
 
