@@ -174,7 +174,9 @@ def summary(run: Run, hw2: dict, aa: dict, agents: list[dict]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small", help="small: minutes; full: the seed's")
+    parser.add_argument(
+        "--scale", choices=sorted(SCALES), default="small", help="small: ~4 minutes; full: the seed's, ~45 minutes"
+    )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--processes", type=int, default=2, help="simulator processes")
