@@ -179,7 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--processes", type=int, default=2, help="simulator processes")
+    # Two keep-alive connections per service worker: gunicorn's reuse_port sockets spread connections by hash, and
+    # with one per worker both often landed on the same worker (day 1 at half speed).
+    parser.add_argument("--processes", type=int, default=4, help="simulator processes (default 4)")
     parser.add_argument("--day1-episodes", type=int, help="override the scale's day-1 sessions")
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
     parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
