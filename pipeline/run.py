@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument(
-        "--scale", choices=sorted(SCALES), default="small", help="small: ~4 minutes; full: the seed's, ~45 minutes"
+        "--scale", choices=sorted(SCALES), default="small", help="small: ~2 minutes; full: the seed's, ~45 minutes"
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
