@@ -46,6 +46,12 @@ SCALES = {
 }
 
 
+SERVICE_WORKERS = 2  # gunicorn workers of the service each day runs against
+# Two keep-alive simulator connections per service worker: gunicorn's reuse_port sockets spread connections by hash,
+# and with one per worker both often landed on the same worker (day 1 at half speed).
+SIMULATOR_PROCESSES = 2 * SERVICE_WORKERS
+
+
 def unwind(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, a job's timeout, `docker stop`) unwinds the run like Ctrl-C: the step under way is stopped
     and every `finally` stops what the run started (the service, the embedded Redis) instead of leaving it running."""
@@ -82,7 +88,7 @@ class Run:
         env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
         for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
             stale.unlink()
-        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=2)
+        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=SERVICE_WORKERS)
         summary = self.out / "sim" / f"{logs}.json"
         try:
             python("-m", "sim.run", "--data", str(self.data), "--agent", "remote", "--url", service.url,
@@ -179,9 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
-    # Two keep-alive connections per service worker: gunicorn's reuse_port sockets spread connections by hash, and
-    # with one per worker both often landed on the same worker (day 1 at half speed).
-    parser.add_argument("--processes", type=int, default=4, help="simulator processes (default 4)")
+    parser.add_argument(
+        "--processes", type=int, default=SIMULATOR_PROCESSES, help="simulator processes (default: 2 per service worker)"
+    )
     parser.add_argument("--day1-episodes", type=int, help="override the scale's day-1 sessions")
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
     parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
