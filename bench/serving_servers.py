@@ -16,7 +16,7 @@ from pathlib import Path
 from serving_world import World
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import free_port
+from botify.process import child_pids, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -53,8 +53,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master), for profilers and CPU accounting."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
+        return child_pids(self.process.pid)
 
 
 def cpu_seconds(pids: list[int]) -> float:

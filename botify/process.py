@@ -24,6 +24,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def child_pids(pid: int) -> list[int]:
+    """The running processes that `pid` started, from any of its threads (Linux's /proc; none once it has ended)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return found
+
+
 def is_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/ready", timeout=3) as answer:
@@ -61,6 +72,10 @@ class ServiceProcess:
                 raise RuntimeError(f"botify did not become ready at {service.url}")
             time.sleep(0.1)
         return service
+
+    def worker_pids(self) -> list[int]:
+        """gunicorn's workers: the children of its master, which `botify serve` runs as its own child."""
+        return [worker for master in child_pids(self.process.pid) for worker in child_pids(master)]
 
     def stop(self) -> None:
         """SIGTERM: gunicorn finishes the requests under way, then its workers close their event logs."""

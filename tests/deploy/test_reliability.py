@@ -170,16 +170,6 @@ def test_redis_killed_then_restarted_during_load(start_botify, own_redis, small_
     assert logged(service.events()) == answered(answers)  # the outage lost no event either
 
 
-def gunicorn_workers(service) -> list[int]:
-    """The worker pids: children of gunicorn's master, the child of `python -m botify serve`."""
-
-    def children(pid: int) -> list[int]:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-    [master] = children(service.process.pid)
-    return children(master)
-
-
 def unique_users(number: int, session: int) -> int:
     """A new user for every session (none has a list: the fallback path), so each event names its request."""
     return 1_000_000 * (number + 1) + session
@@ -187,7 +177,7 @@ def unique_users(number: int, session: int) -> int:
 
 def test_a_killed_worker_is_replaced_and_the_others_lose_no_log_line(start_botify, small_world):
     service = start_botify(small_world.data_dir, small_world.recs, workers=2)
-    before = gunicorn_workers(service)
+    before = service.worker_pids()
     assert len(before) == 2
     workers, per_client = listen(
         service.url, threads=6, seconds=8, users=unique_users, seed=3, connection_per_session=True
@@ -196,8 +186,8 @@ def test_a_killed_worker_is_replaced_and_the_others_lose_no_log_line(start_botif
     victim = before[0]
     os.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: len(set(gunicorn_workers(service)) - set(before)) == 1, timeout=10)
-    after = gunicorn_workers(service)
+    wait_until(lambda: len(set(service.worker_pids()) - set(before)) == 1, timeout=10)
+    after = service.worker_pids()
     finish(workers)
     service.stop()
 

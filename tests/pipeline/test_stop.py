@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
+from botify.process import child_pids
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -17,18 +18,12 @@ def descendants(pid: int) -> dict[int, str]:
     found: dict[int, str] = {}
     pending = [pid]
     while pending:
-        parent = pending.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
+        for child in child_pids(pending.pop()):
             try:
-                children = [int(child) for child in (task / "children").read_text().split()]
+                found[child] = (Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")).decode()
             except OSError:  # the process ended meanwhile
                 continue
-            for child in children:
-                try:
-                    found[child] = (Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")).decode()
-                except OSError:
-                    continue
-                pending.append(child)
+            pending.append(child)
     return found
 
 
