@@ -28,8 +28,11 @@ def write_logs(tmp_path: Path) -> WriteLogs:
         name: str = "run",
     ) -> tuple[Path, Path]:
         design = SyntheticDesign(
-            users=users, split=split or {"C": 0.5, "T1": 0.5}, effect=effect or {},
-            latency_effect=latency_effect or {}, experiment=experiment,
+            users=users,
+            split=split or {"C": 0.5, "T1": 0.5},
+            effect=effect or {},
+            latency_effect=latency_effect or {},
+            experiment=experiment,
         )
         rng = np.random.default_rng(seed)
         traits = draw_traits(design, rng)

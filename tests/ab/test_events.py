@@ -11,8 +11,15 @@ from ab.events import log_files, parse_event, read_events
 
 
 def _event(user: int, ts: int, message: str = "next", arm: str | None = "C", **extra: object) -> str:
-    event: dict[str, object] = {"message": message, "timestamp": ts, "user": user, "track": 7, "time": 0.5,
-                                "latency": 0.001, "experiments": {"HW_2": arm} if arm else {}}
+    event: dict[str, object] = {
+        "message": message,
+        "timestamp": ts,
+        "user": user,
+        "track": 7,
+        "time": 0.5,
+        "latency": 0.001,
+        "experiments": {"HW_2": arm} if arm else {},
+    }
     if message == "next":
         event["recommendation"] = 8
     event.update(extra)

@@ -23,8 +23,9 @@ EFFECTS = {"T1": 0.15, "T3": -0.20}
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    design = SyntheticDesign(users=8000, split={"C": 1, "T1": 1, "T2": 1, "T3": 1}, effect=EFFECTS,
-                             latency_effect={"T1": 0.5})
+    design = SyntheticDesign(
+        users=8000, split={"C": 1, "T1": 1, "T2": 1, "T3": 1}, effect=EFFECTS, latency_effect={"T1": 0.5}
+    )
     rng = np.random.default_rng(1)
     traits = draw_traits(design, rng)
     root = tmp_path_factory.mktemp("four_arms")
@@ -77,8 +78,16 @@ def test_report_files_hold_the_table_the_numbers_and_the_plots(report: ABReport)
     assert any("malformed" in w for w in report.warnings)
     with report.outputs["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0])[:8] == ["treatment", "metric", "effect", "upper", "lower", "control_mean",
-                                 "treatment_mean", "significant"]
+    assert list(rows[0])[:8] == [
+        "treatment",
+        "metric",
+        "effect",
+        "upper",
+        "lower",
+        "control_mean",
+        "treatment_mean",
+        "significant",
+    ]
     assert [(r["metric"], r["treatment"]) for r in rows] == [(e.metric, e.treatment) for e in report.effects]
     assert float(rows[0]["effect"]) == pytest.approx(report.effects[0].effect_pct)
     data = json.loads(report.outputs["json"].read_text())
@@ -113,9 +122,21 @@ def test_the_cli_prints_the_table_and_writes_the_files(tmp_path: Path) -> None:
         handle.write('{"message": "next"}\n')
     out = tmp_path / "cli"
     run = subprocess.run(
-        [sys.executable, "-m", "ab", "report", "--logs", str(tmp_path / "log"), "--experiment", "HW_2",
-         "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ab",
+            "report",
+            "--logs",
+            str(tmp_path / "log"),
+            "--experiment",
+            "HW_2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "| T1 | mean_time_per_session |" in run.stdout
@@ -138,7 +159,8 @@ def test_bad_input_stops_with_a_one_line_reason(tmp_path: Path, capsys: pytest.C
     (empty / "events.jsonl").write_text("\n")
     out = str(tmp_path / "out")
     assert _one_line_error(capsys, "--logs", str(empty), "--out", out) == (
-        f"error: the logs are empty: no event in {empty}")
+        f"error: the logs are empty: no event in {empty}"
+    )
     design = SyntheticDesign(users=60, split={"T1": 1, "T2": 1})
     write_log(generate_events(design, np.random.default_rng(0)), tmp_path / "no_control", "HW_2")
     error = _one_line_error(capsys, "--logs", str(tmp_path / "no_control"), "--out", out)
@@ -148,8 +170,9 @@ def test_bad_input_stops_with_a_one_line_reason(tmp_path: Path, capsys: pytest.C
     assert error == f"error: no event in {where} carries experiment HW_3 (experiments in the logs: HW_2)"
     assert "does not exist" in _one_line_error(capsys, "--logs", str(tmp_path / "missing"), "--out", out)
     assert not (tmp_path / "out").exists()
-    run = subprocess.run([sys.executable, "-m", "ab", "report", "--logs", str(empty)], capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "ab", "report", "--logs", str(empty)], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
 
 

@@ -23,12 +23,27 @@ EPISODES = 400
 @pytest.fixture(scope="module")
 def service_logs(start_module_botify, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("ab-world") / "data"
-    world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", "3", "--tracks", "500",
-             "--users", "150"]
+    world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", "3", "--tracks", "500", "--users", "150"]
     subprocess.run(world, cwd=REPO, check=True, capture_output=True)
     service = start_module_botify(data, experiment="EXPLORE")
-    run = [sys.executable, "-m", "sim.run", "--data", str(data), "--agent", "remote", "--url", service.url,
-           "--episodes", str(EPISODES), "--seed", "3", "--processes", "2", "--quiet"]
+    run = [
+        sys.executable,
+        "-m",
+        "sim.run",
+        "--data",
+        str(data),
+        "--agent",
+        "remote",
+        "--url",
+        service.url,
+        "--episodes",
+        str(EPISODES),
+        "--seed",
+        "3",
+        "--processes",
+        "2",
+        "--quiet",
+    ]
     subprocess.run(run, cwd=REPO, check=True, capture_output=True)
     service.stop()
     return service.log_dir

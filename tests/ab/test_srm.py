@@ -29,8 +29,12 @@ def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("C=50", "no share for arm"), ("50/50/50", "has 3 parts"), ("C=a,T1=1", "is not like"),
-     ("C=-1,T1=2", "non-negative")],
+    [
+        ("C=50", "no share for arm"),
+        ("50/50/50", "has 3 parts"),
+        ("C=a,T1=1", "is not like"),
+        ("C=-1,T1=2", "non-negative"),
+    ],
 )
 def test_a_bad_split_is_an_input_error(text: str, reason: str) -> None:
     with pytest.raises(ABInputError, match=reason):

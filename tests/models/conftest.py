@@ -15,8 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def event(user: int, track: int, time: float, timestamp: int, message: str = "next") -> dict:
     """One botify event-log record (DESIGN.md format)."""
-    record = {"message": message, "timestamp": timestamp, "user": user, "track": track, "time": time,
-              "latency": 0.001, "experiments": {"HW_2": "C"}}
+    record = {
+        "message": message,
+        "timestamp": timestamp,
+        "user": user,
+        "track": track,
+        "time": time,
+        "latency": 0.001,
+        "experiments": {"HW_2": "C"},
+    }
     if message == "next":
         record["recommendation"] = 0
     return record
@@ -44,14 +51,24 @@ def write_catalog(data_dir: Path, tracks: int, **fields: list) -> Path:
 
 def run_models(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m models ...` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "models", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=env, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "models", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
 
 
 @pytest.fixture
 def tiny_world(tmp_path: Path) -> Path:
     """Six tracks with every feature field."""
     return write_catalog(
-        tmp_path / "data", 6, genre=["rock", "rock", "pop", "pop", "jazz", "jazz"],
-        duration=[100, 200, 300, 150, 250, 350], popularity=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        tmp_path / "data",
+        6,
+        genre=["rock", "rock", "pop", "pop", "jazz", "jazz"],
+        duration=[100, 200, 300, 150, 250, 350],
+        popularity=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     )

@@ -29,8 +29,22 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def train_args(data: Path, logs: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--logs", str(logs), "--data", str(data), "--out", str(out), "--no-tune", "--epochs", "3",
-            "--threads", "1", "--no-progress", *extra]
+    return [
+        "train",
+        "--logs",
+        str(logs),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--no-tune",
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_malformed_lines_are_skipped_with_their_count(
@@ -97,10 +111,32 @@ def test_one_thread_runs_with_one_seed_export_identical_files(toy: tuple[Path, P
 
 def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path: Path) -> None:
     data, logs = toy
-    args = ["tune", "--logs", str(logs), "--data", str(data), "--out", str(tmp_path), "--trials", "6",
-            "--epochs", "2", "--threads", "1", "--no-progress"]
-    workers = [subprocess.Popen([sys.executable, "-m", "models", *args, "--worker", str(w)], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (0, 1)]
+    args = [
+        "tune",
+        "--logs",
+        str(logs),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "6",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "models", *args, "--worker", str(w)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in (0, 1)
+    ]
     results, trial_lines = [], 0
     for worker in workers:
         out, err = worker.communicate(timeout=120)
@@ -115,8 +151,24 @@ def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path:
 
 
 def tune_args(data: Path, logs: Path, out: Path, study: str, trials: int) -> list[str]:
-    return ["tune", "--logs", str(logs), "--data", str(data), "--out", str(out), "--study", study,
-            "--trials", str(trials), "--epochs", "2", "--threads", "1", "--no-progress"]
+    return [
+        "tune",
+        "--logs",
+        str(logs),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--study",
+        study,
+        "--trials",
+        str(trials),
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
 
 
 def test_a_study_given_by_database_url_is_shared_and_resumed(

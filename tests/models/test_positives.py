@@ -19,8 +19,15 @@ from models.positives import (
 
 def listens(rows: list[tuple[int, int, float, int]]) -> Listens:
     user, track, time, ts = (np.array(col) for col in zip(*rows, strict=True))
-    return Listens(user=user.astype(np.int64), track=track.astype(np.int64), time=time.astype(float),
-                   timestamp=ts.astype(np.int64), lines=len(rows), bad_lines=0, files=1)
+    return Listens(
+        user=user.astype(np.int64),
+        track=track.astype(np.int64),
+        time=time.astype(float),
+        timestamp=ts.astype(np.int64),
+        lines=len(rows),
+        bad_lines=0,
+        files=1,
+    )
 
 
 def test_positive_needs_min_time_and_counts_once_at_its_first_listen() -> None:
@@ -50,8 +57,12 @@ def test_random_holdout_takes_a_share_of_every_user_but_never_all() -> None:
 def test_last_day_split_holds_out_the_final_24_hours() -> None:
     rows = [(u, t, 1.0, 0) for u in range(3) for t in range(6)]
     rows += [(u, 6 + u, 1.0, 2 * DAY_MS) for u in range(3)]
-    inter = build_interactions(listens(rows), 10, PositivesConfig(min_user_positives=1, min_track_positives=1,
-                                                                  split="last-day"), np.random.default_rng(0))
+    inter = build_interactions(
+        listens(rows),
+        10,
+        PositivesConfig(min_user_positives=1, min_track_positives=1, split="last-day"),
+        np.random.default_rng(0),
+    )
     assert inter.valid.nnz == 3 and inter.train.nnz == 18
     assert [inter.valid[u].indices.tolist() for u in range(3)] == [[6], [7], [8]]
     assert inter.eval_users().tolist() == [0, 1, 2]

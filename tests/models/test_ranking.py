@@ -15,8 +15,11 @@ from models.recommend import Scorer, top_k, top_k_blocks, top_k_rows
 def scorer(scores: np.ndarray) -> Scorer:
     """A scorer whose user x item scores are exactly `scores` (users as one-hot rows)."""
     users = scores.shape[0]
-    return Scorer(user_vectors=np.eye(users, dtype=np.float32), item_vectors=scores.T.astype(np.float32).copy(),
-                  item_bias=np.zeros(scores.shape[1], np.float32))
+    return Scorer(
+        user_vectors=np.eye(users, dtype=np.float32),
+        item_vectors=scores.T.astype(np.float32).copy(),
+        item_bias=np.zeros(scores.shape[1], np.float32),
+    )
 
 
 def test_top_k_is_best_first_and_skips_excluded_items() -> None:
@@ -35,7 +38,7 @@ def test_equal_scores_rank_by_item_id_and_small_blocks_agree() -> None:
 
 def test_exhausted_users_get_minus_infinity_in_the_tail() -> None:
     exclude = sp.csr_matrix(np.array([[1, 1, 0]], dtype=np.float32))
-    (_, top, scores), = top_k_blocks(scorer(np.array([[3.0, 2.0, 1.0]])), np.array([0]), 3, exclude)
+    ((_, top, scores),) = top_k_blocks(scorer(np.array([[3.0, 2.0, 1.0]])), np.array([0]), 3, exclude)
     assert top[0, 0] == 2 and np.isfinite(scores[0]).tolist() == [True, False, False]
 
 
@@ -47,9 +50,7 @@ def test_popularity_scorer_ranks_by_training_counts() -> None:
 
 def test_metrics_match_hand_computation() -> None:
     top = np.array([[1, 2, 3], [4, 5, 6]])
-    relevant = sp.csr_matrix(
-        (np.ones(3, np.float32), ([0, 0, 1], [2, 9, 6])), shape=(2, 10)
-    )
+    relevant = sp.csr_matrix((np.ones(3, np.float32), ([0, 0, 1], [2, 9, 6])), shape=(2, 10))
     m = ranking_metrics(top, relevant)
     assert m.precision == pytest.approx((1 / 3 + 1 / 3) / 2)
     assert m.recall == pytest.approx((1 / 2 + 1 / 1) / 2)

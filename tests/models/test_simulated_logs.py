@@ -52,12 +52,39 @@ def sim_logs(start_module_botify, redis_server, tmp_path_factory: pytest.TempPat
     """A small world, and the logs of the simulator's listeners served by the real botify."""
     root = tmp_path_factory.mktemp("models-sim")
     data = root / "data"
-    world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", "7",
-             "--tracks", str(TRACKS), "--users", str(USERS)]
+    world = [
+        sys.executable,
+        "-m",
+        "sim.world",
+        "--out",
+        str(data),
+        "--seed",
+        "7",
+        "--tracks",
+        str(TRACKS),
+        "--users",
+        str(USERS),
+    ]
     subprocess.run(world, cwd=REPO, check=True, capture_output=True)
     service = start_module_botify(data)
-    run = [sys.executable, "-m", "sim.run", "--data", str(data), "--agent", "remote", "--url", service.url,
-           "--episodes", str(EPISODES), "--seed", "7", "--processes", "2", "--quiet"]
+    run = [
+        sys.executable,
+        "-m",
+        "sim.run",
+        "--data",
+        str(data),
+        "--agent",
+        "remote",
+        "--url",
+        service.url,
+        "--episodes",
+        str(EPISODES),
+        "--seed",
+        "7",
+        "--processes",
+        "2",
+        "--quiet",
+    ]
     subprocess.run(run, cwd=REPO, check=True, capture_output=True)
     service.stop()
     return SimLogs(data=data, logs=service.log_dir, redis_url=redis_server.url)
@@ -81,8 +108,25 @@ def trained(sim_logs: SimLogs, tmp_path_factory: pytest.TempPathFactory) -> Trai
     out = tmp_path_factory.mktemp("models-out")
     env = {"REDIS_URL": sim_logs.redis_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     process = run_models(
-        "train", "--logs", sim_logs.logs, "--data", sim_logs.data, "--out", out, "--trials", "2",
-        "--epochs", "8", "--threads", "1", "--min-positives", "3", "--top-k", "50", "--load", env=env,
+        "train",
+        "--logs",
+        sim_logs.logs,
+        "--data",
+        sim_logs.data,
+        "--out",
+        out,
+        "--trials",
+        "2",
+        "--epochs",
+        "8",
+        "--threads",
+        "1",
+        "--min-positives",
+        "3",
+        "--top-k",
+        "50",
+        "--load",
+        env=env,
     )
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
@@ -123,8 +167,9 @@ def test_scores_use_item_features_and_match_lightfm_predict(prepared) -> None:
 def test_early_stopping_triggers_and_keeps_the_best_epoch(prepared) -> None:
     _, interactions, _, evaluator, with_features, _ = prepared
     params = LightFMParams(learning_rate=0.2)
-    fitted = fit(params, interactions.train, with_features.item_features, 60, 1, random_state=1,
-                 evaluator=evaluator, patience=2)
+    fitted = fit(
+        params, interactions.train, with_features.item_features, 60, 1, random_state=1, evaluator=evaluator, patience=2
+    )
     assert fitted.stopped_early
     assert len(fitted.curve) < 60
     precisions = [e.metrics.precision for e in fitted.curve]
@@ -135,8 +180,9 @@ def test_early_stopping_triggers_and_keeps_the_best_epoch(prepared) -> None:
 
 def test_one_thread_is_bit_reproducible(prepared) -> None:
     _, interactions, _, _, with_features, _ = prepared
-    a, b = (fit(LightFMParams(), interactions.train, with_features.item_features, 2, 1, random_state=5)
-            for _ in range(2))
+    a, b = (
+        fit(LightFMParams(), interactions.train, with_features.item_features, 2, 1, random_state=5) for _ in range(2)
+    )
     np.testing.assert_array_equal(a.model.item_embeddings, b.model.item_embeddings)
     np.testing.assert_array_equal(a.model.user_embeddings, b.model.user_embeddings)
 
@@ -149,8 +195,12 @@ def test_optuna_study_runs_and_resumes(prepared, tmp_path: Path) -> None:
     again = tune(interactions.train, with_features.item_features, evaluator, config)
     assert (again.finished_trials, again.new_trials) == (2, 0)
     assert again.params == first.params and again.value == first.value
-    more = tune(interactions.train, with_features.item_features, evaluator,
-                TuneConfig(storage=config.storage, trials=3, epochs=3, threads=1, seed=0))
+    more = tune(
+        interactions.train,
+        with_features.item_features,
+        evaluator,
+        TuneConfig(storage=config.storage, trials=3, epochs=3, threads=1, seed=0),
+    )
     assert (more.finished_trials, more.new_trials) == (3, 1)
     assert more.value >= first.value
 
