@@ -124,3 +124,29 @@ def start_module_botify(redis_server, tmp_path_factory: pytest.TempPathFactory) 
     launcher = BotifyLauncher(redis_server.url, tmp_path_factory.mktemp("botify"))
     yield launcher
     launcher.stop_all()
+
+
+@dataclass(frozen=True)
+class SimulatedLogs:
+    data: Path  # the world the listeners came from (`sim.world`'s output)
+    logs: Path  # the event-log folder of the service that served them
+
+
+@pytest.fixture(scope="module")
+def simulate_through_botify(start_module_botify, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: `simulate(seed, tracks, users, episodes, experiment)` makes a `sim.world` world, serves it with the real
+    botify under `experiment`, runs `episodes` sessions of the simulator's listeners through HTTP, stops the service."""
+
+    def simulate(seed: int, tracks: int, users: int, episodes: int, experiment: str = "HW_2") -> SimulatedLogs:
+        data = tmp_path_factory.mktemp("simulated") / "data"
+        world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", str(seed),
+                 "--tracks", str(tracks), "--users", str(users)]  # fmt: skip
+        subprocess.run(world, cwd=REPO, check=True, capture_output=True)
+        service = start_module_botify(data, experiment=experiment)
+        run = [sys.executable, "-m", "sim.run", "--data", str(data), "--agent", "remote", "--url", service.url,
+               "--episodes", str(episodes), "--seed", str(seed), "--processes", "2", "--quiet"]  # fmt: skip
+        subprocess.run(run, cwd=REPO, check=True, capture_output=True)
+        service.stop()
+        return SimulatedLogs(data, service.log_dir)
+
+    return simulate

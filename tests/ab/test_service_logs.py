@@ -7,8 +7,6 @@ whole-ms timestamps, arms in `experiments`), on the 3-arm EXPLORE experiment.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,37 +14,12 @@ import pytest
 from ab.report import build_report
 from botify.registry import EXPERIMENTS
 
-REPO = Path(__file__).resolve().parents[2]
 EPISODES = 400
 
 
 @pytest.fixture(scope="module")
-def service_logs(start_module_botify, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("ab-world") / "data"
-    world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", "3", "--tracks", "500", "--users", "150"]
-    subprocess.run(world, cwd=REPO, check=True, capture_output=True)
-    service = start_module_botify(data, experiment="EXPLORE")
-    run = [
-        sys.executable,
-        "-m",
-        "sim.run",
-        "--data",
-        str(data),
-        "--agent",
-        "remote",
-        "--url",
-        service.url,
-        "--episodes",
-        str(EPISODES),
-        "--seed",
-        "3",
-        "--processes",
-        "2",
-        "--quiet",
-    ]
-    subprocess.run(run, cwd=REPO, check=True, capture_output=True)
-    service.stop()
-    return service.log_dir
+def service_logs(simulate_through_botify) -> Path:
+    return simulate_through_botify(seed=3, tracks=500, users=150, episodes=EPISODES, experiment="EXPLORE").logs
 
 
 def test_the_report_reads_the_services_logs_exactly(service_logs: Path, tmp_path: Path) -> None:

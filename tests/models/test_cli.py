@@ -28,23 +28,14 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "data", root / "logs"
 
 
+def cli_args(command: str, data: Path, logs: Path, out: Path, *extra: str) -> list[str]:
+    """`python -m models COMMAND` on the toy data, one thread, no progress bars."""
+    common = ["--logs", str(logs), "--data", str(data), "--out", str(out), "--threads", "1", "--no-progress"]
+    return [command, *common, *extra]
+
+
 def train_args(data: Path, logs: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--logs",
-        str(logs),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--no-tune",
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-        "--no-progress",
-        *extra,
-    ]
+    return cli_args("train", data, logs, out, "--no-tune", "--epochs", "3", *extra)
 
 
 def test_malformed_lines_are_skipped_with_their_count(
@@ -111,22 +102,7 @@ def test_one_thread_runs_with_one_seed_export_identical_files(toy: tuple[Path, P
 
 def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path: Path) -> None:
     data, logs = toy
-    args = [
-        "tune",
-        "--logs",
-        str(logs),
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path),
-        "--trials",
-        "6",
-        "--epochs",
-        "2",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    args = cli_args("tune", data, logs, tmp_path, "--trials", "6", "--epochs", "2")
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "models", *args, "--worker", str(w)],
@@ -151,24 +127,7 @@ def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path:
 
 
 def tune_args(data: Path, logs: Path, out: Path, study: str, trials: int) -> list[str]:
-    return [
-        "tune",
-        "--logs",
-        str(logs),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--study",
-        study,
-        "--trials",
-        str(trials),
-        "--epochs",
-        "2",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    return cli_args("tune", data, logs, out, "--study", study, "--trials", str(trials), "--epochs", "2")
 
 
 def test_a_study_given_by_database_url_is_shared_and_resumed(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,46 +47,10 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def sim_logs(start_module_botify, redis_server, tmp_path_factory: pytest.TempPathFactory) -> SimLogs:
+def sim_logs(simulate_through_botify, redis_server) -> SimLogs:
     """A small world, and the logs of the simulator's listeners served by the real botify."""
-    root = tmp_path_factory.mktemp("models-sim")
-    data = root / "data"
-    world = [
-        sys.executable,
-        "-m",
-        "sim.world",
-        "--out",
-        str(data),
-        "--seed",
-        "7",
-        "--tracks",
-        str(TRACKS),
-        "--users",
-        str(USERS),
-    ]
-    subprocess.run(world, cwd=REPO, check=True, capture_output=True)
-    service = start_module_botify(data)
-    run = [
-        sys.executable,
-        "-m",
-        "sim.run",
-        "--data",
-        str(data),
-        "--agent",
-        "remote",
-        "--url",
-        service.url,
-        "--episodes",
-        str(EPISODES),
-        "--seed",
-        "7",
-        "--processes",
-        "2",
-        "--quiet",
-    ]
-    subprocess.run(run, cwd=REPO, check=True, capture_output=True)
-    service.stop()
-    return SimLogs(data=data, logs=service.log_dir, redis_url=redis_server.url)
+    simulated = simulate_through_botify(seed=7, tracks=TRACKS, users=USERS, episodes=EPISODES)
+    return SimLogs(data=simulated.data, logs=simulated.logs, redis_url=redis_server.url)
 
 
 @pytest.fixture(scope="module")
