@@ -33,13 +33,6 @@ POSITIVES = PositivesConfig(min_user_positives=3, min_track_positives=3)
 
 
 @dataclass(frozen=True)
-class SimLogs:
-    data: Path
-    logs: Path
-    redis_url: str
-
-
-@dataclass(frozen=True)
 class Trained:
     out: Path
     process: subprocess.CompletedProcess
@@ -47,14 +40,13 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def sim_logs(simulate_through_botify, redis_server) -> SimLogs:
-    """A small world, and the logs of the simulator's listeners served by the real botify."""
-    simulated = simulate_through_botify(seed=7, tracks=TRACKS, users=USERS, episodes=EPISODES)
-    return SimLogs(data=simulated.data, logs=simulated.logs, redis_url=redis_server.url)
+def sim_logs(simulate_through_botify):
+    """A small world (`.data`), and the logs of the simulator's listeners served by the real botify (`.logs`)."""
+    return simulate_through_botify(seed=7, tracks=TRACKS, users=USERS, episodes=EPISODES)
 
 
 @pytest.fixture(scope="module")
-def prepared(sim_logs: SimLogs):
+def prepared(sim_logs):
     catalog = read_catalog(sim_logs.data)
     listens = read_listens([sim_logs.logs])
     interactions = build_interactions(listens, catalog.size, POSITIVES, np.random.default_rng(0))
@@ -66,39 +58,22 @@ def prepared(sim_logs: SimLogs):
 
 
 @pytest.fixture(scope="module")
-def trained(sim_logs: SimLogs, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(sim_logs, redis_server, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """`python -m models train ... --load` as a user runs it, against the test Redis."""
     out = tmp_path_factory.mktemp("models-out")
-    env = {"REDIS_URL": sim_logs.redis_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env = {"REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     process = run_models(
-        "train",
-        "--logs",
-        sim_logs.logs,
-        "--data",
-        sim_logs.data,
-        "--out",
-        out,
-        "--trials",
-        "2",
-        "--epochs",
-        "8",
-        "--threads",
-        "1",
-        "--min-positives",
-        "3",
-        "--top-k",
-        "50",
-        "--load",
-        env=env,
-    )
+        "train", "--logs", sim_logs.logs, "--data", sim_logs.data, "--out", out, "--trials", "2",
+        "--epochs", "8", "--threads", "1", "--min-positives", "3", "--top-k", "50", "--load", env=env,
+    )  # fmt: skip
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
-    store = Store(redis.Redis.from_url(sim_logs.redis_url))
+    store = Store(redis.Redis.from_url(redis_server.url))
     published = {r["user"]: store.user_list(r["user"], "lightfm").tolist() for r in lines}
     return Trained(out=out, process=process, published=published)
 
 
-def test_every_catalog_track_gets_identity_and_all_feature_groups(prepared, sim_logs: SimLogs) -> None:
+def test_every_catalog_track_gets_identity_and_all_feature_groups(prepared, sim_logs) -> None:
     catalog, _, features, _, with_features, _ = prepared
     assert features.groups == FEATURE_GROUPS
     matrix = with_features.item_features
@@ -177,7 +152,7 @@ def test_lightfm_with_features_beats_toppop(trained: Trained) -> None:
     assert (trained.out / "report.md").read_text().count("| LightFM") == 2
 
 
-def test_export_format_is_exact(trained: Trained, sim_logs: SimLogs, prepared) -> None:
+def test_export_format_is_exact(trained: Trained, sim_logs, prepared) -> None:
     _, interactions, *_ = prepared
     for name in ("lightfm", "lightfm_nofeat"):
         records = [json.loads(line) for line in (trained.out / f"{name}.jsonl").read_text().splitlines()]
@@ -199,7 +174,7 @@ def test_load_flag_publishes_both_sets(trained: Trained) -> None:
     assert trained.published == {r["user"]: r["tracks"] for r in records}
 
 
-def test_service_serves_the_exported_lists(trained: Trained, sim_logs: SimLogs, start_module_botify) -> None:
+def test_service_serves_the_exported_lists(trained: Trained, sim_logs, start_module_botify) -> None:
     """HW_2_ARMS has an arm that serves the `lightfm` list in its stored order: it must answer its first track."""
     recs = {"lightfm": trained.out / "lightfm.jsonl", "lightfm_nofeat": trained.out / "lightfm_nofeat.jsonl"}
     service = start_module_botify(sim_logs.data, recs=recs, experiment="HW_2_ARMS")
