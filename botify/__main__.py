@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import redis
+
 from botify import load, serve
 from botify.catalog import DataError
 
@@ -20,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve.run(args)
         load.run(args)
         return 0
-    except (DataError, ValueError, RuntimeError, OSError) as error:
+    except (DataError, ValueError, RuntimeError, OSError, redis.RedisError) as error:
         print(f"botify {args.command}: {error}", file=sys.stderr)
         return 1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 
 import orjson
@@ -12,7 +11,7 @@ from flask import Response, current_app, request
 from flask_restful import Resource, abort
 
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
-from botify.store import REDIS_DOWN
+from botify.store import StoreUnavailable
 
 MAX_ID = 2**63 - 1
 
@@ -49,10 +48,12 @@ def parse_listen(user: int) -> tuple[int, float]:
     track, listened = body.get("track"), body.get("time")
     if type(track) is not int:
         abort(400, message="'track' must be an integer track id")
-    if type(listened) not in (int, float) or not math.isfinite(listened) or not 0.0 <= listened <= 1.0:
+    if type(listened) not in (int, float) or not 0.0 <= listened <= 1.0:  # NaN compares false; no float() of an int
         abort(400, message="'time' must be a number in [0, 1]: the fraction of the track listened")
     catalog = services().known_catalog()
-    if catalog is not None and track not in catalog:
+    if catalog is None:
+        abort(503, message="no catalog loaded yet (see /ready): tracks cannot be checked; try again shortly")
+    if track not in catalog:
         abort(404, message=f"unknown track {track}")
     return track, float(listened)
 
@@ -75,9 +76,10 @@ class Ready(Resource):
 
 class Track(Resource):
     def get(self, track: int):
+        app = services()
         try:
-            data = services().store.track(track)
-        except REDIS_DOWN:
+            data = app.through_redis(app.store.track, track)
+        except StoreUnavailable:
             abort(503, message="the track store is unreachable; try again shortly")
         if data is None:
             abort(404, message=f"unknown track {track}")
@@ -102,7 +104,7 @@ class LastTrack(Resource):
         started = time.perf_counter()
         prev_track, prev_time = parse_listen(user)
         app = services()
-        with contextlib.suppress(*REDIS_DOWN):  # unreachable: the session state expires by itself
-            app.store.end_session(user)
+        with contextlib.suppress(StoreUnavailable):  # unreachable: the session state expires by itself
+            app.through_redis(app.store.end_session, user)
         app.log_event("last", user, prev_track, prev_time, started, experiment_arms(user))
         return output_json({"user": user}, 200)

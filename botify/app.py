@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import redis
@@ -13,22 +15,31 @@ from flask_restful import Api
 
 from botify import api
 from botify.catalog import Catalog
-from botify.embedded_redis import EmbeddedRedis
+from botify.connection import embedded_for
 from botify.event_log import EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
 from botify.registry import EXPERIMENTS, RECOMMENDERS
 from botify.settings import Settings
-from botify.store import REDIS_DOWN, Store
-from botify.wiring import build_recommenders
+from botify.store import REDIS_DOWN, Store, StoreUnavailable
+from botify.wiring import build_recommenders, check_fallback
 
 OUTAGE_TOP_K = 100
+T = TypeVar("T")
 REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    """The configured Redis, or the embedded one serving the data folder."""
-    url = settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url
+    """The configured Redis, or the embedded one serving the data folder (started by `botify serve`)."""
+    url = settings.redis_url
+    if not url:
+        embedded = embedded_for(settings)
+        if not embedded.is_up():
+            raise RuntimeError(
+                f"REDIS_URL is not set and no embedded Redis serves {embedded.directory}: "
+                "run `python -m botify serve`, which starts it, or set REDIS_URL"
+            )
+        url = embedded.url
     return redis.Redis.from_url(
         url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
     )
@@ -54,26 +65,30 @@ class Services:
     def redis_suspended(self) -> bool:
         return time.monotonic() < self.redis_down_until
 
-    def known_catalog(self) -> Catalog | None:
-        """The live catalog, or the last one seen while Redis is unreachable."""
+    def through_redis(self, call: Callable[..., T], *args: object) -> T:
+        """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone."""
         if self.redis_suspended():
-            return self.store.cached_catalog()
+            raise StoreUnavailable("Redis is left alone after a timeout")
         try:
-            return self.store.catalog()
+            return call(*args)
         except REDIS_DOWN as error:
             self.redis_failed(error)
+            raise StoreUnavailable(str(error)) from error
+
+    def known_catalog(self) -> Catalog | None:
+        """The live catalog; the last one this process saw while Redis is unreachable or has lost it."""
+        try:
+            return self.through_redis(self.store.catalog)
+        except (StoreUnavailable, LookupError):
             return self.store.cached_catalog()
-        except LookupError:
-            return None
 
     def recommend(self, name: str, user: int, prev_track: int, prev_time: float) -> int:
-        """Recommender `name`'s answer; while Redis is unreachable, a popular track remembered in process."""
-        if not self.redis_suspended():
-            try:
-                return self.recommenders[name].recommend_next(user, prev_track, prev_time)
-            except REDIS_DOWN as error:
-                self.redis_failed(error)
-        return self.outage_pick(prev_track)
+        """Recommender `name`'s answer; while Redis is unreachable (or has lost the catalog), a popular track
+        remembered in process."""
+        try:
+            return self.through_redis(self.recommenders[name].recommend_next, user, prev_track, prev_time)
+        except (StoreUnavailable, LookupError):
+            return self.outage_pick(prev_track)
 
     def outage_pick(self, prev_track: int) -> int:
         """Serving without Redis: a popular track remembered in process."""
@@ -86,9 +101,12 @@ class Services:
         redis_up = self.store.ping()
         if redis_up:
             self.redis_down_until = 0.0  # Redis is back: stop serving from memory
-        catalog = redis_up and self.known_catalog() is not None
-        names = {spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set}
-        sets = {name: redis_up and self.store.has_set(name) for name in sorted(names)}
+        names = sorted({spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set})
+        try:
+            catalog = redis_up and self.store.catalog_version() is not None
+            sets = {name: redis_up and self.store.has_set(name) for name in names}
+        except REDIS_DOWN:  # lost between the ping and these reads
+            redis_up, catalog, sets = False, False, dict.fromkeys(names, False)
         return {"ready": bool(redis_up and catalog), "redis": redis_up, "catalog": bool(catalog),
                 "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
 
@@ -104,10 +122,16 @@ class Services:
         self.events.write(event)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+def check_settings(settings: Settings) -> None:
+    """ValueError naming what is wrong with settings a service could not start with."""
     if settings.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {settings.experiment!r}; registered: {sorted(EXPERIMENTS)}")
+    check_fallback(settings.fallback)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    check_settings(settings)
     app = Flask("botify")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BOTIFY_SETTINGS"] = settings

@@ -87,8 +87,8 @@ def read_top_tracks(path: Path, size: int) -> list[int]:
         top = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not JSON ({error.msg})") from None
-    if not isinstance(top, list) or not all(type(t) is int and 0 <= t < size for t in top):
-        raise DataError(f"{path}: expected a list of track ids in 0..{size - 1}")
+    if not isinstance(top, list) or not top or not all(type(t) is int and 0 <= t < size for t in top):
+        raise DataError(f"{path}: expected a non-empty list of track ids in 0..{size - 1}")
     return top
 
 

@@ -50,9 +50,15 @@ def catalog_size(client: redis.Redis) -> int:
     return client.strlen(f"{version.decode()}:artist_of") // 4
 
 
+def catalog_files(data_dir: Path | None) -> list[Path]:
+    """tracks.json and top_tracks.json of a world folder (none without one)."""
+    return [] if data_dir is None else [data_dir / "tracks.json", data_dir / "top_tracks.json"]
+
+
 def load_catalog(client: redis.Redis, data_dir: Path) -> int:
-    tracks = read_tracks(data_dir / "tracks.json")
-    top = read_top_tracks(data_dir / "top_tracks.json", len(tracks))
+    tracks_file, top_file = catalog_files(data_dir)
+    tracks = read_tracks(tracks_file)
+    top = read_top_tracks(top_file, len(tracks))
     store.publish_catalog(client, tracks, artist_indices(tracks), top)
     return len(tracks)
 
@@ -80,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recs",
         type=parse_set,
         nargs="*",
+        action="extend",
         default=[],
         metavar="NAME=FILE",
         help="recommendation set(s): JSON lines {user, tracks}; FILE.npy beside it holds the item vectors",
@@ -90,6 +97,9 @@ def run(args: argparse.Namespace) -> None:
     settings = Settings.from_env(**({"data_dir": args.data} if args.data else {}))
     if args.data is None and not args.recs:
         raise DataError("nothing to load: give --data DIR and/or --recs NAME=FILE")
+    missing = [path for path in [*catalog_files(args.data), *(file for _, file in args.recs)] if not path.is_file()]
+    if missing:  # before starting or touching any Redis
+        raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
         if args.data is not None:
             print(f"catalog: {load_catalog(client, args.data)} tracks from {args.data}")

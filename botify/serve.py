@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+from botify.app import check_settings
 from botify.connection import embedded_for, open_redis
 from botify.load import load_catalog
 from botify.settings import Settings
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    check_settings(settings)  # one line here, not a worker's traceback per boot attempt
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)

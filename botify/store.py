@@ -28,6 +28,10 @@ WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+class StoreUnavailable(Exception):
+    """Redis did not answer, or is being left alone for a while after it timed out."""
+
+
 def recs_prefix(name: str) -> str:
     return f"recs:{name}"
 

@@ -18,10 +18,14 @@ SIMPLE = {"random": RandomTrack, "toppop": TopPop, "sticky_artist": StickyArtist
 CANDIDATE_LISTS = {"in_order": InOrder, "session_aware": SessionAware}
 
 
-def fallback_chain(names: Sequence[str], store: Store, rng: np.random.Generator) -> list[Pick]:
+def check_fallback(names: Sequence[str]) -> None:
     unknown = [name for name in names if name not in SIMPLE]
     if unknown:
         raise ValueError(f"unknown fallback recommender(s) {unknown}; choose from {sorted(SIMPLE)}")
+
+
+def fallback_chain(names: Sequence[str], store: Store, rng: np.random.Generator) -> list[Pick]:
+    check_fallback(names)
     return [SIMPLE[name](store.catalog, rng) for name in names]
 
 

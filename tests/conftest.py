@@ -61,7 +61,7 @@ class Service(ServiceProcess):
         return read_events(self.log_dir) if self.log_dir.exists() else []
 
     def wait_for_events(self, user: int, count: int, timeout: float = 10.0) -> list[dict]:
-        """The user's events once at least `count` of them are written (the log writes off the request path)."""
+        """The user's events once at least `count` of them are in the log files."""
         deadline = time.monotonic() + timeout
         while True:
             events = [event for event in self.events() if event["user"] == user]

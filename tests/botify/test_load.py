@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 
+from botify.catalog import DataError
 from botify.load import load_catalog, load_recommendations
 from botify.store import Store
 
@@ -84,6 +85,30 @@ def test_load_cli_reports_bad_arguments_in_one_line(client, redis_server, args, 
     result = run_load(redis_server.url, *args)
     assert result.returncode != 0
     assert reason in result.stderr.strip().splitlines()[-1]
+
+
+def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):
+    first = write_recs(tmp_path / "first.jsonl", {1: [5, 6]})
+    second = write_recs(tmp_path / "second.jsonl", {1: [7]})
+    result = run_load(redis_server.url, "--recs", f"lightfm={first}", "--recs", f"lightfm_nofeat={second}")
+    assert result.returncode == 0, result.stderr
+    store = Store(client)
+    assert (store.user_list(1, "lightfm").tolist(), store.user_list(1, "lightfm_nofeat").tolist()) == ([5, 6], [7])
+
+
+def test_a_missing_world_is_reported_before_any_redis_is_started(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "botify", "load", "--data", "typo"], env={"PATH": ""}, cwd=tmp_path, capture_output=True
+    )
+    assert (result.returncode, b"no such file" in result.stderr) == (1, True)
+    assert list(tmp_path.iterdir()) == []  # no data folder, no embedded Redis, no snapshot
+
+
+def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):
+    (tmp_path / "tracks.json").write_bytes((tiny_world / "tracks.json").read_bytes())
+    (tmp_path / "top_tracks.json").write_text("[]")
+    with pytest.raises(DataError, match="non-empty list"):
+        load_catalog(None, tmp_path)
 
 
 def test_vectors_of_the_wrong_shape_are_refused(client, tmp_path):

@@ -8,9 +8,13 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
+from botify.app import create_app
 from botify.registry import EXPERIMENTS
+from botify.settings import Settings
+from botify.store import CATALOG_CHECK_SECONDS
 
 from .conftest import write_recs
 
@@ -75,12 +79,41 @@ def test_a_hung_redis_costs_one_timeout_per_retry_window_not_one_per_request(sta
     os.kill(own_redis.process.pid, signal.SIGSTOP)  # Redis hangs: connections open, no answers
     try:
         answers = [requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}) for _ in range(30)]
+        answers += [requests.post(f"{service.url}/last/{treated}", json={"track": 5, "time": 1}) for _ in range(10)]
+        metadata = [requests.get(f"{service.url}/track/5") for _ in range(5)]
     finally:
         os.kill(own_redis.process.pid, signal.SIGCONT)
-    assert [answer.status_code for answer in answers] == [200] * 30
+    assert [answer.status_code for answer in answers] == [200] * 40
+    assert [answer.status_code for answer in metadata] == [503] * 5
     service.stop()
     waited = [event for event in service.events() if event["latency"] >= 0.2]  # one Redis timeout or more
-    assert 1 <= len(waited) <= 8  # without the retry window, all 30 would wait
+    assert 1 <= len(waited) <= 8  # without the retry window, all 40 would wait
+
+
+def test_a_redis_that_lost_the_catalog_is_served_from_the_catalog_in_memory(start_botify, own_redis, tiny_world):
+    service = start_botify(tiny_world, redis_url=own_redis.url, workers=1)
+    assert requests.post(f"{service.url}/next/1", json={"track": 5, "time": 1}).status_code == 200
+    own_redis.client().flushdb()  # e.g. restarted without its snapshot
+    time.sleep(CATALOG_CHECK_SECONDS + 0.1)  # past the interval at which a worker re-reads the catalog pointer
+    answers = [requests.post(f"{service.url}/next/{user}", json={"track": 5, "time": 1}) for user in range(10)]
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert all(0 <= answer.json()["track"] < 300 for answer in answers)
+    assert requests.post(f"{service.url}/next/1", json={"track": 300, "time": 1}).status_code == 404
+    assert requests.get(f"{service.url}/ready").json()["catalog"] is False
+
+
+def test_without_any_catalog_listens_get_a_503_and_are_not_logged(own_redis, tmp_path):
+    app = create_app(Settings(redis_url=own_redis.url, log_dir=tmp_path / "log")).test_client()
+    for route in ("next", "last"):
+        answer = app.post(f"/{route}/1", json={"track": 5, "time": 0.5})
+        assert (answer.status_code, "no catalog" in answer.json["message"]) == (503, True)
+    assert app.get("/ready").json["catalog"] is False
+    assert [path.read_bytes() for path in (tmp_path / "log").iterdir()] == [b""]
+
+
+def test_without_redis_url_the_app_needs_the_embedded_redis_running(tmp_path):
+    with pytest.raises(RuntimeError, match="REDIS_URL is not set"):
+        create_app(Settings(data_dir=tmp_path / "world", log_dir=tmp_path / "log"))
 
 
 def test_keep_alive_connections_are_spread_over_the_workers(start_botify, tiny_world):

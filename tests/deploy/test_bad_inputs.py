@@ -87,6 +87,8 @@ CASES = [
     ("time Infinity", "POST", "/next/1", raw('{"track": 5, "time": Infinity}'), {}, 400, "'time'"),
     ("time -Infinity", "POST", "/next/1", raw('{"track": 5, "time": -Infinity}'), {}, 400, "'time'"),
     ("time overflowing to inf", "POST", "/next/1", raw('{"track": 5, "time": 1e999}'), {}, 400, "'time'"),
+    ("time a 400-digit integer", "POST", "/next/1", raw('{"track": 5, "time": 1' + "0" * 400 + "}"), {}, 400, "'time'"),
+    ("huge int time on /last", "POST", "/last/1", raw('{"track": 5, "time": ' + "9" * 400 + "}"), {}, 400, "'time'"),
     ("time above 1", "POST", "/next/1", body(time=1.0000001), {}, 400, "'time'"),
     ("time below 0", "POST", "/next/1", body(time=-0.01), {}, 400, "'time'"),
     ("oversized body", "POST", "/next/1", body(pad="x" * 5000), {}, 413, "too large"),

@@ -1,0 +1,38 @@
+"""`python -m botify`: a command that cannot run says why in one line and exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from botify.process import free_port
+
+
+def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "botify", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [("BOTIFY_EXPERIMENT", "HW3", "unknown experiment 'HW3'"), ("BOTIFY_FALLBACK", "toppop,magic", "magic")],
+)
+def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tmp_path, variable, value, reason):
+    result = botify("serve", "--port", str(free_port()), REDIS_URL="redis://127.0.0.1:1/0", **{variable: value})
+    assert (result.returncode, result.stdout) == (1, "")
+    [line] = result.stderr.splitlines()
+    assert reason in line
+
+
+@pytest.mark.parametrize("command", ["load", "serve"])
+def test_an_unreachable_redis_is_one_line(tiny_world, command):
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    args = ["--data", str(tiny_world)] if command == "load" else ["--port", str(free_port())]
+    result = botify(command, *args, REDIS_URL=unreachable, BOTIFY_DATA_DIR=str(tiny_world))
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"botify {command}: ") and "connecting to" in line
