@@ -32,12 +32,12 @@ def parse_listen(user: int) -> tuple[int, float]:
     """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
     if user > MAX_ID:
         abort(400, message=f"user id must be at most {MAX_ID}")
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = current_app.config["BOTIFY_SETTINGS"].max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
         abort(413, message=f"body too large: at most {limit} bytes")
     raw = request.get_data(cache=True)
-    if declared is None and len(raw) >= limit:  # chunked: the read stops at the limit
+    if declared is None and len(raw) > limit:  # chunked: the read stops one byte past the limit
         abort(413, message=f"body too large: at most {limit} bytes")
     try:
         body = json.loads(raw)

@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     check_settings(settings)
     app = Flask("botify")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # a chunked body read one byte past the limit
     app.config["BOTIFY_SETTINGS"] = settings
     store = Store(redis_client(settings), settings.session_ttl)
     rng = np.random.default_rng([settings.seed, os.getpid()])

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from botify.settings import Settings
+
 from .conftest import TRACKS
 
 VALID = {"track": 5, "time": 0.5}
@@ -146,3 +148,14 @@ def test_no_malformed_request_was_logged_as_a_listen(service):
     [control] = service.wait_for_events(777, 1)
     assert control["message"] == "last"
     assert [event["user"] for event in service.events()] == [777]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(service, chunked):
+    limit = Settings().max_body_bytes
+    listen = body(pad="")
+    exact = listen[:-2] + b"x" * (limit - len(listen)) + b'"}'
+    headers = {"Transfer-Encoding": "chunked"} if chunked else {}
+    assert len(exact) == limit
+    assert send(service.url, "POST", "/last/778", exact, headers) == (200, {"user": 778})
+    assert send(service.url, "POST", "/last/778", exact[:-2] + b'x"}', headers)[0] == 413
