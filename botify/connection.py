@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,10 +16,25 @@ def embedded_for(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
 
 
+def snapshot_in_background(client: redis.Redis, timeout: float = 60.0) -> None:
+    """BGSAVE: the server forks and keeps answering. A snapshot already under way may predate the caller's
+    writes, so it is waited out and a new one started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.bgsave()
+            return
+        except redis.ResponseError as error:
+            if "in progress" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @contextmanager
 def open_redis(settings: Settings) -> Iterator[redis.Redis]:
     """A client for the configured Redis. Without `REDIS_URL`, the data folder's embedded server:
-    reused when it runs, otherwise started for the duration and stopped with a snapshot."""
+    reused when it runs (then snapshotted in the background: a blocking SAVE would stall the service it serves),
+    otherwise started for the duration and stopped with a snapshot."""
     if settings.redis_url:
         yield redis.Redis.from_url(settings.redis_url)
         return
@@ -31,4 +47,4 @@ def open_redis(settings: Settings) -> Iterator[redis.Redis]:
         if started:
             server.stop(save=True)
         else:
-            server.client().save()
+            snapshot_in_background(server.client())

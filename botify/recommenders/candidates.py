@@ -36,7 +36,9 @@ class CandidateRecommender:
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
         catalog = self.store.catalog()
         context = self.store.listen(user, prev_track, prev_track_time, self.recommendation_set, catalog.size)
-        track = self.choose(context.candidates, context.items, context.session, catalog)
+        candidates = context.candidates
+        candidates = candidates[(candidates >= 0) & (candidates < catalog.size)]  # a set loaded for an older catalog
+        track = self.choose(candidates, context.items, context.session, catalog)
         if track is None:
             track = self.fall_back(catalog, prev_track, context.session)
         return track
@@ -73,14 +75,13 @@ class SessionAware(CandidateRecommender):
 
     def choose(self, candidates: np.ndarray, items: ItemSpace | None, session: Session, catalog: Catalog) -> int | None:
         context = session.context_track()
-        personal = candidates[(candidates >= 0) & (candidates < catalog.size)]
         if items is None or len(items) != catalog.size or context is None:
-            return first_not_in(personal, session.played_tracks())  # no usable vectors: the list as it is
+            return first_not_in(candidates, session.played_tracks())  # no usable vectors: the list as it is
         # A track in the pool twice (on the list and near the context) is scored twice; the higher score counts.
-        pool = np.concatenate([personal, items.nearest(context), catalog.same_artist_tracks(context)])
+        pool = np.concatenate([candidates, items.nearest(context), catalog.same_artist_tracks(context)])
         played = np.sort(session.played)  # per request, work grows with the session and the pool, not the catalog
         unplayed = played[np.searchsorted(played, pool).clip(max=len(played) - 1)] != pool
-        on_list = (np.arange(len(pool)) < len(personal))[unplayed]
+        on_list = (np.arange(len(pool)) < len(candidates))[unplayed]
         pool = pool[unplayed]
         if len(pool) == 0:
             return None

@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 import redis
 
 from botify.catalog import DataError
+from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import Store
 
@@ -102,6 +104,24 @@ def test_a_missing_world_is_reported_before_any_redis_is_started(tmp_path):
     )
     assert (result.returncode, b"no such file" in result.stderr) == (1, True)
     assert list(tmp_path.iterdir()) == []  # no data folder, no embedded Redis, no snapshot
+
+
+def test_a_load_into_the_running_embedded_redis_survives_its_crash(tiny_world, tmp_path):
+    world = tmp_path / "world"
+    world.mkdir()
+    for name in ("tracks.json", "top_tracks.json"):
+        (world / name).write_bytes((tiny_world / name).read_bytes())
+    server = EmbeddedRedis(world / "redis").start()  # as `botify serve` leaves it running
+    try:
+        result = subprocess.run([sys.executable, "-m", "botify", "load", "--data", str(world)], env={"PATH": ""})
+        assert result.returncode == 0
+        while server.client().info("persistence")["rdb_bgsave_in_progress"]:
+            time.sleep(0.05)
+        server.kill()
+        server.start()
+        assert server.client().get("catalog:current") is not None
+    finally:
+        server.stop(save=False)
 
 
 def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import redis
@@ -126,6 +128,18 @@ def test_in_order_serves_the_stored_order_without_repeats(store, tmp_path):
     load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30, 40]}))
     recommender = InOrder(store, "lightfm", fallback(store))
     assert serve_session(recommender, 7, 20, 4) == [10, 30, 40, 299]  # 20 was played; then the top track
+
+
+def test_lists_loaded_for_a_larger_catalog_never_serve_a_track_outside_the_live_one(store, tiny_world, tmp_path):
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 200, 12]}))
+    smaller = tmp_path / "smaller-world"
+    smaller.mkdir()
+    (smaller / "tracks.json").write_text("".join((tiny_world / "tracks.json").read_text().splitlines(True)[:15]))
+    (smaller / "top_tracks.json").write_text(json.dumps(list(range(14, -1, -1))))
+    load_catalog(store.client, smaller)
+    for recommender in (InOrder(store, "lightfm", fallback(store)), SessionAware(store, "lightfm", fallback(store))):
+        store.end_session(7)
+        assert serve_session(recommender, 7, 0, 3) == [10, 12, 14]  # 200 skipped; then the top track
 
 
 def test_session_aware_without_vectors_keeps_list_order_then_falls_back(store, tmp_path):
