@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm import tqdm
 
+from ab.errors import ABInputError
 from ab.metrics import METRICS, user_metrics
 from ab.report import analyze
 from ab.synthetic import SyntheticDesign, generate_events
@@ -56,6 +57,8 @@ def simulate_aa(
     progress: bool = False,
 ) -> AAResult:
     """Analyse `runs` synthetic experiments whose arms are identical (any effect in `design` is removed)."""
+    if runs < 1:
+        raise ABInputError(f"runs must be at least 1, got {runs}")
     design = replace(design or SyntheticDesign(), effect={}, latency_effect={})
     p_values: dict[str, list[float]] = {m: [] for m in METRICS}
     any_raw = any_holm = 0

@@ -7,8 +7,6 @@ not a valid event is counted and skipped, never guessed at: the analysis says ho
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +17,10 @@ from tqdm import tqdm
 
 from ab.errors import ABInputError
 from botify import event_log
+from botify.event_log import parse_event
 
 EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "arm")
-MESSAGES = frozenset({"next", "last"})
+MESSAGES = event_log.MESSAGES
 
 
 @dataclass
@@ -41,6 +40,10 @@ class LogStats:
         if len(self.examples) < 5:
             self.examples.append(f"{where}: {reason}")
 
+    def skip_damaged(self, path: Path, read: int, reason: str) -> None:
+        """A file whose lines end early (a gzip cut short): one skipped entry; the lines before it count."""
+        self.skip(f"{path.name}:{read + 1}", f"{reason}; the {read} lines before it were read")
+
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
     """Every file of the logs (see `botify.event_log.log_files`); a missing path is a one-line input error."""
@@ -48,41 +51,6 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
         return event_log.log_files(paths)
     except FileNotFoundError as error:
         raise ABInputError(str(error)) from None
-
-
-_NUMBER = (int, float)
-
-
-def parse_event(line: str | bytes) -> tuple[tuple | None, str]:
-    """One log line -> ((user, timestamp, message, track, time, latency, experiments), "") or (None, why not).
-
-    Types are checked exactly (`type(x) is int`): a bool is not a user id, "3" is not a track.
-    NaN and infinities fail the range checks.
-    """
-    try:
-        raw = json.loads(line)
-    except ValueError:  # not JSON, or not UTF-8
-        return None, "not JSON"
-    if type(raw) is not dict:
-        return None, "not a JSON object"
-    get = raw.get
-    message, user, track, timestamp = get("message"), get("user"), get("track"), get("timestamp")
-    time, latency, experiments = get("time"), get("latency"), get("experiments", {})
-    if message not in MESSAGES:
-        return None, f"message is {message!r}, not 'next' or 'last'"
-    if type(user) is not int:
-        return None, "user is missing or not an integer"
-    if type(track) is not int:
-        return None, "track is missing or not an integer"
-    if type(timestamp) not in _NUMBER or not math.isfinite(timestamp):
-        return None, "timestamp is missing or not a number"
-    if type(time) not in _NUMBER or not 0.0 <= time <= 1.0:
-        return None, "time is missing or outside [0, 1]"
-    if type(latency) not in _NUMBER or not 0.0 <= latency < math.inf:
-        return None, "latency is missing, negative or not finite"
-    if type(experiments) is not dict:
-        return None, "experiments is not an object"
-    return (user, timestamp, message, track, time, latency, experiments), ""
 
 
 def read_events(
@@ -101,28 +69,26 @@ def read_events(
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
         for path in files:
-            with event_log.open_log(path) as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
+            for number, line in enumerate(event_log.read_lines(path, stats.skip_damaged), start=1):
+                if not line.strip():
+                    continue
+                stats.lines += 1
+                event, reason = parse_event(line)
+                if event is None:
+                    stats.skip(f"{path.name}:{number}", reason)
+                    continue
+                seen.update(event.experiments)
+                arm = None
+                if experiment is not None:
+                    arm = event.experiments.get(experiment)
+                    if type(arm) is not str:
+                        stats.without_experiment += 1
                         continue
-                    stats.lines += 1
-                    event, reason = parse_event(line)
-                    if event is None:
-                        stats.skip(f"{path.name}:{number}", reason)
-                        continue
-                    experiments = event[6]
-                    seen.update(experiments)
-                    arm = None
-                    if experiment is not None:
-                        arm = experiments.get(experiment)
-                        if type(arm) is not str:
-                            stats.without_experiment += 1
-                            continue
-                    rows.append(event)
-                    arms.append(arm)
+                rows.append(event)
+                arms.append(arm)
             bar.update(path.stat().st_size)
     stats.events = len(rows)
-    fields = EVENT_COLUMNS[:6]  # the order of parse_event's tuple
+    fields = EVENT_COLUMNS[:6]  # the first six fields of an Event, in its order
     values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
     columns = dict(zip(fields, values, strict=False))
     return events_frame({**columns, "arm": arms}), stats

@@ -283,7 +283,7 @@ def _power(
 
 def _check_read(stats: LogStats, experiment: str | None, paths: Sequence[Path | str]) -> None:
     where = ", ".join(str(p) for p in paths)
-    if stats.lines == 0:
+    if stats.lines == 0 and stats.malformed == 0:
         raise ABInputError(f"the logs are empty: no event in {where}")
     if stats.events == 0 and stats.without_experiment > 0:
         seen = ", ".join(sorted(stats.experiments_seen)) or "none"

@@ -6,6 +6,7 @@ logging is broken, and the effects are not to be trusted whatever they say.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,18 +38,27 @@ class SRMCheck:
         return f"SRM check: users {counts} vs design {design}: {fit} -> {verdict}"
 
 
+def _malformed(text: str) -> ABInputError:
+    return ABInputError(f"--split {text!r} is not like C=50,T1=50 or 50/50")
+
+
 def _share(text: str, part: str) -> float:
     try:
-        return float(part)
+        value = float(part)
     except ValueError:
-        raise ABInputError(f"--split {text!r} is not like C=50,T1=50 or 50/50") from None
+        raise _malformed(text) from None
+    if not math.isfinite(value):
+        raise ABInputError(f"--split {text!r} has a share that is not a finite number: {part.strip()!r}")
+    return value
 
 
 def parse_split(text: str, arms: list[str]) -> dict[str, float]:
     """`C=50,T1=50` (named) or `50/50` (in arm order C, T1, T2, ...) -> shares that sum to 1."""
     if "=" in text:
-        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-        weights = {name.strip(): _share(text, value) for name, value in pairs}
+        pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+        if any(not sep or not name.strip() for name, sep, _ in pairs):
+            raise _malformed(text)
+        weights = {name.strip(): _share(text, value) for name, _, value in pairs}
     else:
         values = [_share(text, part) for part in text.split("/")]
         if len(values) != len(arms):

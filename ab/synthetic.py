@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ab.errors import ABInputError
 from ab.events import events_frame
 
 DAY_MS = 86_400_000
@@ -112,6 +113,8 @@ def generate_events(
 
 def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int = 2) -> list[Path]:
     """Write `events` as DESIGN-format JSON lines, spread over `files` worker files in time order."""
+    if files < 1:
+        raise ABInputError(f"files must be at least 1, got {files}")
     folder.mkdir(parents=True, exist_ok=True)
     ordered = events.sort_values("timestamp", kind="stable")
     paths = [folder / f"worker-{i}.jsonl" for i in range(files)]

@@ -1,5 +1,8 @@
 """The event log: one JSON line per served /next and /last, in the file before the answer leaves.
 
+This module is the log's one home: the writer, and what every reader (`models`, `ab`) shares to find the
+log's files, read their lines and tell a valid event from a malformed line.
+
 Each process writes its own file (`events-<host>-<pid>.jsonl`, rotated by size into `.1`, `.2`, ...),
 so several gunicorn workers never interleave or truncate each other's lines; every file in the folder
 is part of the log. A line is one unbuffered `write(2)` into the page cache: a few microseconds, no
@@ -9,14 +12,19 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import socket
 import threading
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
+
+MESSAGES = frozenset({"next", "last"})
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class EventLog:
@@ -81,3 +89,75 @@ def open_log(path: Path) -> IO[bytes]:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+def read_lines(path: Path, damaged: Callable[[Path, int, str], None]) -> Iterator[bytes]:
+    """Every line of a log file (see `open_log`). A gzipped file cut short (copied while it was being
+    compressed) or corrupt yields the lines before the damage, then calls `damaged(path, lines_read, reason)`
+    instead of raising: one bad file must not cost the rest of the log."""
+    read = 0
+    try:
+        with open_log(path) as stream:
+            for line in stream:
+                read += 1
+                yield line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        damaged(path, read, f"gzip data cut short or corrupt ({error})")
+
+
+class Event(NamedTuple):
+    """One valid event line; the field order is the readers' column order."""
+
+    user: int
+    timestamp: int | float  # ms
+    message: str  # "next" or "last"
+    track: int
+    time: int | float  # fraction of the track listened, in [0, 1]
+    latency: int | float  # seconds, >= 0
+    experiments: dict[str, object]  # experiment -> arm ({} when the line has none)
+
+
+def _int64(value: object) -> bool:
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def _finite(value: object) -> bool:
+    """A JSON number that is neither a bool, NaN nor infinite."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+def parse_event(line: str | bytes) -> tuple[Event | None, str]:
+    """One log line -> (Event, "") or (None, why it is not a valid event); never raises.
+
+    Every field of DESIGN.md's "Event log" is checked exactly: a bool is not a user id, "3" is not a
+    track, ids and timestamps fit in 64 bits (the readers' int64 columns), numbers are finite. orjson
+    rejects NaN, infinities and nesting deeper than 1024 as not JSON.
+    """
+    try:
+        raw = orjson.loads(line)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, not text at all
+        return None, "not JSON"
+    if type(raw) is not dict:
+        return None, "not a JSON object"
+    get = raw.get
+    message, user, track, timestamp = get("message"), get("user"), get("track"), get("timestamp")
+    time, latency, experiments = get("time"), get("latency"), get("experiments", {})
+    if type(message) is not str:
+        return None, "message is missing or not a string"
+    if message not in MESSAGES:
+        return None, f"message is {message!r:.40}, not 'next' or 'last'"
+    if not _int64(user):
+        return None, "user is missing or not a 64-bit integer"
+    if not _int64(track):
+        return None, "track is missing or not a 64-bit integer"
+    if not _finite(timestamp) or not INT64_MIN <= timestamp <= INT64_MAX:
+        return None, "timestamp is missing or not a 64-bit number of milliseconds"
+    if not _finite(time) or not 0 <= time <= 1:
+        return None, "time is missing or outside [0, 1]"
+    if not _finite(latency) or latency < 0:
+        return None, "latency is missing, negative or not finite"
+    if "recommendation" in raw and not _int64(raw["recommendation"]):
+        return None, "recommendation is not a 64-bit integer"
+    if type(experiments) is not dict:
+        return None, "experiments is not an object"
+    return Event(user, timestamp, message, track, time, latency, experiments), ""

@@ -34,15 +34,15 @@ def read_catalog(data_dir: Path) -> Catalog:
     if not path.is_file():
         raise InputError(f"catalog {path} not found")
     records = []
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:  # bytes: json.loads decodes them inside the try, so bad UTF-8 is one more bad line
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
                 track = record["track"]
-            except (ValueError, TypeError, KeyError):
-                raise InputError(f"{path}:{number}: not a JSON object with a 'track' field") from None
+            except (ValueError, TypeError, KeyError, RecursionError):
+                raise InputError(f"{path}:{number}: not a UTF-8 JSON object with a 'track' field") from None
             if not isinstance(track, int) or isinstance(track, bool):
                 raise InputError(f"{path}:{number}: 'track' is not an integer")
             records.append(record)

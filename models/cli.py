@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_train(config)
         else:
             run_tune(config, args.model, args.worker)
-    except InputError as error:
+    except (InputError, OSError) as error:  # OSError: a path that cannot be read or written (--out is a file)
         print(f"models: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -7,8 +7,7 @@ every regular file in it is read. Lines that are empty or malformed are counted 
 
 from __future__ import annotations
 
-import json
-import math
+import logging
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ from tqdm import tqdm
 from botify import event_log
 from models.errors import InputError
 
-MESSAGES = frozenset({"next", "last"})
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,54 +49,43 @@ def log_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_line(line: str | bytes) -> tuple[int, int, float, int] | None:
-    """(user, track, time, timestamp) of one event line, or None when the line is not a valid listen."""
-    try:
-        event = json.loads(line)
-        message = event["message"]
-        user = event["user"]
-        track = event["track"]
-        time = event["time"]
-        timestamp = event["timestamp"]
-    except (ValueError, TypeError, KeyError):
+    """(user, track, time, timestamp) of one event line, or None when the line is not a valid event
+    (`botify.event_log.parse_event` decides)."""
+    event, _ = event_log.parse_event(line)
+    if event is None:
         return None
-    if message not in MESSAGES or not _is_int(user) or not _is_int(track):
-        return None
-    if not isinstance(time, int | float) or isinstance(time, bool) or not 0.0 <= time <= 1.0:
-        return None
-    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool) or not math.isfinite(timestamp):
-        return None
-    if not all(_INT64_MIN <= v <= _INT64_MAX for v in (user, track, timestamp)):
-        return None
-    return user, track, float(time), int(timestamp)
+    return event.user, event.track, float(event.time), int(event.timestamp)
 
 
-def _read_lines(files: Iterable[Path], progress: bool) -> Iterable[bytes]:
+def _read_lines(files: Iterable[Path], progress: bool, damaged: list[str]) -> Iterable[bytes]:
+    """Every line of the files; a file whose lines end early (a gzip cut short) is described in `damaged`."""
+
+    def note(path: Path, read: int, reason: str) -> None:
+        damaged.append(f"{path}: {reason} after {read} lines")
+
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="read logs", disable=not progress) as bar:
         for path in files:
-            with event_log.open_log(path) as stream:
-                pending = 0
-                for line in stream:
-                    pending += len(line)
-                    if pending >= 1 << 20:
-                        bar.update(pending)
-                        pending = 0
-                    yield line
-                bar.update(pending)
+            pending = 0
+            for line in event_log.read_lines(path, note):
+                pending += len(line)
+                if pending >= 1 << 20:
+                    bar.update(pending)
+                    pending = 0
+                yield line
+            bar.update(pending)
 
 
 def read_listens(paths: Sequence[Path], progress: bool = False) -> Listens:
-    """Read every listen in the given log files/folders; malformed lines are counted, not fatal."""
+    """Read every listen in the given log files/folders; malformed lines are counted, not fatal, and so is
+    a gzipped file cut short (its lines before the damage are read; the damage counts as one bad line)."""
     files = log_files(paths)
     users, tracks, timestamps = array("q"), array("q"), array("q")
     times = array("d")
     lines = bad = 0
-    for raw in _read_lines(files, progress):
+    damaged: list[str] = []
+    for raw in _read_lines(files, progress, damaged):
         lines += 1
         parsed = parse_line(raw)
         if parsed is None:
@@ -109,12 +96,14 @@ def read_listens(paths: Sequence[Path], progress: bool = False) -> Listens:
         tracks.append(track)
         times.append(time)
         timestamps.append(timestamp)
+    for note in damaged:
+        log.warning("%s", note)
     return Listens(
         user=np.frombuffer(users, dtype=np.int64).copy(),
         track=np.frombuffer(tracks, dtype=np.int64).copy(),
         time=np.frombuffer(times, dtype=np.float64).copy(),
         timestamp=np.frombuffer(timestamps, dtype=np.int64).copy(),
         lines=lines,
-        bad_lines=bad,
+        bad_lines=bad + len(damaged),
         files=len(files),
     )

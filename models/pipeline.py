@@ -194,23 +194,24 @@ def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run the whole pipeline; returns the report (also written to `config.out`)."""
     started = time.perf_counter()
+    if config.tune and config.params is not None:
+        raise InputError("--params is used only with --no-tune (tuning chooses the parameters otherwise)")
+    # Input that is wrong stops before minutes of reading logs: the parameters, then the output folder.
+    params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
+    config.out.mkdir(parents=True, exist_ok=True)
     seeds = Seeds.derive(config.seed)
     prepared = prepare(config, np.random.default_rng(seeds.split))
     inter = prepared.interactions
-    config.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {"read + prepare": prepared.seconds}
 
     tuning: dict[str, Any] = {}
     fit_seeds = dict(seeds.fit)
     if config.tune:
-        params: dict[str, LightFMParams] = {}
         for name in MODELS:
             result = run_tuning(config, prepared, name, seeds.tune[name])
             params[name], fit_seeds[name] = result.params, result.random_state
             tuning[name] = {k: v for k, v in asdict(result).items() if k != "params"}
             timings[f"tuning {name} ({result.new_trials} new of {result.finished_trials} trials)"] = result.seconds
-    else:
-        params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
     save_params(config.out / "params.json", params)
 
     fitted: dict[str, Fitted] = {}
@@ -235,14 +236,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     models |= {TITLES[n]: _model_row(f, prepared.evaluator) for n, f in fitted.items()}
 
     exports: dict[str, Exported] = {}
-    exclude = inter.all if config.refit else inter.train
+    positives = inter.all  # the refit learns from all of them; no export recommends one (with --no-refit neither)
     for name, data in prepared.datasets.items():
         model = fitted[name]
         if config.refit:
             start = time.perf_counter()
             model = fit(
                 params[name],
-                exclude,
+                positives,
                 data.item_features,
                 model.best_epoch,
                 config.threads,
@@ -252,7 +253,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
         exports[name] = export(
-            config.out, name, model.scorer(), inter.users, config.top_k, exclude, progress=config.progress
+            config.out, name, model.scorer(), inter.users, config.top_k, positives, progress=config.progress
         )
         timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
 

@@ -8,6 +8,7 @@ with more threads LightFM's lock-free (Hogwild) updates race, so results differ 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,11 @@ from models.recommend import Scorer, top_k
 LOSSES = ("warp", "bpr", "warp-kos")
 
 
+def _finite(value: object) -> bool:
+    """A JSON number that is neither a bool, NaN nor infinite."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
 @dataclass(frozen=True)
 class LightFMParams:
     """The hyperparameters that tuning searches over."""
@@ -33,6 +39,19 @@ class LightFMParams:
     max_sampled: int = 10
     user_alpha: float = 1e-6  # a whisper of L2; inside the search space so tuning can start here
     item_alpha: float = 1e-6
+
+    def __post_init__(self) -> None:
+        """Reject what LightFM would stop on with a bare assertion, or train with silently (a negative rate)."""
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        for name in ("no_components", "max_sampled"):
+            if type(value := getattr(self, name)) is not int or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not _finite(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        for name in ("user_alpha", "item_alpha"):
+            if not _finite(value := getattr(self, name)) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
     def as_dict(self) -> dict[str, str | int | float]:
         return asdict(self)

@@ -4,7 +4,8 @@ TPE (seeded) proposes parameters; every epoch reports the validation metric so a
 stop hopeless trials early. The study lives in a SQLite file, or in a database server given by URL
 (`postgresql://...`, `mysql+pymysql://...`) for workers on several machines: a rerun resumes it (only
 the missing trials run) and several `python -m models tune` workers can share it. The study's name
-fingerprints the training data and epoch budget, so one storage never mixes trials of different problems.
+fingerprints the training data, the validation users every trial is scored on (`--eval-users`), k, the epoch
+budget and the patience, so one storage never mixes trials scored differently.
 """
 
 from __future__ import annotations
@@ -124,16 +125,18 @@ def suggest(trial: optuna.Trial) -> LightFMParams:
 
 
 def study_name(
-    prefix: str, train: sp.csr_matrix, valid: sp.csr_matrix, item_features: sp.csr_matrix, epochs: int
+    prefix: str, train: sp.csr_matrix, item_features: sp.csr_matrix, evaluator: Evaluator, epochs: int, patience: int
 ) -> str:
-    """A name that changes whenever the problem being tuned changes."""
+    """A name that changes whenever the problem being tuned changes: what is trained on, what is scored and how
+    (the monitored users, k, the matrix of positives they are scored against), the epochs and the patience."""
     digest = hashlib.sha256()
-    for matrix in (train, valid, item_features):
+    for matrix in (train, item_features, evaluator.train, evaluator.valid):
         matrix = matrix.tocsr()
         matrix.sort_indices()
         for part in (np.asarray(matrix.shape), matrix.indptr, matrix.indices, matrix.data):
             digest.update(np.ascontiguousarray(part).tobytes())
-    digest.update(str(epochs).encode())
+    digest.update(np.ascontiguousarray(evaluator.rows, dtype=np.int64).tobytes())
+    digest.update(f"k={evaluator.k} epochs={epochs} patience={patience}".encode())
     return f"{prefix}-{digest.hexdigest()[:12]}"
 
 
@@ -146,7 +149,7 @@ def tune(
 ) -> TuneResult:
     """Run the study until it holds `config.trials` finished trials; return its best."""
     start = time.perf_counter()
-    name = study_name(config.name, train, evaluator.valid, item_features, config.epochs)
+    name = study_name(config.name, train, item_features, evaluator, config.epochs, config.patience)
     with creating_storage(config.storage) as storage:
         study = optuna.create_study(
             study_name=name,

@@ -80,3 +80,41 @@ def test_gzipped_rotated_files_are_read_too(tmp_path: Path) -> None:
         handle.write(_event(4, 1) + "\n" + _event(4, 2, "last") + "\n")
     events, stats = read_events([tmp_path], "HW_2")
     assert stats.files == 1 and events["message"].tolist() == ["next", "last"]
+
+
+def test_lines_that_once_crashed_the_reader_are_skipped_with_their_reasons(tmp_path: Path) -> None:
+    lines = [
+        _event(1, 1),
+        _event(1, 2, message=["next"]),
+        _event(1, 3).replace('"timestamp": 3', '"timestamp": 1' + "0" * 400),
+        _event(2**64 - 1, 4),
+        _event(1, 5, track=2**63),
+        "[" * 100_000,
+        _event(1, 6, "last"),
+    ]
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    events, stats = read_events([tmp_path], "HW_2")
+    assert events["timestamp"].tolist() == [1, 6] and events["user"].dtype == "int64"
+    assert (stats.lines, stats.malformed) == (7, 5)
+    assert stats.examples == [
+        "log.jsonl:2: message is missing or not a string",
+        "log.jsonl:3: not JSON",
+        "log.jsonl:4: user is missing or not a 64-bit integer",
+        "log.jsonl:5: track is missing or not a 64-bit integer",
+        "log.jsonl:6: not JSON",
+    ]
+
+
+def test_a_gzip_cut_short_keeps_its_lines_and_is_one_skipped_entry(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text(_event(1, 0) + "\n")
+    cut = tmp_path / "events.jsonl.1.gz"
+    with gzip.open(cut, "wt") as handle:
+        handle.writelines(_event(2, ts) + "\n" for ts in range(1, 20_001))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    events, stats = read_events([tmp_path], "HW_2")
+    kept = stats.lines - 1
+    assert 0 < kept < 20_000 and len(events) == 1 + kept
+    assert sorted(events["timestamp"].tolist()) == list(range(kept + 1))
+    assert stats.malformed == 1
+    assert stats.examples[0].startswith(f"events.jsonl.1.gz:{kept + 1}: gzip data cut short or corrupt (")
+    assert stats.examples[0].endswith(f"; the {kept} lines before it were read")

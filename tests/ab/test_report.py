@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import subprocess
 import sys
@@ -173,3 +174,53 @@ def test_only_a_control_arm_is_an_input_error() -> None:
     users = user_metrics(generate_events(SyntheticDesign(users=50, split={"C": 1.0}), np.random.default_rng(0)))
     with pytest.raises(ABInputError, match="only the control arm"):
         analyze(users.frame, "HW_2")
+
+
+def test_a_gzipped_worker_file_cut_short_is_reported_and_the_rest_analysed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_log(generate_events(SyntheticDesign(users=400), np.random.default_rng(3)), tmp_path / "log", "HW_2")
+    plain = tmp_path / "log" / "worker-1.jsonl"
+    cut = plain.with_name("worker-1.jsonl.gz")
+    cut.write_bytes(gzip.compress(plain.read_bytes())[: plain.stat().st_size // 8])
+    plain.unlink()
+    assert main(["report", "--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "| T1 | mean_time_per_session |" in captured.out
+    assert captured.err.startswith("warning: skipped 1 malformed log line(s), e.g. worker-1.jsonl.gz:")
+    assert "gzip data cut short or corrupt" in captured.err.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("split", "error"),
+    [
+        ("C=50,T1", "error: --split 'C=50,T1' is not like C=50,T1=50 or 50/50"),
+        ("C=nan,T1=50", "error: --split 'C=nan,T1=50' has a share that is not a finite number: 'nan'"),
+    ],
+)
+def test_a_bad_split_on_the_command_line_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str, error: str
+) -> None:
+    write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2")
+    args = ("--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out"), "--split", split)
+    assert _one_line_error(capsys, *args) == error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["aa", "--runs", "0"], "error: runs must be at least 1, got 0"),
+        (["aa", "--runs", "-3"], "error: runs must be at least 1, got -3"),
+        (["simulate", "--files", "0"], "error: files must be at least 1, got 0"),
+        (["simulate", "--files", "-1"], "error: files must be at least 1, got -1"),
+    ],
+)
+def test_counts_below_one_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    out = ["--out", str(tmp_path / "log")] if args[0] == "simulate" else []
+    assert main([*args, *out, "--users", "50"]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", error + "\n")
+    assert not (tmp_path / "log").exists()

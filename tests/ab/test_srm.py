@@ -34,6 +34,11 @@ def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
         ("50/50/50", "has 3 parts"),
         ("C=a,T1=1", "is not like"),
         ("C=-1,T1=2", "non-negative"),
+        ("C=50,T1", "is not like"),
+        ("=50,T1=50", "is not like"),
+        ("C=nan,T1=50", "not a finite number: 'nan'"),
+        ("C=50,T1=inf", "not a finite number: 'inf'"),
+        ("50/nan", "not a finite number: 'nan'"),
     ],
 )
 def test_a_bad_split_is_an_input_error(text: str, reason: str) -> None:

@@ -9,13 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.atomic import atomic_path
-from models.cli import main
+from models.cli import build_parser, config_from, main
+from models.pipeline import Seeds, prepare
 from models.synthetic import SyntheticSpec, generate
 
-from .conftest import REPO, event, run_models, write_lines
+from .conftest import REPO, event, run_models, write_catalog, write_lines
 
 OUTPUTS = ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy", "report.md")
 
@@ -154,3 +156,74 @@ def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(
     err = capsys.readouterr().err
     shown = study.replace("s3cret", "***")
     assert err.startswith(f"models: error: cannot open the Optuna storage '{shown}': ") and err.count("\n") == 1
+
+
+def test_no_refit_exports_none_of_a_users_positives_validation_ones_included(
+    toy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, logs = toy
+    args = train_args(data, logs, tmp_path / "out", "--no-refit", "--top-k", "200")
+    assert main(args) == 0
+    config = config_from(build_parser().parse_args(args))
+    inter = prepare(config, np.random.default_rng(Seeds.derive(config.seed).split)).interactions
+    rows = {user: row for row, user in enumerate(inter.users.tolist())}
+    assert inter.valid.nnz > 0
+    for name in ("lightfm.jsonl", "lightfm_nofeat.jsonl"):
+        for line in (tmp_path / "out" / name).read_text().splitlines():
+            record = json.loads(line)
+            positives = set(inter.all[rows[record["user"]]].indices.tolist())
+            assert positives.isdisjoint(record["tracks"]), record["user"]
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"loss": "foo"}, "loss must be one of warp, bpr, warp-kos, got 'foo'"),
+        ({"lightfm": {"learning_rate": -1}}, "learning_rate must be a finite number > 0, got -1"),
+        ({"no_components": 0}, "no_components must be an integer >= 1, got 0"),
+        ({"max_sampled": 2.5}, "max_sampled must be an integer >= 1, got 2.5"),
+        ({"lightfm_nofeat": {"item_alpha": float("nan")}}, "item_alpha must be a finite number >= 0, got nan"),
+    ],
+)
+def test_parameters_out_of_range_stop_with_one_line_before_the_logs_are_read(
+    tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture, params: dict, reason: str
+) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(params))
+    out = tmp_path / "out"
+    assert main(train_args(tiny_world, tmp_path / "no_logs_yet", out, "--params", str(path))) == 1
+    assert capsys.readouterr().err == f"models: error: cannot use parameters from {path}: {reason}\n"
+    assert not out.exists()
+
+
+def test_params_without_no_tune_is_an_input_error(
+    tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "params.json"
+    path.write_text("{}")
+    assert main(cli_args("train", tiny_world, tmp_path / "logs", tmp_path / "out", "--params", str(path))) == 1
+    assert capsys.readouterr().err == (
+        "models: error: --params is used only with --no-tune (tuning chooses the parameters otherwise)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"), [("train", ["--no-tune", "--epochs", "1"]), ("tune", ["--trials", "1", "--epochs", "1"])]
+)
+def test_an_output_path_that_is_a_file_is_one_line(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, command: str, extra: list[str]
+) -> None:
+    data, logs = toy
+    out = tmp_path / "out"
+    out.write_text("a file, not a folder")
+    assert main(cli_args(command, data, logs, out, *extra)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("models: error: [Errno 17] File exists: ") and err.count("\n") == 1
+    assert out.read_text() == "a file, not a folder"
+
+
+def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tracks = write_catalog(tmp_path / "data", 6) / "tracks.json"
+    tracks.write_bytes(tracks.read_bytes().replace(b'"t2"', b'"t\xff"'))
+    assert main(train_args(tmp_path / "data", tmp_path / "logs", tmp_path / "out")) == 1
+    assert capsys.readouterr().err == f"models: error: {tracks}:3: not a UTF-8 JSON object with a 'track' field\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,11 @@ def test_rotated_and_gzipped_files_are_all_read(tmp_path: Path) -> None:
         json.dumps({**event(1, 1, 0.5, 1), "user": True}),
         json.dumps({**event(1, 1, 0.5, 1), "user": 2**70}),
         json.dumps(event(1, 1, 0.5, 1)).replace("0.5", "NaN"),
+        json.dumps({**event(1, 1, 0.5, 1), "message": ["next"]}),
+        json.dumps({**event(1, 1, 0.5, 1), "timestamp": 2**64 - 1}),
+        json.dumps(event(1, 1, 0.5, 1)).replace('"timestamp": 1', '"timestamp": 1' + "0" * 400),
+        json.dumps({**event(1, 1, 0.5, 1), "track": 2**63}),
+        "[" * 100_000,
     ],
 )
 def test_malformed_lines_are_rejected(line: str) -> None:
@@ -70,3 +76,31 @@ def test_missing_or_empty_log_location_is_an_input_error(tmp_path: Path) -> None
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no log files"):
         read_listens([tmp_path / "empty"])
+
+
+def test_a_valid_line_is_user_track_time_and_an_integer_timestamp() -> None:
+    assert parse_line(json.dumps(event(2**63 - 1, 4, 1, 1_767_225_600_000)).encode()) == (
+        2**63 - 1,
+        4,
+        1.0,
+        1_767_225_600_000,
+    )
+
+
+def test_a_gzip_cut_short_keeps_its_lines_and_counts_as_one_bad_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "log"
+    write_lines(log / "events.jsonl", [event(0, 0, 1.0, 0)])
+    cut = log / "events.jsonl.1.gz"
+    with gzip.open(cut, "wt") as f:
+        f.writelines(json.dumps(event(1, t % 50, 1.0, t)) + "\n" for t in range(1, 20_001))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        listens = read_listens([log])
+    kept = listens.lines - 1
+    assert 0 < kept < 20_000 and len(listens) == 1 + kept
+    assert sorted(listens.timestamp.tolist()) == list(range(kept + 1))
+    assert (listens.bad_lines, listens.files) == (1, 2)
+    assert f"{cut}: gzip data cut short or corrupt (Compressed file ended" in caplog.text
+    assert caplog.text.rstrip().endswith(f"after {kept} lines")

@@ -1,0 +1,123 @@
+"""botify.event_log's reading side, which ab and models share: one parser of a line, one reader of a file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from botify.event_log import Event, parse_event, read_lines
+
+VALID = {
+    "message": "next",
+    "timestamp": 1_767_225_600_000,
+    "user": 3,
+    "track": 7,
+    "time": 0.5,
+    "latency": 0.001,
+    "recommendation": 8,
+    "experiments": {"HW_2": "T1"},
+}
+
+
+def _line(**changes: object) -> str:
+    return json.dumps({**VALID, **changes})
+
+
+def _without(name: str) -> str:
+    return json.dumps({k: v for k, v in VALID.items() if k != name})
+
+
+def test_a_valid_line_is_one_event_with_every_field() -> None:
+    event, reason = parse_event(_line().encode() + b"\n")
+    assert reason == ""
+    assert event == Event(3, 1_767_225_600_000, "next", 7, 0.5, 0.001, {"HW_2": "T1"})
+    assert event.experiments == {"HW_2": "T1"}
+
+
+def test_the_edges_of_the_contract_are_valid() -> None:
+    """Whole-number time and latency, no recommendation or experiments, ids at the ends of int64."""
+    line = json.dumps(
+        {"message": "last", "timestamp": 0, "user": 2**63 - 1, "track": -(2**63), "time": 1, "latency": 0}
+    )
+    event, reason = parse_event(line)
+    assert (event, reason) == (Event(2**63 - 1, 0, "last", -(2**63), 1, 0, {}), "")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{not json", "not JSON"),
+        (b'{"user": "\xff"}', "not JSON"),  # not UTF-8
+        ("[" * 100_000, "not JSON"),  # deeper than any parser should recurse
+        (_line(time=0.5).replace("0.5", "NaN"), "not JSON"),
+        (_line().replace('"timestamp": 1767225600000', '"timestamp": 1' + "0" * 400), "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (_line(message=["next"]), "message is missing or not a string"),
+        (_without("message"), "message is missing or not a string"),
+        (_line(message="skip"), "message is 'skip', not 'next' or 'last'"),
+        (_line(user=True), "user is missing or not a 64-bit integer"),
+        (_line(user=2**63), "user is missing or not a 64-bit integer"),
+        (_line(user=-(2**63) - 1), "user is missing or not a 64-bit integer"),
+        (_line(user="3"), "user is missing or not a 64-bit integer"),
+        (_line(track=2**64), "track is missing or not a 64-bit integer"),
+        (_line(track=7.0), "track is missing or not a 64-bit integer"),
+        (_line(timestamp=2**64 - 1), "timestamp is missing or not a 64-bit number of milliseconds"),
+        (_line(timestamp=1e300), "timestamp is missing or not a 64-bit number of milliseconds"),
+        (_line(timestamp="now"), "timestamp is missing or not a 64-bit number of milliseconds"),
+        (_line(time=1.5), "time is missing or outside [0, 1]"),
+        (_line(time=False), "time is missing or outside [0, 1]"),
+        (_without("time"), "time is missing or outside [0, 1]"),
+        (_line(latency=-0.1), "latency is missing, negative or not finite"),
+        (_line(recommendation="8"), "recommendation is not a 64-bit integer"),
+        (_line(recommendation=2**64), "recommendation is not a 64-bit integer"),
+        (_line(experiments=["HW_2"]), "experiments is not an object"),
+        (_line(experiments=None), "experiments is not an object"),
+    ],
+)
+def test_a_malformed_line_is_rejected_with_its_reason(line: str | bytes, reason: str) -> None:
+    assert parse_event(line) == (None, reason)
+
+
+def test_a_long_wrong_message_is_cut_short_in_the_reason() -> None:
+    event, reason = parse_event(_line(message="x" * 10_000))
+    assert event is None
+    assert reason == f"message is {'x' * 10_000!r:.40}, not 'next' or 'last'" and len(reason) < 80
+
+
+def _gzipped_log(path: Path, lines: int) -> list[bytes]:
+    written = [_line(timestamp=i).encode() + b"\n" for i in range(lines)]
+    with gzip.open(path, "wb") as handle:
+        handle.writelines(written)
+    return written
+
+
+def test_a_whole_gzipped_file_is_read_without_damage(tmp_path: Path) -> None:
+    written = _gzipped_log(tmp_path / "events.jsonl.1.gz", 50)
+    damage: list[tuple[Path, int, str]] = []
+    assert list(read_lines(tmp_path / "events.jsonl.1.gz", lambda *report: damage.append(report))) == written
+    assert damage == []
+
+
+def test_a_gzip_cut_short_yields_the_lines_before_the_damage_then_reports_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl.1.gz"
+    written = _gzipped_log(path, 20_000)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    damage: list[tuple[Path, int, str]] = []
+    lines = list(read_lines(path, lambda *report: damage.append(report)))
+    assert 0 < len(lines) < len(written)
+    assert lines == written[: len(lines)]  # whole lines only, in order
+    assert len(damage) == 1
+    where, read, reason = damage[0]
+    assert (where, read) == (path, len(lines))
+    assert reason.startswith("gzip data cut short or corrupt (Compressed file ended")
+
+
+def test_a_file_with_gzip_magic_that_is_not_gzip_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\x1f\x8bnot gzip at all\n")
+    damage: list[tuple[Path, int, str]] = []
+    assert list(read_lines(path, lambda *report: damage.append(report))) == []
+    assert [(where, read) for where, read, _ in damage] == [(path, 0)]
