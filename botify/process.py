@@ -66,11 +66,14 @@ class ServiceProcess:
         process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL)
         service = cls(f"http://{host}:{port}", Path(log_dir), process)
         deadline = time.monotonic() + timeout
-        while not is_ready(service.url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                service.stop()
-                raise RuntimeError(f"botify did not become ready at {service.url}")
-            time.sleep(0.1)
+        try:
+            while not is_ready(service.url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"botify did not become ready at {service.url}")
+                time.sleep(0.1)
+        except BaseException:  # a timeout, or Ctrl-C / a SIGTERM handler's exit while it starts: stop it all the same
+            service.stop()
+            raise
         return service
 
     def worker_pids(self) -> list[int]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
+from sim.cli import Parser
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,9 @@ def summary(run: Run, hw2: dict, aa: dict, agents: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = Parser(
+        prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--scale", choices=sorted(SCALES), default="small", help="small: ~2 minutes; full: the seed's, ~45 minutes"
     )
@@ -192,7 +194,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
     parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
     parser.add_argument("--epochs", type=int, help="override the scale's epochs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("processes", "day1_episodes", "episodes", "trials", "epochs"):  # before any step starts
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.seed < 0:
+        parser.error("--seed must not be negative")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, unwind)
     overrides = {"day1_episodes": args.day1_episodes, "episodes": args.episodes, "trials": args.trials,
                  "epochs": args.epochs}  # fmt: skip
-    scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value})
+    scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value is not None})
     args.out.mkdir(parents=True, exist_ok=True)
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(args.out / "redis")
     try:
@@ -215,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"pipeline: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the step under way has stopped; `finally` stops the rest
+        print("pipeline: interrupted", file=sys.stderr)
+        return 130
     finally:
         if embedded is not None:
             embedded.stop(save=True)

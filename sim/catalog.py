@@ -45,21 +45,27 @@ class World:
         return [order[bounds[a] : bounds[a + 1]] for a in range(len(self.artist_names))]
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
+def _text(path: Path) -> str:
     if not path.is_file():
         raise DataError(f"missing data file: {path}")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
     records = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: not JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object")
-            records.append(record)
+    for number, line in enumerate(_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object")
+        records.append(record)
     return records
 
 
@@ -109,6 +115,24 @@ def read_embeddings(path: Path) -> np.ndarray:
     return np.ascontiguousarray(embeddings, dtype=np.float32)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _session_budget(record: dict[str, Any], where: str) -> int:
+    budget = record.get("session_budget", DEFAULT_SESSION_BUDGET)
+    if not _is_number(budget) or budget < 1 or not float(budget).is_integer():
+        raise DataError(f"{where}: field 'session_budget' must be a whole number >= 1 (got {budget!r})")
+    return int(budget)
+
+
+def _artist_discount_gamma(record: dict[str, Any], where: str) -> float:
+    gamma = record.get("artist_discount_gamma", DEFAULT_ARTIST_DISCOUNT_GAMMA)
+    if not _is_number(gamma) or not 0 < gamma <= 1:
+        raise DataError(f"{where}: field 'artist_discount_gamma' must be in (0, 1] (got {gamma!r})")
+    return float(gamma)
+
+
 def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
     listeners = []
     for number, record in enumerate(_json_lines(path), 1):
@@ -124,8 +148,8 @@ def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
                 interests=tuple(interests),
                 consume_bias=float(_field(record, "consume_bias", (int, float), where)),
                 consume_sharpness=float(_field(record, "consume_sharpness", (int, float), where)),
-                session_budget=int(record.get("session_budget", DEFAULT_SESSION_BUDGET)),
-                artist_discount_gamma=float(record.get("artist_discount_gamma", DEFAULT_ARTIST_DISCOUNT_GAMMA)),
+                session_budget=_session_budget(record, where),
+                artist_discount_gamma=_artist_discount_gamma(record, where),
             )
         )
     if not listeners:
@@ -140,7 +164,7 @@ def popularity_order(popularity: np.ndarray) -> np.ndarray:
 
 def read_top_tracks(path: Path, n_tracks: int) -> np.ndarray:
     try:
-        top = json.loads(path.read_text(encoding="utf-8"))
+        top = json.loads(_text(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not JSON ({error.msg})") from None
     if not isinstance(top, list) or not top or not all(isinstance(t, int) and 0 <= t < n_tracks for t in top):

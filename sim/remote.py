@@ -18,13 +18,18 @@ from sim.wire import Connection, WireError
 
 class RemoteAgent(Agent):
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:  # a port out of range or not a number, a broken [IPv6] host
+            raise AgentError(f"bad service URL {url!r}: {error}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AgentError(f"bad service URL {url!r}: expected http://HOST[:PORT]")
         https = parts.scheme == "https"
         self.url = url.rstrip("/")
         self._prefix = parts.path.rstrip("/")
-        self._connection = Connection(parts.hostname, parts.port or (443 if https else 80), https, timeout)
+        port = port if port is not None else 443 if https else 80
+        self._connection = Connection(parts.hostname, port, https, timeout)
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
         try:

@@ -12,6 +12,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from sim.agents import (
 from sim.catalog import World, read_world
 from sim.cli import Parser, run_cli
 from sim.env import RecEnv
-from sim.errors import SimError
+from sim.errors import AgentError, SimError
 from sim.remote import RemoteAgent
 from sim.summary import EpisodeResult, format_table, summarize
 
@@ -63,9 +64,14 @@ def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
         module_name, _, attribute = name.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as error:
+        except (ImportError, AttributeError, ValueError) as error:  # ValueError: no module name (":factory")
             raise SimError(f"cannot load agent {name!r}: {error}") from None
-        return RecommenderAgent(factory(world))
+        recommender = factory(world)
+        try:
+            return RecommenderAgent(recommender)
+        except TypeError:
+            kind = type(recommender).__name__
+            raise SimError(f"agent {name!r}: {attribute}() returned a {kind}, not a recommender") from None
     raise SimError(f"unknown agent {name!r}: use {', '.join(IN_PROCESS_AGENTS)}, remote or module:factory")
 
 
@@ -84,7 +90,11 @@ def run_episode(env: RecEnv, agent: Agent, name: str, seed: int, day: int, episo
     total, steps, done, truncated = 0.0, 0, False, False
     while not done:
         track = agent.recommend_next(user, track, time)
-        _, time, terminated, truncated, _ = env.step(track)
+        try:
+            _, time, terminated, truncated, _ = env.step(track)
+        except ValueError as error:  # a track outside this world (e.g. a service loaded with another one)
+            where = f"{name} at {agent.url}" if isinstance(agent, RemoteAgent) else name
+            raise AgentError(f"agent {where}: {error}") from None
         total += time
         steps += 1
         done = terminated or truncated
@@ -118,7 +128,12 @@ def _start_worker(job: Job) -> None:
 
 
 def _start_pool_worker(job: Job) -> None:
-    """A worker process is one core: one BLAS thread (more only slow the small products down)."""
+    """A worker process is one core: one BLAS thread (more only slow the small products down).
+
+    Ctrl-C reaches the workers too (the terminal signals the whole process group): they ignore it,
+    and the parent, interrupted, terminates the pool, so the run ends with one line, not a traceback per worker.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1, user_api="blas")
     _start_worker(job)
 
@@ -205,6 +220,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.seed < 0 or args.max_steps < 0:
         parser.error("--seed and --max-steps must not be negative")
     args.agent = [a for value in (args.agent or ["remote"]) for a in value.split(",") if a]
+    repeated = [name for name in dict.fromkeys(args.agent) if args.agent.count(name) > 1]
+    if repeated:
+        parser.error(f"--agent {', '.join(repeated)} given more than once (an agent's sessions make one row)")
     return args
 
 

@@ -33,7 +33,8 @@ class Connection:
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
         self._buffer = bytearray()
-        self._host_header = host if port in (80, 443) else f"{host}:{port}"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed, as in its URL
+        self._host_header = name if port in (80, 443) else f"{name}:{port}"
 
     def _open(self) -> socket.socket:
         failures = 0

@@ -28,6 +28,7 @@ class Recorder:
     requests: list[tuple[str, str, str, bytes, int]] = field(default_factory=list)
     n_tracks: int = 3000
     hang_up: bool = False  # close each connection after answering, as a server timing out idle clients
+    answer: int | None = None  # always answer this track (else the one after the track sent)
 
 
 def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
@@ -54,7 +55,9 @@ def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
             if endpoint not in ("next", "last"):
                 self._answer(404, {"message": f"no such endpoint: {self.path}"})
             elif endpoint == "next":
-                self._answer(200, {"user": int(user), "track": (json.loads(body)["track"] + 1) % recorder.n_tracks})
+                after = (json.loads(body)["track"] + 1) % recorder.n_tracks
+                track = after if recorder.answer is None else recorder.answer
+                self._answer(200, {"user": int(user), "track": track})
             else:
                 self._answer(200, {"user": int(user)})
             self.close_connection = recorder.hang_up
@@ -113,6 +116,18 @@ def test_remote_agent_fails_with_one_clear_line(recorder):
     agent = RemoteAgent(f"{url}/nowhere")
     with pytest.raises(AgentError, match=r"^POST .*/nowhere/next/1 answered HTTP 404: .*no such endpoint"):
         agent.recommend_next(1, 2, 0.5)
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_service_answering_a_track_outside_the_world_is_one_line(recorder, world_dir, processes):
+    """As a botify loaded with a bigger world would: the run stops and says which service answered what."""
+    record, url = recorder
+    record.answer = 7000
+    command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "remote", "--url", url,
+               "--episodes", "3", "--processes", processes, "--quiet"]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True)
+    assert finished.returncode == 1
+    assert finished.stderr == f"sim.run: error: agent remote at {url}: recommended track 7000 is not in 0..2999\n"
 
 
 @pytest.fixture

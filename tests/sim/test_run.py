@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from tqdm import tqdm
 from sim.agents import RecommenderAgent
 from sim.catalog import read_world
 from sim.env import RecEnv
+from sim.errors import AgentError
 from sim.run import Job, build_agent, main, run_day, run_episode
 
 
@@ -70,6 +74,50 @@ def test_pause_waits_for_enter_between_days(world_dir):
     assert "| random | 2 | 5 |" in answered.stdout
     closed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert closed.returncode == 1 and "--pause needs an interactive terminal" in closed.stderr
+
+
+class FarAway:
+    """A recommender that answers a track of a bigger world, as a service loaded with another world would."""
+
+    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
+        return 7000
+
+
+def test_a_track_outside_the_world_is_the_agents_error(world_dir):
+    env = RecEnv(read_world(world_dir))
+    with pytest.raises(AgentError, match=r"^agent far: recommended track 7000 is not in 0\.\.2999$"):
+        run_episode(env, RecommenderAgent(FarAway()), "far", seed=0, day=1, episode=0)
+
+
+def test_ctrl_c_with_worker_processes_prints_one_line(tmp_path, world_dir):
+    """Ctrl-C reaches the whole foreground process group: the pool's workers too, which must stay quiet."""
+    (tmp_path / "marking.py").write_text(
+        "import os, pathlib\n"
+        "class Next:\n"
+        "    def recommend_next(self, user, prev_track, prev_track_time):\n        return (prev_track + 1) % 3000\n"
+        "def make(world):\n"
+        "    (pathlib.Path(os.environ['MARKS']) / str(os.getpid())).touch()\n"
+        "    return Next()\n"
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "marking:make",
+               "--episodes", "1000000", "--processes", "2", "--quiet"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "MARKS": str(marks)}
+    run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(marks.iterdir())) < 3 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)  # the main process's agent and both workers' are built: the workers run episodes
+        assert len(list(marks.iterdir())) == 3
+        os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        assert run.wait(timeout=30) == 130
+        assert run.stderr.read() == "sim.run: interrupted\n"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        run.stderr.close()
 
 
 class CountingRecommender:
@@ -131,6 +179,21 @@ def _corrupt_embeddings(path):
     np.save(path / "tracks.npy", np.zeros((10, 32), dtype=np.float32))
 
 
+def _not_utf8(name):
+    def setup(path):
+        (path / name).write_bytes(b"\xff" + (path / name).read_bytes())
+
+    return setup
+
+
+def _first_user(**fields):
+    def setup(path):
+        first, *rest = (path / "users.json").read_text().splitlines()
+        (path / "users.json").write_text("\n".join([json.dumps({**json.loads(first), **fields}), *rest]) + "\n")
+
+    return setup
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -140,6 +203,17 @@ def _corrupt_embeddings(path):
         (None, ["--agent", "nonsense"], "unknown agent 'nonsense'"),
         (None, ["--agent", "random", "--episodes", "0"], "--episodes must be at least 1"),
         (None, ["--agent", "random", "--between-days", "exit 3", "--days", "2", "--episodes", "2"], "exit code 3"),
+        (_not_utf8("tracks.json"), ["--agent", "random"], "tracks.json: not UTF-8 text (byte 0)"),
+        (_not_utf8("users.json"), ["--agent", "random"], "users.json: not UTF-8 text (byte 0)"),
+        (_not_utf8("top_tracks.json"), ["--agent", "random"], "top_tracks.json: not UTF-8 text (byte 0)"),
+        (_first_user(session_budget=None), ["--agent", "random"], "users.json:1: field 'session_budget' must be"),
+        (_first_user(session_budget="five"), ["--agent", "random"], "users.json:1: field 'session_budget' must be"),
+        (_first_user(artist_discount_gamma=1.5), ["--agent", "random"], "field 'artist_discount_gamma' must be"),
+        (None, ["--agent", "random,toppop", "--agent", "random"], "--agent random given more than once"),
+        (None, ["--agent", "remote", "--url", "http://127.0.0.1:99999"], "bad service URL 'http://127.0.0.1:99999'"),
+        (None, ["--agent", "remote", "--url", "http://127.0.0.1:abc"], "bad service URL 'http://127.0.0.1:abc'"),
+        (None, ["--agent", ":foo"], "cannot load agent ':foo'"),
+        (None, ["--agent", "builtins:str"], "agent 'builtins:str': str() returned a str, not a recommender"),
     ],
 )
 def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, message):

@@ -6,17 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from sim.remote import RemoteAgent
 from sim.wire import Connection, WireError
 
 
 class ScriptedServer:
     """A real TCP server answering each request with the next scripted bytes (then closing if told)."""
 
-    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+    def __init__(self, answers: list[tuple[bytes, bool]], host: str = "127.0.0.1") -> None:
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -62,8 +63,8 @@ class ScriptedServer:
 def serve() -> Iterator:
     servers: list[ScriptedServer] = []
 
-    def start(*answers: tuple[bytes, bool]) -> ScriptedServer:
-        servers.append(ScriptedServer(list(answers)))
+    def start(*answers: tuple[bytes, bool], host: str = "127.0.0.1") -> ScriptedServer:
+        servers.append(ScriptedServer(list(answers), host))
         return servers[-1]
 
     yield start
@@ -85,6 +86,12 @@ def test_request_bytes_and_keep_alive(serve):
         b"POST /next/7 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
         b'Content-Length: 25\r\n\r\n{"track": 5, "time": 0.5}' % server.port
     )
+
+
+def test_an_ipv6_host_is_bracketed_in_the_host_header(serve):
+    server = serve((ok(b'{"status": "alive"}'), False), host="::1")
+    RemoteAgent(f"http://[::1]:{server.port}").check()
+    assert server.requests == [b"GET / HTTP/1.1\r\nHost: [::1]:%d\r\n\r\n" % server.port]
 
 
 def test_chunked_answer_and_informational_answers(serve):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sim.catalog import read_world
+from sim.errors import DataError
 from sim.generate import GENRES, PRESETS, WorldConfig
 from sim.world import main as world_main
 
@@ -129,3 +130,49 @@ def test_reads_the_courses_own_files_unchanged(tmp_path):
                "--episodes", "20", "--quiet", "--out", str(out)]  # fmt: skip
     assert subprocess.run(command, capture_output=True).returncode == 0
     assert [r["sessions"] for r in json.loads(out.read_text())["results"]] == [20, 20, 20, 20]
+
+
+def _course_world(path: Path, **user_fields: object) -> Path:
+    """A two-user course world; the second user's record gets `user_fields`."""
+    lines = [json.dumps({"artist": f"Artist {t % 3}", "track": t}) for t in range(12)]
+    (path / "tracks.json").write_text("\n".join(lines) + "\n")
+    np.save(path / "tracks.npy", np.eye(12, 4, dtype=np.float32))
+    users = [{"user": 0, "interests": [1], "consume_bias": 5.0, "consume_sharpness": 1.0},
+             {"user": 1, "interests": [2], "consume_bias": 5.0, "consume_sharpness": 1.0, **user_fields}]  # fmt: skip
+    (path / "users.json").write_text("".join(json.dumps(u) + "\n" for u in users))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"session_budget": None}, r"users.json:2: field 'session_budget' must be a whole number >= 1 \(got None\)"),
+        ({"session_budget": "five"}, r"field 'session_budget' must be a whole number >= 1 \(got 'five'\)"),
+        ({"session_budget": 0}, r"field 'session_budget' must be a whole number >= 1 \(got 0\)"),
+        ({"session_budget": 2.5}, r"field 'session_budget' must be a whole number >= 1 \(got 2.5\)"),
+        ({"session_budget": True}, r"field 'session_budget' must be a whole number >= 1 \(got True\)"),
+        ({"artist_discount_gamma": 0}, r"users.json:2: field 'artist_discount_gamma' must be in \(0, 1\] \(got 0\)"),
+        ({"artist_discount_gamma": 1.5}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got 1.5\)"),
+        ({"artist_discount_gamma": "x"}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got 'x'\)"),
+        ({"artist_discount_gamma": float("nan")}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got nan\)"),
+    ],
+)
+def test_bad_listener_parameters_are_data_errors(tmp_path, fields, message):
+    with pytest.raises(DataError, match=message):
+        read_world(_course_world(tmp_path, **fields))
+
+
+def test_listener_parameters_in_range_are_read(tmp_path):
+    world = read_world(_course_world(tmp_path, session_budget=3.0, artist_discount_gamma=1))
+    assert (world.listeners[1].session_budget, world.listeners[1].artist_discount_gamma) == (3, 1.0)
+    assert isinstance(world.listeners[1].session_budget, int)
+
+
+def test_a_file_that_is_not_utf8_is_a_data_error(tmp_path):
+    _course_world(tmp_path)
+    lines = (tmp_path / "tracks.json").read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b"Artist 0", b"Artist \xe9")  # Latin-1, not UTF-8
+    (tmp_path / "tracks.json").write_bytes(b"\n".join(lines))
+    offset = b"\n".join(lines).index(b"\xe9")
+    with pytest.raises(DataError, match=rf"tracks.json: not UTF-8 text \(byte {offset}\)$"):
+        read_world(tmp_path)

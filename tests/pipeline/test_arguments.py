@@ -1,0 +1,30 @@
+"""Bad arguments stop the run at once, with one line, before any step has started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--day1-episodes", "-5"], "--day1-episodes must be at least 1"),
+        (["--processes", "0"], "--processes must be at least 1"),
+        (["--seed", "-1"], "--seed must not be negative"),
+        (["--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+    ],
+)
+def test_bad_arguments_exit_with_one_line_before_any_step(tmp_path, args, message):
+    out = tmp_path / "run"
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out), *args], capture_output=True, text=True
+    )
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("python -m pipeline: error: ") and finished.stderr.count("\n") == 1
+    assert message in finished.stderr
+    assert not out.exists()
