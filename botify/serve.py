@@ -32,8 +32,17 @@ def run(args: argparse.Namespace) -> int:
         if client.get(f"{CATALOG}:current") is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
         command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
-        server = subprocess.Popen(command, env=env)
+        started: list[subprocess.Popen] = []
+
+        def forward(number: int, frame: object) -> None:
+            """gunicorn stops gracefully on the signal; before it exists, there is nothing to stop but us."""
+            if not started:
+                raise SystemExit(128 + number)
+            started[0].send_signal(number)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda number, frame: server.send_signal(number))
+            signal.signal(sig, forward)  # before gunicorn starts: a signal can never leave it running alone
+        server = subprocess.Popen(command, env=env)
+        started.append(server)
         print(f"botify serving on http://{args.host}:{args.port} (Redis: {env['REDIS_URL']})", flush=True)
         return server.wait()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+import redis
 
 from botify.process import free_port
 
@@ -36,3 +38,19 @@ def test_an_unreachable_redis_is_one_line(tiny_world, command):
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith(f"botify {command}: ") and "connecting to" in line
+
+
+def test_ctrl_c_during_a_load_is_one_line_and_publishes_nothing_half_way(redis_server, tiny_world, tmp_path):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    recs = tmp_path / "big.jsonl"
+    recs.write_text("".join(f'{{"user": {user}, "tracks": [1, 2, 3]}}\n' for user in range(300_000)))
+    command = [sys.executable, "-m", "botify", "load", "--data", str(tiny_world), "--recs", f"lightfm={recs}"]
+    load = subprocess.Popen(
+        command, env={**os.environ, "REDIS_URL": redis_server.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert load.stdout.readline().startswith(b"catalog: 300 tracks")  # now reading the recommendations
+    load.send_signal(signal.SIGINT)
+    _, stderr = load.communicate(timeout=60)
+    assert (load.returncode, stderr) == (130, b"botify load: interrupted\n")
+    assert client.get("recs:lightfm:current") is None
