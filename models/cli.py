@@ -97,8 +97,8 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         "--eval-users",
         type=_bounded(int, 0),
         default=2000,
-        help="validation users scored after every epoch (early stopping, pruning); the report "
-        "uses all; 0 = all (default 2000)",
+        help="validation users scored after every epoch (early stopping, pruning), at most half of them; "
+        "the report scores the others; 0 = half (default 2000)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the tuning")
     parser.add_argument(

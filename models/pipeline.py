@@ -62,7 +62,7 @@ class TrainConfig:
     study: str | None = None  # Optuna storage: a SQLite file's path or a database URL
     seed: int = 0
     top_k: int = 100
-    eval_users: int = 2000  # validation users scored every epoch (early stopping, pruning); 0 = all
+    eval_users: int = 2000  # validation users scored every epoch (early stopping, pruning), at most half; 0 = half
     refit: bool = True
     load: bool = False
     progress: bool = False
@@ -96,8 +96,8 @@ class Prepared:
     catalog: Catalog
     interactions: Interactions
     datasets: dict[str, LightFMData]  # per model name: the Dataset and item features it trains with
-    evaluator: Evaluator  # every validation user: the report
-    monitor: Evaluator  # a sample of them: every epoch of training and tuning
+    evaluator: Evaluator  # the validation users no choice looked at: the report
+    monitor: Evaluator  # the others: every epoch of training and tuning
     seconds: float
 
 
@@ -116,9 +116,13 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
         log.warning("skipped %d malformed log lines of %d", listens.bad_lines, listens.lines)
     features = item_features(catalog)
     n_users = len(interactions.users)
-    evaluator = Evaluator(interactions.train, interactions.valid, interactions.eval_users())
-    if len(evaluator.rows) == 0:
-        raise InputError("no user has both training and validation positives: the logs are too small")
+    validation = Evaluator(interactions.train, interactions.valid, interactions.eval_users())
+    if len(validation.rows) < 2:
+        raise InputError(
+            "fewer than 2 users have both training and validation positives (one to tune on, one to report on): "
+            "the logs are too small"
+        )
+    monitor, held_out = validation.split(config.eval_users, rng)
     return Prepared(
         listens=listens,
         catalog=catalog,
@@ -127,8 +131,8 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
             NO_FEATURES: lightfm_data(n_users, identity_only(features)),
             FEATURES: lightfm_data(n_users, features),
         },
-        evaluator=evaluator,
-        monitor=evaluator.sample(config.eval_users, rng),
+        evaluator=held_out,
+        monitor=monitor,
         seconds=time.perf_counter() - start,
     )
 

@@ -40,9 +40,9 @@ def markdown(report: Mapping[str, Any]) -> str:
     data, timings = report["data"], report["timings"]
     parts = [
         "# LightFM offline report\n",
-        f"Validation split: {data['split']}; {data['eval_users']} users evaluated; metrics at k={report['k']} "
-        "rank every catalog track except the user's training positives. Early stopping and tuning watch "
-        f"{data['monitored_users']} of these users after every epoch.\n",
+        f"Validation split: {data['split']}. Tuning and early stopping watch {data['monitored_users']} validation "
+        f"users after every epoch; the table scores {data['eval_users']} others, held out from every choice. "
+        f"Metrics at k={report['k']} rank every catalog track except the user's training positives.\n",
         markdown_table(report["models"], report["k"]),
         "## Data\n",
         f"- log lines: {data['lines']} in {data['files']} files, malformed skipped: {data['bad_lines']}",

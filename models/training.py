@@ -73,12 +73,16 @@ class Evaluator:
         top = top_k(scorer, self.rows, self.k, exclude=self.train)
         return ranking_metrics(top, self.valid[self.rows])
 
-    def sample(self, users: int, rng: np.random.Generator) -> Evaluator:
-        """The same evaluation on at most `users` random users: cheap enough to run every epoch."""
-        if users <= 0 or users >= len(self.rows):
-            return self
-        rows = np.sort(rng.choice(self.rows, size=users, replace=False))
-        return Evaluator(self.train, self.valid, rows, self.k)
+    def split(self, users: int, rng: np.random.Generator) -> tuple[Evaluator, Evaluator]:
+        """Two disjoint evaluations: `users` random users (at most half; 0 = half) to watch while choosing
+        (every epoch of tuning and early stopping), and the others, held out from every choice, to report on."""
+        watch = len(self.rows) // 2 if users <= 0 else min(users, len(self.rows) // 2)
+        watched = np.zeros(len(self.rows), dtype=bool)
+        watched[rng.choice(len(self.rows), size=watch, replace=False)] = True
+        return (
+            Evaluator(self.train, self.valid, self.rows[watched], self.k),
+            Evaluator(self.train, self.valid, self.rows[~watched], self.k),
+        )
 
 
 @dataclass(frozen=True)

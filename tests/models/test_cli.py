@@ -227,3 +227,18 @@ def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.C
     tracks.write_bytes(tracks.read_bytes().replace(b'"t2"', b'"t\xff"'))
     assert main(train_args(tmp_path / "data", tmp_path / "logs", tmp_path / "out")) == 1
     assert capsys.readouterr().err == f"models: error: {tracks}:3: not a UTF-8 JSON object with a 'track' field\n"
+
+
+@pytest.mark.parametrize(("eval_users", "watched"), [(0, "half"), (5, 5), (10_000, "half")])
+def test_the_report_scores_validation_users_that_tuning_never_watched(
+    toy: tuple[Path, Path], tmp_path: Path, eval_users: int, watched: int | str
+) -> None:
+    data, logs = toy
+    args = train_args(data, logs, tmp_path / "out", "--eval-users", str(eval_users))
+    config = config_from(build_parser().parse_args(args))
+    prepared = prepare(config, np.random.default_rng(Seeds.derive(config.seed).split))
+    monitored, reported = prepared.monitor.rows.tolist(), prepared.evaluator.rows.tolist()
+    validation = prepared.interactions.eval_users().tolist()
+    assert not set(monitored) & set(reported)
+    assert sorted(monitored + reported) == validation
+    assert len(monitored) == (len(validation) // 2 if watched == "half" else watched)
