@@ -37,6 +37,8 @@ bench: bench-tools
 	$(PY) bench/models_scale.py
 	$(PY) bench/ab_report.py
 	$(PY) bench/serving_load.py
+	$(PY) bench/serving_load.py --experiment AA
+	$(PY) bench/serving_profile.py --gil
 	$(PY) bench/serving_nginx.py
 
 clean:

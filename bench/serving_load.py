@@ -72,10 +72,10 @@ def server_env(redis, args: argparse.Namespace, log_dir: Path) -> dict[str, str]
 def closed_loop(app: str, redis, args: argparse.Namespace, size: WorldSize, log_dir: Path, seed: int) -> dict:
     """Warm a fresh gunicorn up, then one measured wrk run with the server's CPU time around it."""
     with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:
-        run_wrk(server.url, args.connections, args.warmup, size.users, size.tracks, seed + 1000)
+        run_wrk(server.url, args.connections, args.warmup, size.requesting_users, size.tracks, seed + 1000)
         pids = server_pids(server, redis)
         before = {name: cpu_seconds(group) for name, group in pids.items()}
-        figures = run_wrk(server.url, args.connections, args.duration, size.users, size.tracks, seed)
+        figures = run_wrk(server.url, args.connections, args.duration, size.requesting_users, size.tracks, seed)
         requests = max(figures["requests"], 1)
         figures["cpu_us_per_request"] = {
             name: (cpu_seconds(group) - before[name]) / requests * 1e6 for name, group in pids.items()
@@ -95,7 +95,7 @@ def fixed_rate(
     """Open loop: `rate` requests/s on schedule, each timed from its due time (after a warm-up at that rate)."""
     rng = np.random.default_rng(seed)
     slots = int(rate * (args.duration + args.warmup)) + 1
-    users = rng.integers(int(size.users * 1.2), size=slots)  # a sixth have no list: the fallback path
+    users = rng.integers(size.requesting_users, size=slots)
     tracks = rng.integers(size.tracks, size=slots)
     listened = rng.random(slots).round(2)
     with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     world = write_world(args.world, np.random.default_rng(args.seed))
-    size = (world.size.users, world.size.tracks)
+    size = (world.size.requesting_users, world.size.tracks)
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k not in ("world", "out")}}
     with (
         tempfile.TemporaryDirectory() as scratch_dir,

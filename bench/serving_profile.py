@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(Path(scratch) / "log")}
         with gunicorn(BOTIFY_APP, workers=1, threads=1, **env) as server:
             load = [f"-c{args.connections}", f"-d{args.duration + 4:g}s", "-s", str(WRK_SCRIPT), server.url]
-            size = [str(world.size.users), str(world.size.tracks), str(args.seed)]
+            size = [str(world.size.requesting_users), str(world.size.tracks), str(args.seed)]
             wrk = subprocess.Popen(["wrk", "-t1", *load, "--", *size], stdout=subprocess.DEVNULL)
             [worker] = server.worker_pids()
             record = [py_spy, "record", "--pid", str(worker), "--duration", f"{args.duration:g}", "--rate"]

@@ -22,6 +22,11 @@ class WorldSize:
     candidates: int = 100
     dim: int = 32
 
+    @property
+    def requesting_users(self) -> int:
+        """The ids requests are drawn from: a sixth are users without a list (the fallback path), every benchmark."""
+        return int(self.users * 1.2)
+
 
 @dataclass(frozen=True)
 class World:

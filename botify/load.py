@@ -11,7 +11,7 @@ import redis
 
 from botify import store
 from botify.catalog import DataError, artist_indices, read_json_lines, read_top_tracks, read_tracks
-from botify.connection import open_redis
+from botify.connection import open_redis, snapshot_in_background
 from botify.item_space import nearest_tracks
 from botify.settings import Settings
 
@@ -106,3 +106,8 @@ def run(args: argparse.Namespace) -> None:
         for name, path in args.recs:
             users, with_vectors = load_recommendations(client, name, path)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
+        if settings.redis_url:  # (open_redis snapshots the embedded one) on disk now, not at the next timed save
+            try:
+                snapshot_in_background(client)
+            except redis.ResponseError as error:  # e.g. a managed Redis without BGSAVE: its own persistence applies
+                print(f"note: Redis did not start a snapshot ({error}); what was loaded is saved by its own schedule")

@@ -124,6 +124,16 @@ def test_a_load_into_the_running_embedded_redis_survives_its_crash(tiny_world, t
         server.stop(save=False)
 
 
+def test_a_load_into_a_redis_given_by_url_is_on_disk_when_it_returns(own_redis, tiny_world):
+    result = run_load(own_redis.url, "--data", str(tiny_world))
+    assert result.returncode == 0, result.stderr
+    while own_redis.client().info("persistence")["rdb_bgsave_in_progress"]:
+        time.sleep(0.05)
+    own_redis.kill()  # a crash: no save on the way down
+    own_redis.start()
+    assert own_redis.client().get("catalog:current") is not None
+
+
 def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):
     (tmp_path / "tracks.json").write_bytes((tiny_world / "tracks.json").read_bytes())
     (tmp_path / "top_tracks.json").write_text("[]")
