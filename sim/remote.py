@@ -4,6 +4,12 @@
 carries the session's start track), ``POST {url}/last/{user}`` when the session ends; the body's
 bytes are the course agent's (``json.dumps`` of that dict). One kept-alive connection per agent
 (``sim.wire``): a step is one round trip at a client cost on par with wrk's.
+
+A session never changes connection; after a session ends, a connection older than ``reconnect_after``
+seconds is closed and the next session opens a new one. A server whose workers each accept on their own
+socket (botify's gunicorn, SO_REUSEPORT) keeps a connection on the worker the kernel's hash chose, so a
+handful of simulator processes holding theirs for a whole day could leave a worker idle; reconnecting now
+and then spreads them again, at one handshake a second per process.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from sim.agents import Agent
 from sim.errors import AgentError
 from sim.wire import Connection, WireError
 
+RECONNECT_AFTER = 1.0  # seconds a connection serves sessions before the next session opens a new one
+
 
 class RemoteAgent(Agent):
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, reconnect_after: float = RECONNECT_AFTER) -> None:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -30,6 +38,7 @@ class RemoteAgent(Agent):
         self._prefix = parts.path.rstrip("/")
         port = port if port is not None else 443 if https else 80
         self._connection = Connection(parts.hostname, port, https, timeout)
+        self.reconnect_after = reconnect_after
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
         try:
@@ -69,6 +78,8 @@ class RemoteAgent(Agent):
 
     def end(self, user: int, last_track: int, last_time: float) -> None:
         self._post("last", user, last_track, last_time)
+        if self._connection.age() >= self.reconnect_after:
+            self._connection.close()
 
     def close(self) -> None:
         self._connection.close()

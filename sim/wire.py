@@ -33,6 +33,7 @@ class Connection:
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
         self._buffer = bytearray()
+        self._opened = 0.0
         name = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed, as in its URL
         self._host_header = name if port in (80, 443) else f"{name}:{port}"
 
@@ -53,7 +54,12 @@ class Connection:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
             self._buffer.clear()
+            self._opened = time.monotonic()
             return sock
+
+    def age(self) -> float:
+        """Seconds since the open connection was opened (0 when none is open)."""
+        return time.monotonic() - self._opened if self._sock is not None else 0.0
 
     def close(self) -> None:
         if self._sock is not None:

@@ -98,6 +98,20 @@ def test_remote_agent_sends_the_course_requests(recorder, world_dir):
     assert len({port for *_, port in sent}) == 1, "one kept-alive connection for the whole session"
 
 
+@pytest.mark.parametrize(("reconnect_after", "connections"), [(0.0, 4), (60.0, 1)])
+def test_sessions_move_to_a_new_connection_once_it_is_old(recorder, world_dir, reconnect_after, connections):
+    record, url = recorder
+    env = RecEnv(read_world(world_dir))
+    agent = RemoteAgent(url, reconnect_after=reconnect_after)
+    ports_per_session = []
+    for episode in range(4):
+        before = len(record.requests)
+        run_episode(env, agent, "remote", seed=0, day=1, episode=episode)
+        ports_per_session.append({port for *_, port in record.requests[before:]})
+    assert all(len(ports) == 1 for ports in ports_per_session), "a session never changes connection"
+    assert len(set().union(*ports_per_session)) == connections
+
+
 def test_remote_agent_reconnects_when_the_server_closed_an_idle_connection(recorder):
     record, url = recorder
     record.hang_up = True
@@ -167,6 +181,18 @@ class TracingAgent(RemoteAgent):
         if endpoint == "next":
             self.answered.append(answer["track"])
         return answer
+
+
+def test_one_simulator_process_spreads_its_sessions_over_the_workers(start_botify, tiny_world):
+    """Each gunicorn worker accepts on its own socket: only a new connection can land on the other one."""
+    service = start_botify(tiny_world, workers=2)
+    env = RecEnv(read_world(tiny_world))
+    agent = RemoteAgent(service.url, reconnect_after=0.0)
+    for episode in range(24):
+        run_episode(env, agent, "remote", seed=5, day=1, episode=episode)
+    service.stop()
+    sessions_per_worker = sorted(path.read_text().count('"message":"last"') for path in service.log_dir.iterdir())
+    assert len(sessions_per_worker) == 2 and sum(sessions_per_worker) == 24 and sessions_per_worker[0] >= 3
 
 
 def test_remote_sessions_match_the_log_event_by_event(start_botify, tiny_world):
