@@ -11,6 +11,7 @@ import numpy as np
 
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
+from botify.arguments import OneLineParser
 
 
 def _progress() -> bool:
@@ -95,8 +96,8 @@ def _aa(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m ab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     report = sub.add_parser("report", help="the A/B table, JSON and ab_test.png from event logs")
     report.add_argument(

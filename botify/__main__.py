@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import redis
 
 from botify import load, serve
+from botify.arguments import OneLineParser
 from botify.catalog import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="botify", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="botify", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     serve.add_arguments(commands.add_parser("serve", help="run the service under gunicorn"))
     load.add_arguments(commands.add_parser("load", help="load catalog and recommendation sets into Redis"))
     args = parser.parse_args(argv)

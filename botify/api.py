@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from typing import NoReturn
 
+import flask
 import orjson
 from flask import Response, current_app, request
 from flask_restful import Resource, abort
@@ -26,6 +28,12 @@ def output_json(data: object, code: int, headers: dict | None = None) -> Respons
     response = current_app.response_class(orjson.dumps(data), status=code, mimetype="application/json")
     response.headers.extend(headers or {})
     return response
+
+
+def unavailable(message: str) -> NoReturn:
+    """A 503 with its message, as flask-restful's `abort` answers, without the traceback it logs for every 5xx
+    (an expected state, such as Redis away, is not a server error worth a stack per request)."""
+    flask.abort(output_json({"message": message}, 503, {"Retry-After": "1"}))
 
 
 def parse_listen(user: int) -> tuple[int, float]:
@@ -52,7 +60,7 @@ def parse_listen(user: int) -> tuple[int, float]:
         abort(400, message="'time' must be a number in [0, 1]: the fraction of the track listened")
     catalog = services().known_catalog()
     if catalog is None:
-        abort(503, message="no catalog loaded yet (see /ready): tracks cannot be checked; try again shortly")
+        unavailable("no catalog loaded yet (see /ready): tracks cannot be checked; try again shortly")
     if track not in catalog:
         abort(404, message=f"unknown track {track}")
     return track, float(listened)
@@ -80,7 +88,7 @@ class Track(Resource):
         try:
             data = app.through_redis(app.store.track, track)
         except StoreUnavailable:
-            abort(503, message="the track store is unreachable; try again shortly")
+            unavailable("the track store is unreachable; try again shortly")
         if data is None:
             abort(404, message=f"unknown track {track}")
         return data

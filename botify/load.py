@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,22 +56,51 @@ def catalog_files(data_dir: Path | None) -> list[Path]:
     return [] if data_dir is None else [data_dir / "tracks.json", data_dir / "top_tracks.json"]
 
 
+@dataclass(frozen=True)
+class CatalogFiles:
+    """A world's catalog, read and checked, ready to publish."""
+
+    tracks: list[dict]
+    top: list[int]
+
+    @classmethod
+    def read(cls, data_dir: Path) -> CatalogFiles:
+        tracks_file, top_file = catalog_files(data_dir)
+        tracks = read_tracks(tracks_file)
+        return cls(tracks, read_top_tracks(top_file, len(tracks)))
+
+    def publish(self, client: redis.Redis) -> int:
+        store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top)
+        return len(self.tracks)
+
+
+@dataclass(frozen=True)
+class RecommendationSet:
+    """A set's lists and item vectors (with each track's nearest tracks), read and checked against a catalog."""
+
+    lists: list[tuple[int, list[int]]]
+    vectors: np.ndarray | None
+    neighbours: np.ndarray | None
+
+    @classmethod
+    def read(cls, path: Path, catalog_size: int) -> RecommendationSet:
+        vectors = read_vectors(vectors_path(path), catalog_size)
+        lists = list(read_recommendations(path, catalog_size))
+        return cls(lists, vectors, nearest_tracks(vectors) if vectors is not None else None)
+
+    def publish(self, client: redis.Redis, name: str) -> tuple[int, bool]:
+        """Returns (users, whether item vectors came with it)."""
+        store.publish_recommendations(client, name, self.lists, self.vectors, self.neighbours)
+        return len(self.lists), self.vectors is not None
+
+
 def load_catalog(client: redis.Redis, data_dir: Path) -> int:
-    tracks_file, top_file = catalog_files(data_dir)
-    tracks = read_tracks(tracks_file)
-    top = read_top_tracks(top_file, len(tracks))
-    store.publish_catalog(client, tracks, artist_indices(tracks), top)
-    return len(tracks)
+    return CatalogFiles.read(data_dir).publish(client)
 
 
 def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[int, bool]:
-    """Publish one set; returns (users, whether item vectors came with it). Nothing live changes on error."""
-    size = catalog_size(client)
-    vectors = read_vectors(vectors_path(path), size)
-    lists = list(read_recommendations(path, size))  # validate everything before writing anything
-    neighbours = nearest_tracks(vectors) if vectors is not None else None
-    store.publish_recommendations(client, name, lists, vectors, neighbours)
-    return len(lists), vectors is not None
+    """Publish one set against the live catalog; nothing live changes on error."""
+    return RecommendationSet.read(path, catalog_size(client)).publish(client, name)
 
 
 def parse_set(text: str) -> tuple[str, Path]:
@@ -81,7 +111,11 @@ def parse_set(text: str) -> tuple[str, Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="world folder with tracks.json and top_tracks.json")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="world folder with tracks.json and top_tracks.json (loaded into REDIS_URL, else BOTIFY_DATA_DIR's Redis)",
+    )
     parser.add_argument(
         "--recs",
         type=parse_set,
@@ -94,17 +128,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    settings = Settings.from_env(**({"data_dir": args.data} if args.data else {}))
+    settings = Settings.from_env()  # the Redis of BOTIFY_DATA_DIR (as `serve`), whichever world --data names
     if args.data is None and not args.recs:
         raise DataError("nothing to load: give --data DIR and/or --recs NAME=FILE")
     missing = [path for path in [*catalog_files(args.data), *(file for _, file in args.recs)] if not path.is_file()]
     if missing:  # before starting or touching any Redis
         raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
-        if args.data is not None:
-            print(f"catalog: {load_catalog(client, args.data)} tracks from {args.data}")
+        # Everything is read and checked before anything is published: a bad set leaves the live catalog too.
+        catalog = CatalogFiles.read(args.data) if args.data is not None else None
+        size = len(catalog.tracks) if catalog is not None else catalog_size(client)
+        sets = []
         for name, path in args.recs:
-            users, with_vectors = load_recommendations(client, name, path)
+            print(f"checking recommendations {name} from {path}", flush=True)
+            sets.append((name, path, RecommendationSet.read(path, size)))
+        if catalog is not None:
+            print(f"catalog: {catalog.publish(client)} tracks from {args.data}")
+        for name, path, recommendations in sets:
+            users, with_vectors = recommendations.publish(client, name)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
         if settings.redis_url:  # (open_redis snapshots the embedded one) on disk now, not at the next timed save
             try:

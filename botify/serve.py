@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 
 from botify.app import check_settings
+from botify.arguments import bounded
 from botify.connection import embedded_for, open_redis
 from botify.load import load_catalog
 from botify.settings import Settings
@@ -17,13 +19,29 @@ from botify.store import CATALOG
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5001)
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default: BOTIFY_WORKERS or 2)")
+    parser.add_argument("--port", type=bounded(int, 1, 65535), default=5001)
+    parser.add_argument("--workers", type=bounded(int, 1, 512), help="gunicorn workers (default: BOTIFY_WORKERS or 2)")
+
+
+def check_address(host: str, port: int) -> None:
+    """OSError naming why `host:port` cannot be listened on. gunicorn itself would not say it in one line, and
+    with SO_REUSEPORT it would quietly share a port another botify already serves instead of failing."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve --host {host!r}: {error.strerror}") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: closed connections do not count
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     check_settings(settings)  # one line here, not a worker's traceback per boot attempt
+    check_address(args.host, args.port)
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)

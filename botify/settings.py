@@ -8,6 +8,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None  # None: an embedded Redis under data_dir/redis
@@ -35,14 +45,14 @@ class Settings:
             "data_dir": Path(env.get("BOTIFY_DATA_DIR", base.data_dir)),
             "log_dir": Path(env.get("BOTIFY_LOG_DIR", base.log_dir)),
             "bind": env.get("BOTIFY_BIND", base.bind),
-            "workers": int(env.get("BOTIFY_WORKERS", base.workers)),
-            "threads": int(env.get("BOTIFY_THREADS", base.threads)),
+            "workers": _whole(env, "BOTIFY_WORKERS", base.workers),
+            "threads": _whole(env, "BOTIFY_THREADS", base.threads),
             "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),
             "fallback": tuple(
                 name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name
             ),
-            "session_ttl": int(env.get("BOTIFY_SESSION_TTL", base.session_ttl)),
-            "log_max_bytes": int(env.get("BOTIFY_LOG_MAX_BYTES", base.log_max_bytes)),
-            "seed": int(env.get("BOTIFY_SEED", base.seed)),
+            "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl),
+            "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
+            "seed": _whole(env, "BOTIFY_SEED", base.seed),
         }
         return replace(cls(**values), **overrides)  # type: ignore[arg-type]

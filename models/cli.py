@@ -6,38 +6,17 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import optuna
 
+from botify.arguments import OneLineParser, bounded
 from models.errors import InputError
 from models.pipeline import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 from models.positives import PositivesConfig
 from models.report import markdown_table
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments end with one line on stderr (and exit code 2), like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _bounded(kind: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            limits = f">= {low}" if high is None else f"in [{low}, {high}]"
-            raise argparse.ArgumentTypeError(f"{value} is not {limits}")
-        return value
-
-    return parse
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -52,18 +31,18 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--min-time",
-        type=_bounded(float, 0.0, 1.0),
+        type=bounded(float, 0.0, 1.0),
         default=0.7,
         help="a listen of at least this fraction of the track is a positive (default 0.7)",
     )
     parser.add_argument(
         "--min-positives",
-        type=_bounded(int, 1),
+        type=bounded(int, 1),
         default=5,
         help="keep users (and tracks) with at least this many positives (default 5)",
     )
     parser.add_argument(
-        "--min-track-positives", type=_bounded(int, 1), default=None, help="override --min-positives for tracks"
+        "--min-track-positives", type=bounded(int, 1), default=None, help="override --min-positives for tracks"
     )
     parser.add_argument(
         "--split",
@@ -73,29 +52,29 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--valid-share",
-        type=_bounded(float, 0.01, 0.99),
+        type=bounded(float, 0.01, 0.99),
         default=0.3,
         help="share of each user's positives held out by --split random (default 0.3)",
     )
-    parser.add_argument("--trials", type=_bounded(int, 1), default=30, help="Optuna trials per model (default 30)")
+    parser.add_argument("--trials", type=bounded(int, 1), default=30, help="Optuna trials per model (default 30)")
     parser.add_argument(
-        "--epochs", type=_bounded(int, 1), default=20, help="max epochs per trial and per final model (default 20)"
+        "--epochs", type=bounded(int, 1), default=20, help="max epochs per trial and per final model (default 20)"
     )
     parser.add_argument(
         "--patience",
-        type=_bounded(int, 1),
+        type=bounded(int, 1),
         default=3,
         help="stop after this many epochs without a better validation precision@10",
     )
     parser.add_argument(
         "--threads",
-        type=_bounded(int, 1),
+        type=bounded(int, 1),
         default=default_threads(),
         help="LightFM threads (default: all cores; 1 = bit-reproducible)",
     )
     parser.add_argument(
         "--eval-users",
-        type=_bounded(int, 0),
+        type=bounded(int, 0),
         default=2000,
         help="validation users scored after every epoch (early stopping, pruning), at most half of them; "
         "the report scores the others; 0 = half (default 2000)",
@@ -128,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-tune", dest="tune", action="store_false", help="skip Optuna; use --params or the default parameters"
     )
     train_cmd.add_argument("--params", type=Path, default=None, help="params.json to use with --no-tune")
-    train_cmd.add_argument("--top-k", type=_bounded(int, 1), default=100, help="tracks per user (default 100)")
+    train_cmd.add_argument("--top-k", type=bounded(int, 1), default=100, help="tracks per user (default 100)")
     train_cmd.add_argument(
         "--refit",
         action=argparse.BooleanOptionalAction,
@@ -149,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune_cmd.add_argument(
         "--worker",
-        type=_bounded(int, 0),
+        type=bounded(int, 0),
         default=0,
         help="worker number: gives each parallel worker its own sampler seed",
     )

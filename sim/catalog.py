@@ -7,6 +7,7 @@ tracks.json); writing produces the same formats, byte-identical for identical in
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,13 @@ def _artist_discount_gamma(record: dict[str, Any], where: str) -> float:
     return float(gamma)
 
 
+def _finite(record: dict[str, Any], name: str, where: str, positive: bool = False) -> float:
+    value = float(_field(record, name, (int, float), where))
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise DataError(f"{where}: field '{name}' must be a finite number{' > 0' if positive else ''} (got {value!r})")
+    return value
+
+
 def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
     listeners = []
     for number, record in enumerate(_json_lines(path), 1):
@@ -146,8 +154,8 @@ def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
             Listener(
                 user=_field(record, "user", int, where),
                 interests=tuple(interests),
-                consume_bias=float(_field(record, "consume_bias", (int, float), where)),
-                consume_sharpness=float(_field(record, "consume_sharpness", (int, float), where)),
+                consume_bias=_finite(record, "consume_bias", where),
+                consume_sharpness=_finite(record, "consume_sharpness", where, positive=True),
                 session_budget=_session_budget(record, where),
                 artist_discount_gamma=_artist_discount_gamma(record, where),
             )

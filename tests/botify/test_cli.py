@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -21,7 +22,11 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("variable", "value", "reason"),
-    [("BOTIFY_EXPERIMENT", "HW3", "unknown experiment 'HW3'"), ("BOTIFY_FALLBACK", "toppop,magic", "magic")],
+    [
+        ("BOTIFY_EXPERIMENT", "HW3", "unknown experiment 'HW3'"),
+        ("BOTIFY_FALLBACK", "toppop,magic", "magic"),
+        ("BOTIFY_WORKERS", "abc", "BOTIFY_WORKERS must be a whole number, got 'abc'"),
+    ],
 )
 def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tmp_path, variable, value, reason):
     result = botify("serve", "--port", str(free_port()), REDIS_URL="redis://127.0.0.1:1/0", **{variable: value})
@@ -49,8 +54,32 @@ def test_ctrl_c_during_a_load_is_one_line_and_publishes_nothing_half_way(redis_s
     load = subprocess.Popen(
         command, env={**os.environ, "REDIS_URL": redis_server.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert load.stdout.readline().startswith(b"catalog: 300 tracks")  # now reading the recommendations
+    assert load.stdout.readline().startswith(b"checking recommendations lightfm")  # reading them now
     load.send_signal(signal.SIGINT)
     _, stderr = load.communicate(timeout=60)
     assert (load.returncode, stderr) == (130, b"botify load: interrupted\n")
-    assert client.get("recs:lightfm:current") is None
+    assert client.get("catalog:current") is None and client.get("recs:lightfm:current") is None
+
+
+def test_serve_on_a_port_in_use_says_so_instead_of_sharing_it():
+    """gunicorn's SO_REUSEPORT sockets would otherwise join whatever already listens there (another botify)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = botify("serve", "--port", str(port), REDIS_URL="redis://127.0.0.1:1/0")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"botify serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--port", "99999"], "error: argument --port: 99999 is not in [1, 65535]"),
+        (["--workers", "0"], "error: argument --workers: 0 is not in [1, 512]"),
+        (["--host", "nosuchhost.invalid"], "cannot resolve --host 'nosuchhost.invalid'"),
+    ],
+)
+def test_serve_with_a_bad_address_or_worker_count_is_one_line(args, reason):
+    result = botify("serve", *args, REDIS_URL="redis://127.0.0.1:1/0")
+    assert result.returncode in (1, 2) and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("botify serve: ") and reason in line

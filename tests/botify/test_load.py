@@ -113,7 +113,8 @@ def test_a_load_into_the_running_embedded_redis_survives_its_crash(tiny_world, t
         (world / name).write_bytes((tiny_world / name).read_bytes())
     server = EmbeddedRedis(world / "redis").start()  # as `botify serve` leaves it running
     try:
-        result = subprocess.run([sys.executable, "-m", "botify", "load", "--data", str(world)], env={"PATH": ""})
+        command = [sys.executable, "-m", "botify", "load", "--data", str(world)]
+        result = subprocess.run(command, env={"PATH": "", "BOTIFY_DATA_DIR": str(world)})
         assert result.returncode == 0
         while server.client().info("persistence")["rdb_bgsave_in_progress"]:
             time.sleep(0.05)
@@ -132,6 +133,29 @@ def test_a_load_into_a_redis_given_by_url_is_on_disk_when_it_returns(own_redis, 
     own_redis.kill()  # a crash: no save on the way down
     own_redis.start()
     assert own_redis.client().get("catalog:current") is not None
+
+
+def test_a_bad_set_leaves_the_live_catalog_as_it_was(client, redis_server, tiny_world, tmp_path):
+    smaller = tmp_path / "smaller-world"
+    smaller.mkdir()
+    (smaller / "tracks.json").write_text("".join((tiny_world / "tracks.json").read_text().splitlines(True)[:15]))
+    (smaller / "top_tracks.json").write_text(json.dumps(list(range(15))))
+    too_big = write_recs(tmp_path / "r.jsonl", {1: [200]})  # a set for the 300-track catalog
+    result = run_load(redis_server.url, "--data", str(smaller), "--recs", f"lightfm={too_big}")
+    assert (result.returncode, "outside the catalog" in result.stderr) == (1, True)
+    assert Store(client).catalog().size == 300
+
+
+def test_the_embedded_redis_is_the_data_folders_whichever_world_is_loaded(tiny_world, tmp_path):
+    server = EmbeddedRedis(tmp_path / "data" / "redis").start()  # as `botify serve` runs it for BOTIFY_DATA_DIR
+    try:
+        command = [sys.executable, "-m", "botify", "load", "--data", str(tiny_world)]
+        result = subprocess.run(command, env={"PATH": "", "BOTIFY_DATA_DIR": str(tmp_path / "data")})
+        assert result.returncode == 0
+        assert server.client().get("catalog:current") is not None
+        assert not (tiny_world / "redis").exists()
+    finally:
+        server.stop(save=False)
 
 
 def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):

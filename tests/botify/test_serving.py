@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import signal
 import time
@@ -102,11 +103,13 @@ def test_a_redis_that_lost_the_catalog_is_served_from_the_catalog_in_memory(star
     assert requests.get(f"{service.url}/ready").json()["catalog"] is False
 
 
-def test_without_any_catalog_listens_get_a_503_and_are_not_logged(own_redis, tmp_path):
+def test_without_any_catalog_listens_get_a_503_and_are_not_logged(own_redis, tmp_path, caplog):
     app = create_app(Settings(redis_url=own_redis.url, log_dir=tmp_path / "log")).test_client()
     for route in ("next", "last"):
         answer = app.post(f"/{route}/1", json={"track": 5, "time": 0.5})
         assert (answer.status_code, "no catalog" in answer.json["message"]) == (503, True)
+        assert answer.headers["Retry-After"] == "1"
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []  # no stacks
     assert app.get("/ready").json["catalog"] is False
     assert [path.read_bytes() for path in (tmp_path / "log").iterdir()] == [b""]
 

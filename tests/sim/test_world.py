@@ -155,6 +155,9 @@ def _course_world(path: Path, **user_fields: object) -> Path:
         ({"artist_discount_gamma": 1.5}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got 1.5\)"),
         ({"artist_discount_gamma": "x"}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got 'x'\)"),
         ({"artist_discount_gamma": float("nan")}, r"field 'artist_discount_gamma' must be in \(0, 1\] \(got nan\)"),
+        ({"consume_sharpness": float("nan")}, r"field 'consume_sharpness' must be a finite number > 0 \(got nan\)"),
+        ({"consume_sharpness": 0}, r"field 'consume_sharpness' must be a finite number > 0 \(got 0.0\)"),
+        ({"consume_bias": float("inf")}, r"field 'consume_bias' must be a finite number \(got inf\)"),
     ],
 )
 def test_bad_listener_parameters_are_data_errors(tmp_path, fields, message):

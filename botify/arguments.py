@@ -1,0 +1,30 @@
+"""Command-line pieces the project's CLIs share: bad arguments end with one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments end with one line on stderr (and exit code 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def bounded(kind: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: `kind(text)` within [low, high] (no upper bound when `high` is None)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{value} is not {limits}")
+        return value
+
+    return parse
