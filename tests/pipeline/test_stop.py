@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
@@ -35,37 +36,61 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen:
+    """`python -m pipeline --scale tiny` on its own embedded Redis."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    command = [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def started_once(run: subprocess.Popen, ready: Callable[[list[str]], bool], timeout: float) -> dict[int, str]:
+    """The processes below `run` once `ready(their command lines)` holds (or `run` ended, or the timeout)."""
+    started: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        started = descendants(run.pid)
+        if ready(list(started.values())):
+            break
+        time.sleep(0.02)
+    return started
+
+
+def still_alive(started: dict[int, str]) -> dict[int, str]:
+    """Which of `started` are alive 10 s on (orphans are reaped by init a moment after their parent ends)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in started):
+        time.sleep(0.1)
+    return {pid: command for pid, command in started.items() if alive(pid)}
+
+
+def kill_all(run: subprocess.Popen, started: dict[int, str]) -> None:
+    """Whatever a failing test left behind."""
+    for pid in [run.pid, *started]:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    run.wait()
+    if run.stderr is not None:
+        run.stderr.close()
+
+
+def day_one_runs(commands: list[str]) -> bool:
+    return all(any(name in command for command in commands) for name in ("sim.run", "gunicorn", "redis-server"))
+
+
 def test_sigterm_during_a_day_stops_the_service_the_simulator_and_redis(tmp_path):
     out = tmp_path / "run"
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # the embedded Redis
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run = tiny_pipeline(out)
     started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and run.poll() is None:
-            started = descendants(run.pid)
-            commands = " | ".join(started.values())
-            if "sim.run" in commands and "gunicorn" in commands and "redis-server" in commands:
-                break
-            time.sleep(0.05)
-        assert "sim.run" in " ".join(started.values()), f"day 1 never started: {started}"
+        started = started_once(run, day_one_runs, timeout=120)
+        assert day_one_runs(list(started.values())), f"day 1 never started: {started}"
 
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
-
-        deadline = time.monotonic() + 10  # orphans are reaped by init a moment later
-        while time.monotonic() < deadline and any(alive(pid) for pid in started):
-            time.sleep(0.1)
-        assert {pid: command for pid, command in started.items() if alive(pid)} == {}
+        assert still_alive(started) == {}
         assert not EmbeddedRedis(out / "redis").is_up()
     finally:  # a failing run leaves nothing behind either
-        for pid in [run.pid, *started]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        run.wait()
+        kill_all(run, started)
 
 
 # A day's service that never becomes ready (an empty Redis, no catalog to load), driven by the pipeline's own code.
@@ -78,65 +103,42 @@ Run(Path(sys.argv[1]), "tiny", SCALES["tiny"], 0, 1, sys.argv[2]).serve_day("EXP
 """
 
 
+def gunicorn_and_workers(commands: list[str]) -> bool:
+    return sum("gunicorn" in command for command in commands) >= 3  # the master and its two workers
+
+
 def test_sigterm_while_the_days_service_starts_stops_it(tmp_path, own_redis):
     run = subprocess.Popen([sys.executable, "-c", SERVE_A_DAY, str(tmp_path), own_redis.url], stderr=subprocess.PIPE)
     started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and run.poll() is None:
-            started = descendants(run.pid)
-            if sum("gunicorn" in command for command in started.values()) >= 3:  # the master and its two workers
-                break
-            time.sleep(0.05)
-        assert sum("gunicorn" in command for command in started.values()) >= 3, f"never started: {started}"
+        started = started_once(run, gunicorn_and_workers, timeout=60)
+        assert gunicorn_and_workers(list(started.values())), f"never started: {started}"
         assert run.poll() is None, "still waiting for /ready"
 
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(pid) for pid in started):
-            time.sleep(0.1)
-        assert {pid: command for pid, command in started.items() if alive(pid)} == {}
+        assert still_alive(started) == {}
     finally:
-        for pid in [run.pid, *started]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        run.wait()
-        run.stderr.close()
+        kill_all(run, started)
+
+
+def redis_and_a_step(commands: list[str]) -> bool:
+    return any("redis-server" in c for c in commands) and any("-m sim.world" in c or "-m botify" in c for c in commands)
 
 
 def test_an_interrupt_stops_the_run_and_says_so_in_one_line(tmp_path):
     out = tmp_path / "run"
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # the embedded Redis
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    run = tiny_pipeline(out, stderr=subprocess.PIPE)
     started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and run.poll() is None:
-            started = descendants(run.pid)
-            commands = " | ".join(started.values())
-            if "redis-server" in commands and ("-m sim.world" in commands or "-m botify" in commands):
-                break
-            time.sleep(0.01)
-        assert "redis-server" in " ".join(started.values()), f"the run never started: {started}"
+        started = started_once(run, redis_and_a_step, timeout=60)
+        assert redis_and_a_step(list(started.values())), f"the run never started: {started}"
 
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=60) == 130
         stderr = run.stderr.read()
         assert stderr.splitlines()[-1:] == ["pipeline: interrupted"] and "Traceback" not in stderr, stderr
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(pid) for pid in started):
-            time.sleep(0.1)
-        assert {pid: command for pid, command in started.items() if alive(pid)} == {}
+        assert still_alive(started) == {}
         assert not EmbeddedRedis(out / "redis").is_up()
     finally:
-        for pid in [run.pid, *started]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        run.wait()
-        run.stderr.close()
+        kill_all(run, started)
