@@ -86,7 +86,7 @@ class Track(Resource):
     def get(self, track: int):
         app = services()
         try:
-            data = app.through_redis(app.store.track, track)
+            data = app.store.guard.call(app.store.track, track)
         except StoreUnavailable:
             unavailable("the track store is unreachable; try again shortly")
         if data is None:
@@ -113,6 +113,6 @@ class LastTrack(Resource):
         prev_track, prev_time = parse_listen(user)
         app = services()
         with contextlib.suppress(StoreUnavailable):  # unreachable: the session state expires by itself
-            app.through_redis(app.store.end_session, user)
+            app.store.guard.call(app.store.end_session, user)
         app.log_event("last", user, prev_track, prev_time, started, experiment_arms(user))
         return output_json({"user": user}, 200)

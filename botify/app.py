@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import redis
@@ -25,8 +23,6 @@ from botify.store import REDIS_DOWN, Store, StoreUnavailable
 from botify.wiring import build_recommenders, check_fallback
 
 OUTAGE_TOP_K = 100
-T = TypeVar("T")
-REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -54,39 +50,22 @@ class Services:
     recommenders: dict[str, Recommender]
     events: EventLog
     rng: np.random.Generator
-    redis_down_until: float = 0.0  # a hung Redis costs one timeout per window, not one per request
-
-    def redis_failed(self, error: Exception) -> None:
-        """A Redis that does not answer in time is left alone for a while; a refused or reset connection costs
-        nothing to retry (and a pooled connection from before a restart fails once), so it is not."""
-        if isinstance(error, redis.TimeoutError):
-            self.redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
-
-    def redis_suspended(self) -> bool:
-        return time.monotonic() < self.redis_down_until
-
-    def through_redis(self, call: Callable[..., T], *args: object) -> T:
-        """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone."""
-        if self.redis_suspended():
-            raise StoreUnavailable("Redis is left alone after a timeout")
-        try:
-            return call(*args)
-        except REDIS_DOWN as error:
-            self.redis_failed(error)
-            raise StoreUnavailable(str(error)) from error
 
     def known_catalog(self) -> Catalog | None:
         """The live catalog; the last one this process saw while Redis is unreachable or has lost it."""
         try:
-            return self.through_redis(self.store.catalog)
-        except (StoreUnavailable, LookupError):
-            return self.store.cached_catalog()
+            return self.store.serving_catalog()
+        except StoreUnavailable:
+            return None
 
     def recommend(self, name: str, user: int, prev_track: int, prev_time: float) -> int:
-        """Recommender `name`'s answer; while Redis is unreachable (or has lost the catalog), a popular track
-        remembered in process."""
+        """Recommender `name`'s answer. Those that need only the catalog serve through a Redis outage from the
+        one in memory; while a list-based one cannot reach Redis, a popular track remembered in process."""
+        recommender = self.recommenders[name].recommend_next
         try:
-            return self.through_redis(self.recommenders[name].recommend_next, user, prev_track, prev_time)
+            if RECOMMENDERS[name].recommendation_set is None:
+                return recommender(user, prev_track, prev_time)
+            return self.store.guard.call(recommender, user, prev_track, prev_time)
         except (StoreUnavailable, LookupError):
             return self.outage_pick(prev_track)
 
@@ -100,7 +79,7 @@ class Services:
     def readiness(self) -> dict:
         redis_up = self.store.ping()
         if redis_up:
-            self.redis_down_until = 0.0  # Redis is back: stop serving from memory
+            self.store.guard.resume()
         names = sorted({spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set})
         try:
             catalog = redis_up and self.store.catalog_version() is not None

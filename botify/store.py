@@ -11,8 +11,9 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import redis
@@ -26,10 +27,43 @@ OLD_VERSION_GRACE_SECONDS = 60
 CATALOG_CHECK_SECONDS = 1.0
 WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
     """Redis did not answer, or is being left alone for a while after it timed out."""
+
+
+class RedisGuard:
+    """A hung Redis costs one timeout per window, not one per request: after a timeout, calls are refused
+    (StoreUnavailable) for `retry_seconds` and callers serve from memory. A refused or reset connection costs
+    nothing to retry (and a pooled connection from before a restart fails once), so it suspends nothing."""
+
+    def __init__(self, retry_seconds: float = REDIS_RETRY_SECONDS) -> None:
+        self.retry_seconds = retry_seconds
+        self.down_until = 0.0
+
+    def failed(self, error: Exception) -> None:
+        if isinstance(error, redis.TimeoutError):
+            self.down_until = time.monotonic() + self.retry_seconds
+
+    def suspended(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def resume(self) -> None:
+        """Redis answered again: stop serving from memory."""
+        self.down_until = 0.0
+
+    def call(self, call: Callable[..., T], *args: object) -> T:
+        """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone."""
+        if self.suspended():
+            raise StoreUnavailable("Redis is left alone after a timeout")
+        try:
+            return call(*args)
+        except REDIS_DOWN as error:
+            self.failed(error)
+            raise StoreUnavailable(str(error)) from error
 
 
 def recs_prefix(name: str) -> str:
@@ -154,6 +188,7 @@ class Store:
         self._items: dict[str, tuple[bytes, ItemSpace | None]] = {}
         self._listen_sha = hashlib.sha1(LISTEN_SCRIPT.encode()).hexdigest()
         self._thread = threading.local()
+        self.guard = RedisGuard()
 
     def ping(self) -> bool:
         try:
@@ -182,6 +217,17 @@ class Store:
     def cached_catalog(self) -> Catalog | None:
         """The catalog this process last saw, without asking Redis (for serving through an outage)."""
         return self._catalog[1] if self._catalog is not None else None
+
+    def serving_catalog(self) -> Catalog:
+        """The live catalog; while Redis is unreachable (or has lost it), the last one this process saw.
+        StoreUnavailable when there is neither."""
+        try:
+            return self.guard.call(self.catalog)
+        except (StoreUnavailable, LookupError):
+            cached = self.cached_catalog()
+            if cached is None:
+                raise StoreUnavailable("no catalog seen yet") from None
+            return cached
 
     def track(self, track: int) -> dict | None:
         version = self.catalog_version()

@@ -26,7 +26,7 @@ def check_fallback(names: Sequence[str]) -> None:
 
 def fallback_chain(names: Sequence[str], store: Store, rng: np.random.Generator) -> list[Pick]:
     check_fallback(names)
-    return [SIMPLE[name](store.catalog, rng) for name in names]
+    return [SIMPLE[name](store.serving_catalog, rng) for name in names]
 
 
 def build_recommenders(store: Store, rng: np.random.Generator, fallback: Sequence[str]) -> dict[str, Recommender]:
@@ -35,7 +35,7 @@ def build_recommenders(store: Store, rng: np.random.Generator, fallback: Sequenc
     recommenders: dict[str, Recommender] = {}
     for name, spec in RECOMMENDERS.items():
         if spec.kind in SIMPLE:
-            recommenders[name] = SIMPLE[spec.kind](store.catalog, rng)
+            recommenders[name] = SIMPLE[spec.kind](store.serving_catalog, rng)
         else:
             recommenders[name] = CANDIDATE_LISTS[spec.kind](store, spec.recommendation_set, chain)
     return recommenders

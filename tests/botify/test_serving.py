@@ -17,7 +17,7 @@ from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from botify.store import CATALOG_CHECK_SECONDS
 
-from .conftest import write_recs
+from .conftest import artist_of, write_recs
 
 
 def test_event_log_has_one_line_per_successful_response(start_botify, tiny_world):
@@ -63,6 +63,9 @@ def test_serves_through_a_redis_outage_and_recovers(start_botify, own_redis, tin
     during = [requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}) for _ in range(20)]
     assert [answer.status_code for answer in during] == [200] * 20
     assert all(0 <= answer.json()["track"] < 300 for answer in during)
+    control = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "C")  # StickyArtist needs no Redis
+    sticky = [requests.post(f"{service.url}/next/{control}", json={"track": 45, "time": 1}) for _ in range(10)]
+    assert {artist_of(answer.json()["track"]) for answer in sticky} == {artist_of(45)}
     assert requests.get(f"{service.url}/ready").status_code == 503
     assert requests.get(f"{service.url}/health").status_code == 200
 
@@ -71,7 +74,7 @@ def test_serves_through_a_redis_outage_and_recovers(start_botify, own_redis, tin
     requests.post(f"{service.url}/last/{treated}", json={"track": 5, "time": 1})
     assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).json()["track"] == 11
     service.stop()
-    assert len([e for e in service.events() if e["message"] == "next"]) == 22  # outage answers are logged too
+    assert len([e for e in service.events() if e["message"] == "next"]) == 32  # outage answers are logged too
 
 
 def test_a_hung_redis_costs_one_timeout_per_retry_window_not_one_per_request(start_botify, own_redis, tiny_world):
