@@ -24,6 +24,8 @@ from botify.session import LISTEN_STRUCT, MAX_LISTENS, Session, pack_listen
 
 CATALOG = "catalog"
 OLD_VERSION_GRACE_SECONDS = 60
+UNFINISHED_VERSION_SECONDS = 3600  # a version is written expiring and kept when it goes live: an interrupted load
+# leaves nothing behind for long
 CATALOG_CHECK_SECONDS = 1.0
 WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -90,7 +92,12 @@ def new_version(client: redis.Redis, prefix: str) -> str:
 
 
 def switch_to(client: redis.Redis, prefix: str, version: str) -> None:
-    """Make `version` live in one command; let the previous version expire after a grace period."""
+    """Keep `version` (written expiring), make it live in one command; let the previous version expire after a
+    grace period."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in client.scan_iter(match=f"{version}:*", count=1000):
+            pipe.persist(key)
+        pipe.execute()
     old = client.set(f"{prefix}:current", version, get=True)
     if old and old.decode() != version:
         with client.pipeline(transaction=False) as pipe:
@@ -106,9 +113,10 @@ def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarr
         for start in range(0, len(tracks), WRITE_BATCH):
             batch = tracks[start : start + WRITE_BATCH]
             pipe.hset(f"{version}:tracks", mapping={t["track"]: json.dumps(t, ensure_ascii=False) for t in batch})
+            pipe.expire(f"{version}:tracks", UNFINISHED_VERSION_SECONDS)
             pipe.execute()
-        pipe.set(f"{version}:artist_of", pack_ints(artist_of))
-        pipe.set(f"{version}:top", pack_ints(top))
+        pipe.set(f"{version}:artist_of", pack_ints(artist_of), ex=UNFINISHED_VERSION_SECONDS)
+        pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
     switch_to(client, CATALOG, version)
     return version
@@ -131,16 +139,21 @@ def publish_recommendations(
             batch[user] = pack_ints(tracks)
             if len(batch) >= WRITE_BATCH:
                 pipe.hset(f"{version}:lists", mapping=batch)
+                pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
                 pipe.execute()
                 batch = {}
         if batch:
             pipe.hset(f"{version}:lists", mapping=batch)
+            pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
+        values: dict[str, object] = {}
         if vectors is not None:
-            pipe.set(f"{version}:vectors", np.ascontiguousarray(vectors, dtype="<f4").tobytes())
-            pipe.set(f"{version}:dim", vectors.shape[1])
-            pipe.set(f"{version}:neighbours", np.ascontiguousarray(neighbours, dtype="<i4").tobytes())
-            pipe.set(f"{version}:neighbour_count", neighbours.shape[1])
-        pipe.set(f"{version}:ready", 1)
+            values["vectors"] = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+            values["dim"] = vectors.shape[1]
+            values["neighbours"] = np.ascontiguousarray(neighbours, dtype="<i4").tobytes()
+            values["neighbour_count"] = neighbours.shape[1]
+        values["ready"] = 1
+        for key, value in values.items():
+            pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
     switch_to(client, prefix, version)
     return version

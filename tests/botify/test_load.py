@@ -15,7 +15,7 @@ import redis
 from botify.catalog import DataError
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
-from botify.store import Store
+from botify.store import UNFINISHED_VERSION_SECONDS, WRITE_BATCH, Store, publish_recommendations
 
 from .conftest import write_recs
 
@@ -87,6 +87,25 @@ def test_load_cli_reports_bad_arguments_in_one_line(client, redis_server, args, 
     result = run_load(redis_server.url, *args)
     assert result.returncode != 0
     assert reason in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(300, 4))
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {1: [5, 6]}, vectors))
+    live = client.get("recs:lightfm:current").decode()
+    live_keys = list(client.scan_iter(match=f"{live}:*"))
+    assert len(live_keys) == 6 and {client.ttl(key) for key in live_keys} == {-1}  # -1: no expiry
+    assert {client.ttl(key) for key in client.scan_iter(match="catalog:v*:*")} == {-1}
+
+    def interrupted():
+        yield from ((user, [5]) for user in range(WRITE_BATCH + 1))
+        raise KeyboardInterrupt  # Ctrl-C half-way through the lists
+
+    with pytest.raises(KeyboardInterrupt):
+        publish_recommendations(client, "lightfm", interrupted())
+    [unfinished] = [key for key in client.scan_iter(match="recs:lightfm:v*:lists") if key.decode() != f"{live}:lists"]
+    assert 0 < client.ttl(unfinished) <= UNFINISHED_VERSION_SECONDS
+    assert client.get("recs:lightfm:current").decode() == live
 
 
 def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):
