@@ -17,8 +17,8 @@ def embedded_for(settings: Settings) -> EmbeddedRedis:
 
 
 def snapshot_in_background(client: redis.Redis, timeout: float = 60.0) -> None:
-    """BGSAVE: the server forks and keeps answering. A snapshot already under way may predate the caller's
-    writes, so it is waited out and a new one started."""
+    """BGSAVE: the server forks and keeps answering (a blocking SAVE would stall the service it serves). A
+    snapshot already under way may predate the caller's writes, so it is waited out and a new one started."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -32,9 +32,8 @@ def snapshot_in_background(client: redis.Redis, timeout: float = 60.0) -> None:
 
 @contextmanager
 def open_redis(settings: Settings) -> Iterator[redis.Redis]:
-    """A client for the configured Redis. Without `REDIS_URL`, the data folder's embedded server:
-    reused when it runs (then snapshotted in the background: a blocking SAVE would stall the service it serves),
-    otherwise started for the duration and stopped with a snapshot."""
+    """A client for the configured Redis. Without `REDIS_URL`, the data folder's embedded server: reused when it
+    runs, otherwise started for the duration and stopped with a snapshot."""
     if settings.redis_url:
         yield redis.Redis.from_url(settings.redis_url)
         return
@@ -46,5 +45,3 @@ def open_redis(settings: Settings) -> Iterator[redis.Redis]:
     finally:
         if started:
             server.stop(save=True)
-        else:
-            snapshot_in_background(server.client())

@@ -51,11 +51,6 @@ def catalog_size(client: redis.Redis) -> int:
     return client.strlen(f"{version.decode()}:artist_of") // 4
 
 
-def catalog_files(data_dir: Path | None) -> list[Path]:
-    """tracks.json and top_tracks.json of a world folder (none without one)."""
-    return [] if data_dir is None else [data_dir / "tracks.json", data_dir / "top_tracks.json"]
-
-
 @dataclass(frozen=True)
 class CatalogFiles:
     """A world's catalog, read and checked, ready to publish."""
@@ -65,9 +60,8 @@ class CatalogFiles:
 
     @classmethod
     def read(cls, data_dir: Path) -> CatalogFiles:
-        tracks_file, top_file = catalog_files(data_dir)
-        tracks = read_tracks(tracks_file)
-        return cls(tracks, read_top_tracks(top_file, len(tracks)))
+        tracks = read_tracks(data_dir / "tracks.json")
+        return cls(tracks, read_top_tracks(data_dir / "top_tracks.json", len(tracks)))
 
     def publish(self, client: redis.Redis) -> int:
         store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top)
@@ -131,12 +125,13 @@ def run(args: argparse.Namespace) -> None:
     settings = Settings.from_env()  # the Redis of BOTIFY_DATA_DIR (as `serve`), whichever world --data names
     if args.data is None and not args.recs:
         raise DataError("nothing to load: give --data DIR and/or --recs NAME=FILE")
-    missing = [path for path in [*catalog_files(args.data), *(file for _, file in args.recs)] if not path.is_file()]
-    if missing:  # before starting or touching any Redis
+    # Everything is read and checked before anything is published (a bad set leaves the live catalog as it was),
+    # and what can be checked without Redis before it is started or touched.
+    catalog = CatalogFiles.read(args.data) if args.data is not None else None
+    missing = [path for _, path in args.recs if not path.is_file()]
+    if missing:
         raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
-        # Everything is read and checked before anything is published: a bad set leaves the live catalog too.
-        catalog = CatalogFiles.read(args.data) if args.data is not None else None
         size = len(catalog.tracks) if catalog is not None else catalog_size(client)
         sets = []
         for name, path in args.recs:
@@ -147,8 +142,7 @@ def run(args: argparse.Namespace) -> None:
         for name, path, recommendations in sets:
             users, with_vectors = recommendations.publish(client, name)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
-        if settings.redis_url:  # (open_redis snapshots the embedded one) on disk now, not at the next timed save
-            try:
-                snapshot_in_background(client)
-            except redis.ResponseError as error:  # e.g. a managed Redis without BGSAVE: its own persistence applies
-                print(f"note: Redis did not start a snapshot ({error}); what was loaded is saved by its own schedule")
+        try:  # on disk now, not at the next timed save: what was published survives a crash right after
+            snapshot_in_background(client)
+        except redis.ResponseError as error:  # e.g. a managed Redis without BGSAVE: its own persistence applies
+            print(f"note: Redis did not start a snapshot ({error}); what was loaded is saved by its own schedule")
