@@ -19,7 +19,8 @@ from ab.errors import ABInputError
 from botify import event_log
 from botify.event_log import parse_event
 
-EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "arm")
+EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "recommendation", "arm")
+UNKNOWN = -1  # the `recommendation` of a `last`, or of a `next` in a log that lacks it
 MESSAGES = event_log.MESSAGES
 
 
@@ -32,7 +33,9 @@ class LogStats:
     events: int = 0
     malformed: int = 0
     without_experiment: int = 0
+    routed_elsewhere: int = 0
     experiments_seen: set[str] = field(default_factory=set)
+    routed_by: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
 
     def skip(self, where: str, reason: str) -> None:
@@ -59,11 +62,15 @@ def read_events(
     """All valid events of the logs, with the user's arm in `experiment` (None: arm column is empty).
 
     Events that do not carry `experiment` are not part of it (users outside its coverage)
-    and are left out; they are counted in `LogStats.without_experiment`.
+    and are left out; they are counted in `LogStats.without_experiment`. So are events another
+    experiment routed (a log folder holding several days): every event carries every experiment's
+    arm, but only those the service served under `experiment` measure it (`LogStats.routed_elsewhere`;
+    logs that do not say which experiment routed them are taken whole).
     """
     files = log_files(paths)
     stats = LogStats(files=len(files))
     rows: list[tuple] = []
+    recommendations: list[int] = []
     arms: list[str | None] = []
     seen = stats.experiments_seen
     total = sum(f.stat().st_size for f in files)
@@ -78,24 +85,34 @@ def read_events(
                     stats.skip(f"{path.name}:{number}", reason)
                     continue
                 seen.update(event.experiments)
+                if event.experiment is not None:
+                    stats.routed_by.add(event.experiment)
                 arm = None
                 if experiment is not None:
+                    if event.experiment is not None and event.experiment != experiment:
+                        stats.routed_elsewhere += 1
+                        continue
                     arm = event.experiments.get(experiment)
                     if type(arm) is not str:
                         stats.without_experiment += 1
                         continue
-                rows.append(event)
+                rows.append(event[:6])  # the first six fields of an Event are EVENT_COLUMNS' first six
+                recommendations.append(UNKNOWN if event.recommendation is None else event.recommendation)
                 arms.append(arm)
             bar.update(path.stat().st_size)
     stats.events = len(rows)
-    fields = EVENT_COLUMNS[:6]  # the first six fields of an Event, in its order
+    fields = EVENT_COLUMNS[:6]
     values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
-    columns = dict(zip(fields, values, strict=False))
-    return events_frame({**columns, "arm": arms}), stats
+    columns = dict(zip(fields, values, strict=True))
+    return events_frame({**columns, "recommendation": recommendations, "arm": arms}), stats
 
 
 def events_frame(columns: dict[str, list[object]] | dict[str, np.ndarray]) -> pd.DataFrame:
-    """The events table with its canonical dtypes (shared by the reader and the synthetic generator)."""
+    """The events table with its canonical dtypes (shared by the reader and the synthetic generator);
+    without a `recommendation` column, every recommendation is UNKNOWN."""
+    recommendation = columns.get("recommendation")
+    if recommendation is None:
+        recommendation = np.full(len(columns["user"]), UNKNOWN)
     return pd.DataFrame(
         {
             "user": np.asarray(columns["user"], dtype=np.int64),
@@ -104,6 +121,7 @@ def events_frame(columns: dict[str, list[object]] | dict[str, np.ndarray]) -> pd
             "track": np.asarray(columns["track"], dtype=np.int64),
             "time": np.asarray(columns["time"], dtype=np.float64),
             "latency": np.asarray(columns["latency"], dtype=np.float64),
+            "recommendation": np.asarray(recommendation, dtype=np.int64),
             "arm": pd.array(columns["arm"], dtype="string"),
         }
     )

@@ -1,9 +1,14 @@
 """Sessions and user-level metrics: the unit of analysis is the user, as in the course.
 
 Events are sorted by timestamp per user; a session ends at a `last` event (which also carries
-the session's last listen). When a `next` and a `last` of a user share a timestamp, the `next`
-is taken to come first (it always does within a session). Events after a user's final `last`
-belong to a session that never ended and are left out, as the course does.
+the session's last listen). Events after a user's final `last` belong to a session that never
+ended and are left out, as the course does.
+
+Timestamps are whole ms and each worker writes its own file, so a `next` and a `last` of a user can
+share a timestamp with no order between them. The log's own chain orders them: a `last` reports the
+listen of the track its session's final `next` recommended. A tied `next` whose recommendation is the
+`last`'s track comes before it; a tied `next` that recommended something else starts the next session
+and comes after it. A log without recommendations puts the `next` first (the far more common case).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from ab.events import UNKNOWN
 
 # The course's table sorts rows by (metric, treatment) descending; listing the metrics in that
 # order keeps every table, CSV and plot in the same order.
@@ -41,38 +48,54 @@ class UserMetrics:
 def user_metrics(events: pd.DataFrame) -> UserMetrics:
     """Sessionize `events` (see `ab.events`) and aggregate per user.
 
-    time: listened fraction summed over sessions; tracks: listens; sessions: ended sessions;
-    mean_request_latency: ms over the user's `next` requests (NaN for a user with none).
-    A user seen in more than one arm cannot be attributed and is dropped (counted).
+    time: listened fraction summed over sessions; tracks: listens (one per event); sessions: ended
+    sessions; mean_request_latency: ms per request, `/next` and `/last` alike (the course's: latency
+    summed over the events / tracks). A user seen in more than one arm, in any event, cannot be
+    attributed and is dropped (counted).
     """
-    # Timestamps are whole ms and each worker writes its own file, so a session's final `next` and
-    # its `last` can share a timestamp with no order between them: on a tie, `next` comes first.
-    frame = events.assign(last=(events["message"] == "last").to_numpy().astype(np.int64))
-    frame = frame.sort_values(["user", "timestamp", "last"], kind="stable")
+    mixed = events.groupby("user")["arm"].nunique() > 1
+    frame = events[~events["user"].isin(mixed.index[mixed.to_numpy()]).to_numpy()]
+    frame = frame.assign(last=(frame["message"] == "last").to_numpy().astype(np.int64))
+    frame = frame.assign(order=_tie_order(frame)).sort_values(["user", "timestamp", "order"], kind="stable")
     by_user = frame.groupby("user", sort=False)["last"]
     closed = (by_user.cumsum() - frame["last"]) < by_user.transform("sum")
     frame = frame[closed.to_numpy()]
-    is_next = (frame["message"] == "next").to_numpy()
-    latency_ms = np.where(is_next, frame["latency"].to_numpy() * 1000.0, 0.0)
-    frame = frame.assign(latency_ms=latency_ms, next=is_next)
-    grouped = frame.groupby("user")
-    users = grouped.agg(
-        arm=("arm", "first"),
-        arms=("arm", "nunique"),
-        time=("time", "sum"),
-        tracks=("time", "size"),
-        sessions=("last", "sum"),
-        latency_ms=("latency_ms", "sum"),
-        requests=("next", "sum"),
+    users = (
+        frame.assign(latency_ms=frame["latency"] * 1000.0)
+        .groupby("user")
+        .agg(
+            arm=("arm", "first"),
+            time=("time", "sum"),
+            tracks=("time", "size"),
+            sessions=("last", "sum"),
+            latency_ms=("latency_ms", "sum"),
+        )
     )
-    mixed = users["arms"] > 1
-    users = users[~mixed.to_numpy()]
     users["mean_tracks_per_session"] = users["tracks"] / users["sessions"]
     users["mean_time_per_session"] = users["time"] / users["sessions"]
-    users["mean_request_latency"] = users["latency_ms"] / users["requests"].where(users["requests"] > 0)
+    users["mean_request_latency"] = users["latency_ms"] / users["tracks"]
     users = users.astype({"tracks": np.int64, "sessions": np.int64})
     return UserMetrics(
         frame=users[["arm", *METRICS]],
         open_session_events=int((~closed).sum()),
         mixed_arm_users=int(mixed.sum()),
     )
+
+
+def _tie_order(frame: pd.DataFrame) -> np.ndarray:
+    """Within one (user, timestamp): 0 for a `next` that goes before a tied `last`, 1 for a `last`, 2 for a
+    `next` that recommended something other than every tied `last`'s track (it starts the next session)."""
+    user, timestamp = frame["user"].to_numpy(), frame["timestamp"].to_numpy()
+    track, recommendation = frame["track"].to_numpy(), frame["recommendation"].to_numpy()
+    order = frame["last"].to_numpy().copy()
+    is_last = order == 1
+    tied = ~is_last & (recommendation != UNKNOWN)
+    tied &= pd.MultiIndex.from_arrays([user, timestamp]).isin(
+        pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
+    )
+    if tied.any():
+        chained = pd.MultiIndex.from_arrays([user, timestamp, recommendation]).isin(
+            pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last], track[is_last]])
+        )
+        order[tied & ~chained] = 2
+    return order

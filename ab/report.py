@@ -96,6 +96,7 @@ class ABReport:
         if self.log_stats is not None:
             stats = asdict(self.log_stats)
             stats["experiments_seen"] = sorted(self.log_stats.experiments_seen)
+            stats["routed_by"] = sorted(self.log_stats.routed_by)
         return _jsonable(
             {
                 "experiment": self.experiment,
@@ -285,6 +286,9 @@ def _check_read(stats: LogStats, experiment: str | None, paths: Sequence[Path | 
     where = ", ".join(str(p) for p in paths)
     if stats.lines == 0 and stats.malformed == 0:
         raise ABInputError(f"the logs are empty: no event in {where}")
+    if stats.events == 0 and stats.routed_elsewhere > 0:
+        routed = ", ".join(sorted(stats.routed_by))
+        raise ABInputError(f"no event in {where} was served under experiment {experiment} (the service ran: {routed})")
     if stats.events == 0 and stats.without_experiment > 0:
         seen = ", ".join(sorted(stats.experiments_seen)) or "none"
         raise ABInputError(f"no event in {where} carries experiment {experiment} (experiments in the logs: {seen})")
@@ -323,6 +327,11 @@ def build_report(
     report.log_stats = stats
     if stats.malformed:
         report.warnings.append(f"warning: skipped {stats.malformed:,} malformed log line(s), e.g. {stats.examples[0]}")
+    if stats.routed_elsewhere:
+        others = ", ".join(sorted(stats.routed_by - {experiment}))
+        report.warnings.append(
+            f"note: {stats.routed_elsewhere:,} event(s) served under another experiment ({others}) were left out"
+        )
     if metrics.open_session_events:
         report.warnings.append(
             f"note: {metrics.open_session_events:,} event(s) of sessions that never ended were left out"

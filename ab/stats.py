@@ -7,7 +7,8 @@ The relative effect (treatment mean / control mean - 1) has two CIs:
   control mean's own variance, var ~ vt / mc^2 + mt^2 vc / mc^4 (vc, vt: variances of the means),
   with the Welch-Satterthwaite degrees of freedom for the quantile.
 * `course`: the course's notebook, Welch's absolute CI divided by the control mean (treats the
-  control mean as known, so it is a little too narrow when the effect is large).
+  control mean as known, so it is too narrow when the effect is large: a nominal 95% CI covered a
+  +300% effect in ~85% of simulated experiments with 430 users per arm, the delta method's in ~94%).
 
 The p-value reported is the one of the test that the CI inverts, so `significant` (the CI
 excludes 0) and `p_value < alpha` always agree; scipy's Welch p-value is kept beside it.

@@ -133,6 +133,7 @@ def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int
             }
             if message == "next":
                 event["recommendation"] = (track * 7919 + 1) % 10_000
+            event["experiment"] = experiment
             event["experiments"] = {experiment: arm} if arm is not None else {}
             handles[(user + i) % files].write(json.dumps(event) + "\n")
     finally:

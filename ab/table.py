@@ -112,8 +112,10 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
         "",
         headline(report) + ".",
         f"Every treatment vs `{CONTROL}`: Welch's t-test; {confidence} CI of the relative effect by the "
-        f"{CI_NAMES[report.ci_method]}; Holm's correction over {len(report.effects)} tests (`p_holm`). "
-        "Rows in the course's order; mean_request_latency in ms.",
+        f"{CI_NAMES[report.ci_method]}, and `p_value` from the test that CI inverts (so `significant` and "
+        f"p < {report.alpha:g} agree; scipy's Welch p-value is `welch_p_value` in the CSV); Holm's correction over "
+        f"{len(report.effects)} tests (`p_holm`). Rows in the course's order; mean_request_latency in ms per "
+        "request (`/next` and `/last`).",
         "",
         report.srm.line() + ("  **<- the split is broken: do not trust the effects**" if report.srm.mismatch else ""),
         "",

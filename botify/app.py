@@ -97,6 +97,7 @@ class Services:
                  "time": listened, "latency": time.perf_counter() - started}  # fmt: skip
         if recommendation is not None:
             event["recommendation"] = recommendation
+        event["experiment"] = self.experiment.name  # which experiment routed it: `ab` analyses only its events
         event["experiments"] = arms
         self.events.write(event)
 

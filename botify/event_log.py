@@ -69,19 +69,25 @@ class EventLog:
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
     """The files a log is made of: the given files, and every non-hidden file under the given folders
-    (one per worker, rotated and gzipped ones included), sorted per folder. FileNotFoundError names a
-    path that does not exist."""
-    files: list[Path] = []
+    (one per worker, rotated and gzipped ones included), sorted per folder, each once however often the
+    paths name it (a folder and a file in it, the same folder twice). FileNotFoundError names a path that
+    does not exist."""
+    files: dict[Path, Path] = {}  # the file as found, by its resolved path
     for raw in paths:
         path = Path(raw)
         if path.is_file():
-            files.append(path)
+            found = [path]
         elif path.is_dir():
-            found = (p for p in path.rglob("*") if p.is_file())
-            files.extend(sorted(p for p in found if not any(x.startswith(".") for x in p.relative_to(path).parts)))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts)
+            )
         else:
             raise FileNotFoundError(f"log path does not exist: {path}")
-    return files
+        for file in found:
+            files.setdefault(file.resolve(), file)
+    return list(files.values())
 
 
 def open_log(path: Path) -> IO[bytes]:
@@ -115,6 +121,8 @@ class Event(NamedTuple):
     time: int | float  # fraction of the track listened, in [0, 1]
     latency: int | float  # seconds, >= 0
     experiments: dict[str, object]  # experiment -> arm ({} when the line has none)
+    recommendation: int | None  # the answer of a `next` (None for `last`, or a log that lacks it)
+    experiment: str | None  # the experiment that routed the request (None in logs written before it was logged)
 
 
 def _int64(value: object) -> bool:
@@ -156,8 +164,12 @@ def parse_event(line: str | bytes) -> tuple[Event | None, str]:
         return None, "time is missing or outside [0, 1]"
     if not _finite(latency) or latency < 0:
         return None, "latency is missing, negative or not finite"
-    if "recommendation" in raw and not _int64(raw["recommendation"]):
+    recommendation = get("recommendation")  # the course's logger writes null on `last` lines
+    if recommendation is not None and not _int64(recommendation):
         return None, "recommendation is not a 64-bit integer"
     if type(experiments) is not dict:
         return None, "experiments is not an object"
-    return Event(user, timestamp, message, track, time, latency, experiments), ""
+    routed_by = get("experiment")
+    if routed_by is not None and type(routed_by) is not str:
+        return None, "experiment is not a string"
+    return Event(user, timestamp, message, track, time, latency, experiments, recommendation, routed_by), ""

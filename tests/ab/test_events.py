@@ -8,6 +8,7 @@ import pytest
 
 from ab.errors import ABInputError
 from ab.events import log_files, parse_event, read_events
+from ab.report import build_report
 
 
 def _event(user: int, ts: int, message: str = "next", arm: str | None = "C", **extra: object) -> str:
@@ -68,6 +69,27 @@ def test_events_without_the_experiment_are_left_out_and_counted(tmp_path: Path) 
     assert stats.experiments_seen == {"HW_2"}
     everything, _ = read_events([tmp_path], None)
     assert len(everything) == 3 and everything["arm"].isna().all()
+
+
+def test_events_another_experiment_routed_are_left_out_and_counted(tmp_path: Path) -> None:
+    # one log folder, two days: EXPLORE served the first, HW_2 the second; every event carries HW_2's arm
+    lines = [_event(1, 1, experiment="EXPLORE"), _event(1, 2, "last", experiment="EXPLORE")]
+    lines += [_event(1, 3, experiment="HW_2"), _event(2, 4, "last", experiment="HW_2"), _event(3, 5)]
+    (tmp_path / "log").write_text("\n".join(lines))
+    events, stats = read_events([tmp_path], "HW_2")
+    assert events["timestamp"].tolist() == [3, 4, 5]  # a line that does not say who routed it is kept
+    assert stats.routed_elsewhere == 2 and stats.routed_by == {"EXPLORE", "HW_2"}
+    assert len(read_events([tmp_path], None)[0]) == 5  # without an experiment, the whole log
+    with pytest.raises(ABInputError, match=r"served under experiment AA \(the service ran: EXPLORE, HW_2\)"):
+        build_report([tmp_path], "AA")
+    assert parse_event(_event(1, 1, experiment=7)) == (None, "experiment is not a string")
+
+
+def test_a_file_the_paths_name_twice_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text(_event(1, 1) + "\n" + _event(1, 2, "last") + "\n")
+    (tmp_path / "other.jsonl").write_text(_event(2, 3, "last") + "\n")
+    events, stats = read_events([tmp_path, tmp_path / "events.jsonl", tmp_path / "." / "other.jsonl"], "HW_2")
+    assert stats.files == 2 and len(events) == 3
 
 
 def test_a_missing_log_path_is_an_input_error(tmp_path: Path) -> None:

@@ -1,26 +1,29 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from ab.events import events_frame
+from ab.events import UNKNOWN, events_frame
 from ab.metrics import METRICS, user_metrics
 from ab.synthetic import SyntheticDesign, generate_events
 
 
-def _events(rows: list[tuple[int, int, str, float, float, str | None]]) -> pd.DataFrame:
-    """rows: (user, timestamp, message, time, latency seconds, arm)."""
+def _events(
+    rows: list[tuple[int, int, str, float, float, str | None]], chain: list[tuple[int, int]] | None = None
+) -> pd.DataFrame:
+    """rows: (user, timestamp, message, time, latency seconds, arm); chain: each row's (track, recommendation),
+    by default track 1 and no recommendation logged."""
+    chain = chain or [(1, UNKNOWN)] * len(rows)
     return events_frame(
         {
             "user": [r[0] for r in rows],
             "timestamp": [r[1] for r in rows],
             "message": [r[2] for r in rows],
-            "track": [1] * len(rows),
+            "track": [c[0] for c in chain],
             "time": [r[3] for r in rows],
             "latency": [r[4] for r in rows],
+            "recommendation": [c[1] for c in chain],
             "arm": [r[5] for r in rows],
         }
     )
@@ -45,9 +48,9 @@ def test_sessions_end_at_last_and_metrics_are_the_courses() -> None:
     assert one["time"] == pytest.approx(2.1)
     assert one["mean_tracks_per_session"] == pytest.approx(2.5)
     assert one["mean_time_per_session"] == pytest.approx(1.05)
-    assert one["mean_request_latency"] == pytest.approx(3.0)  # ms over the three `next` requests
+    assert one["mean_request_latency"] == pytest.approx(2.2)  # ms over the five requests, `last` included
     two = metrics.frame.loc[2]
-    assert two["sessions"] == 1 and two["tracks"] == 1 and math.isnan(two["mean_request_latency"])
+    assert two["sessions"] == 1 and two["tracks"] == 1 and two["mean_request_latency"] == pytest.approx(5.0)
     assert metrics.open_session_events == 1
     assert metrics.sessions == 3
     assert list(metrics.frame.columns) == ["arm", *METRICS]
@@ -62,9 +65,38 @@ def test_a_next_and_a_last_in_the_same_millisecond_stay_in_one_session() -> None
     assert one["sessions"] == 1 and one["tracks"] == 3 and one["time"] == pytest.approx(1.8)
 
 
+def test_the_logged_chain_orders_a_tie_of_a_last_and_the_next_sessions_first_next() -> None:
+    # user 1: a session (start track 7 -> recommended 8, played, ended) and, in the `last`'s millisecond, the
+    # first `next` of a new session (start track 30 -> recommended 31) that never ends; user 2: the same tie
+    # within one session (its final `next` recommended 12, whose listen the `last` reports).
+    rows = [
+        (1, 10, "next", 0.5, 0.001, "C"),
+        (1, 20, "next", 0.75, 0.001, "C"),
+        (1, 20, "last", 0.25, 0.001, "C"),
+        (2, 10, "next", 0.5, 0.001, "C"),
+        (2, 20, "last", 0.25, 0.001, "C"),
+        (2, 20, "next", 1.0, 0.001, "C"),
+    ]
+    chain = [(7, 8), (30, 31), (8, UNKNOWN), (10, 11), (12, UNKNOWN), (11, 12)]
+    metrics = user_metrics(_events(rows, chain))
+    one, two = metrics.frame.loc[1], metrics.frame.loc[2]
+    assert one["sessions"] == 1 and one["tracks"] == 2 and one["time"] == pytest.approx(0.75)
+    assert two["sessions"] == 1 and two["tracks"] == 3 and two["time"] == pytest.approx(1.75)
+    assert metrics.open_session_events == 1
+
+
 def test_a_user_seen_in_two_arms_is_dropped() -> None:
     events = _events(
         [(1, 1, "last", 0.5, 0.001, "C"), (1, 2, "last", 0.5, 0.001, "T1"), (2, 1, "last", 0.5, 0.001, "C")]
+    )
+    metrics = user_metrics(events)
+    assert metrics.frame.index.tolist() == [2]
+    assert metrics.mixed_arm_users == 1
+
+
+def test_a_user_whose_other_arm_is_only_in_an_open_session_is_still_mixed() -> None:
+    events = _events(
+        [(1, 1, "last", 0.5, 0.001, "C"), (1, 2, "next", 0.5, 0.001, "T1"), (2, 1, "last", 0.5, 0.001, "C")]
     )
     metrics = user_metrics(events)
     assert metrics.frame.index.tolist() == [2]
@@ -75,7 +107,7 @@ def test_user_metrics_match_a_plain_per_event_loop() -> None:
     events = generate_events(SyntheticDesign(users=300), np.random.default_rng(5))
     expected: dict[int, dict[str, float]] = {}
     for user, part in events.sort_values(["user", "timestamp"], kind="stable").groupby("user"):
-        sessions = tracks = nexts = 0
+        sessions = tracks = 0
         time = latency = 0.0
         pending: list[tuple[str, float, float]] = []
         for row in part.itertuples():
@@ -84,14 +116,13 @@ def test_user_metrics_match_a_plain_per_event_loop() -> None:
                 sessions += 1
                 tracks += len(pending)
                 time += sum(t for _, t, _ in pending)
-                latency += sum(lat * 1000 for m, _, lat in pending if m == "next")
-                nexts += sum(1 for m, _, _ in pending if m == "next")
+                latency += sum(lat * 1000 for _, _, lat in pending)
                 pending = []
         expected[user] = {
             "sessions": sessions,
             "tracks": tracks,
             "time": time,
-            "mean_request_latency": latency / nexts if nexts else math.nan,
+            "mean_request_latency": latency / tracks,
             "mean_time_per_session": time / sessions,
             "mean_tracks_per_session": tracks / sessions,
         }

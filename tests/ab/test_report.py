@@ -161,7 +161,7 @@ def test_bad_input_stops_with_a_one_line_reason(tmp_path: Path, capsys: pytest.C
     assert error == "error: experiment HW_2 has no control arm 'C' (arms in the logs: T1, T2)"
     error = _one_line_error(capsys, "--logs", str(tmp_path / "no_control"), "--experiment", "HW_3", "--out", out)
     where = tmp_path / "no_control"
-    assert error == f"error: no event in {where} carries experiment HW_3 (experiments in the logs: HW_2)"
+    assert error == f"error: no event in {where} was served under experiment HW_3 (the service ran: HW_2)"
     assert "does not exist" in _one_line_error(capsys, "--logs", str(tmp_path / "missing"), "--out", out)
     assert not (tmp_path / "out").exists()
     run = subprocess.run(

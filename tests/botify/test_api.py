@@ -41,7 +41,7 @@ def test_next_answers_a_catalog_track_and_logs_the_event(service):
     assert event["message"] == "next"
     assert (event["user"], event["track"], event["time"]) == (control_user, 42, 0.75)
     assert event["recommendation"] == body["track"]
-    assert event["experiments"]["HW_2"] == "C"
+    assert event["experiments"]["HW_2"] == "C" and event["experiment"] == "HW_2"  # the experiment that routed it
     assert set(event["experiments"]) == set(EXPERIMENTS)
     assert 0 < event["latency"] < 5 and event["timestamp"] > 1_600_000_000_000
 

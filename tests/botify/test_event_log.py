@@ -18,6 +18,7 @@ VALID = {
     "time": 0.5,
     "latency": 0.001,
     "recommendation": 8,
+    "experiment": "HW_2",
     "experiments": {"HW_2": "T1"},
 }
 
@@ -33,17 +34,20 @@ def _without(name: str) -> str:
 def test_a_valid_line_is_one_event_with_every_field() -> None:
     event, reason = parse_event(_line().encode() + b"\n")
     assert reason == ""
-    assert event == Event(3, 1_767_225_600_000, "next", 7, 0.5, 0.001, {"HW_2": "T1"})
-    assert event.experiments == {"HW_2": "T1"}
+    assert event == Event(3, 1_767_225_600_000, "next", 7, 0.5, 0.001, {"HW_2": "T1"}, 8, "HW_2")
+    assert event.experiments == {"HW_2": "T1"} and event.recommendation == 8 and event.experiment == "HW_2"
 
 
 def test_the_edges_of_the_contract_are_valid() -> None:
-    """Whole-number time and latency, no recommendation or experiments, ids at the ends of int64."""
+    """Whole-number time and latency, no recommendation or experiments, ids at the ends of int64; the course's
+    logger writes `"recommendation": null` on `last` lines, which is no recommendation either."""
     line = json.dumps(
         {"message": "last", "timestamp": 0, "user": 2**63 - 1, "track": -(2**63), "time": 1, "latency": 0}
     )
     event, reason = parse_event(line)
-    assert (event, reason) == (Event(2**63 - 1, 0, "last", -(2**63), 1, 0, {}), "")
+    assert (event, reason) == (Event(2**63 - 1, 0, "last", -(2**63), 1, 0, {}, None, None), "")
+    course_last = parse_event(_line(message="last", recommendation=None))[0]
+    assert course_last is not None and course_last.recommendation is None
 
 
 @pytest.mark.parametrize(
@@ -73,6 +77,7 @@ def test_the_edges_of_the_contract_are_valid() -> None:
         (_line(latency=-0.1), "latency is missing, negative or not finite"),
         (_line(recommendation="8"), "recommendation is not a 64-bit integer"),
         (_line(recommendation=2**64), "recommendation is not a 64-bit integer"),
+        (_line(experiment=["HW_2"]), "experiment is not a string"),
         (_line(experiments=["HW_2"]), "experiments is not an object"),
         (_line(experiments=None), "experiments is not an object"),
     ],
