@@ -8,14 +8,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     text = env.get(name)
     if text is None:
         return default
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,6 @@ class Settings:
             ),
             "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl),
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
-            "seed": _whole(env, "BOTIFY_SEED", base.seed),
+            "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),
         }
         return replace(cls(**values), **overrides)  # type: ignore[arg-type]

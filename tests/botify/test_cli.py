@@ -26,6 +26,8 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("BOTIFY_EXPERIMENT", "HW3", "unknown experiment 'HW3'"),
         ("BOTIFY_FALLBACK", "toppop,magic", "magic"),
         ("BOTIFY_WORKERS", "abc", "BOTIFY_WORKERS must be a whole number, got 'abc'"),
+        ("BOTIFY_WORKERS", "0", "BOTIFY_WORKERS must be at least 1, got 0"),
+        ("BOTIFY_SESSION_TTL", "-5", "BOTIFY_SESSION_TTL must be at least 1, got -5"),
     ],
 )
 def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tmp_path, variable, value, reason):
