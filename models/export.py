@@ -1,7 +1,8 @@
 """Export a trained model for botify: recommendations JSONL plus the item vectors beside it.
 
 `NAME.jsonl`: one line per user, `{"user": <id>, "tracks": [<track id>, ...]}`, best first, at most
-k tracks, never a track in that user's row of `exclude` (the pipeline passes every positive, validation too).
+k tracks, never a track in that user's row of `exclude` (the pipeline passes every positive the user has:
+validation ones, and those on tracks the k-core filter dropped).
 `NAME.npy`: float32 array `[n_catalog_tracks, d]`; row i is catalog track i's LightFM representation
 computed with the item features the model was trained with (the sum of its identity, genre, artist,
 popularity and duration embeddings). The id map is the row index itself: row i = track i. The

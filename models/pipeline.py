@@ -240,7 +240,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     models |= {TITLES[n]: _model_row(f, prepared.evaluator) for n, f in fitted.items()}
 
     exports: dict[str, Exported] = {}
-    positives = inter.all  # the refit learns from all of them; no export recommends one (with --no-refit neither)
+    positives = inter.all  # the refit learns from all of them
     for name, data in prepared.datasets.items():
         model = fitted[name]
         if config.refit:
@@ -257,7 +257,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
         exports[name] = export(
-            config.out, name, model.scorer(), inter.users, config.top_k, positives, progress=config.progress
+            config.out, name, model.scorer(), inter.users, config.top_k, inter.heard, progress=config.progress
         )
         timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
 

@@ -38,6 +38,7 @@ class Interactions:
     users: np.ndarray
     train: sp.csr_matrix
     valid: sp.csr_matrix
+    heard: sp.csr_matrix  # every positive of these users, the k-core's dropped tracks too: what no export repeats
 
     @property
     def all(self) -> sp.csr_matrix:
@@ -121,13 +122,15 @@ def build_interactions(
             f"no positives left: no users with >= {config.min_user_positives} and tracks with >= "
             f"{config.min_track_positives} positives among {len(user)} positives (lower --min-positives)"
         )
-    user, track, ts = user[keep], track[keep], ts[keep]
-    users, user_code = np.unique(user, return_inverse=True)
-    valid = random_holdout(user_code, config.valid_share, rng) if config.split == "random" else last_day_holdout(ts)
+    users = np.unique(user[keep])
     shape = (len(users), n_tracks)
 
-    def matrix(mask: np.ndarray) -> sp.csr_matrix:
-        ones = np.ones(int(mask.sum()), dtype=np.float32)
-        return sp.csr_matrix((ones, (user_code[mask], track[mask])), shape=shape)
+    def matrix(codes: np.ndarray, tracks: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((np.ones(len(codes), dtype=np.float32), (codes, tracks)), shape=shape)
 
-    return Interactions(users=users, train=matrix(~valid), valid=matrix(valid))
+    of_kept = np.isin(user, users)
+    heard = matrix(np.searchsorted(users, user[of_kept]), track[of_kept])
+    user_code, track, ts = np.searchsorted(users, user[keep]), track[keep], ts[keep]
+    valid = random_holdout(user_code, config.valid_share, rng) if config.split == "random" else last_day_holdout(ts)
+    train = matrix(user_code[~valid], track[~valid])
+    return Interactions(users=users, train=train, valid=matrix(user_code[valid], track[valid]), heard=heard)

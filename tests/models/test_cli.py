@@ -158,7 +158,7 @@ def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(
     assert err.startswith(f"models: error: cannot open the Optuna storage '{shown}': ") and err.count("\n") == 1
 
 
-def test_no_refit_exports_none_of_a_users_positives_validation_ones_included(
+def test_no_refit_exports_none_of_a_users_positives_validation_and_k_core_dropped_ones_included(
     toy: tuple[Path, Path], tmp_path: Path
 ) -> None:
     data, logs = toy
@@ -167,11 +167,11 @@ def test_no_refit_exports_none_of_a_users_positives_validation_ones_included(
     config = config_from(build_parser().parse_args(args))
     inter = prepare(config, np.random.default_rng(Seeds.derive(config.seed).split)).interactions
     rows = {user: row for row, user in enumerate(inter.users.tolist())}
-    assert inter.valid.nnz > 0
+    assert inter.valid.nnz > 0 and inter.heard.nnz > inter.all.nnz  # the k-core dropped some tracks
     for name in ("lightfm.jsonl", "lightfm_nofeat.jsonl"):
         for line in (tmp_path / "out" / name).read_text().splitlines():
             record = json.loads(line)
-            positives = set(inter.all[rows[record["user"]]].indices.tolist())
+            positives = set(inter.heard[rows[record["user"]]].indices.tolist())
             assert positives.isdisjoint(record["tracks"]), record["user"]
 
 

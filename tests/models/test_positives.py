@@ -84,6 +84,18 @@ def test_matrices_cover_the_whole_catalog_and_keep_external_user_ids() -> None:
     assert not (inter.train.multiply(inter.valid)).nnz
 
 
+def test_heard_keeps_the_positives_the_k_core_dropped_so_no_export_repeats_them() -> None:
+    # users 1 and 2 share tracks 0..4; user 1 also loved track 8, which nobody else heard (dropped by the
+    # 2-core); user 3 has too few positives to stay at all; track 6 was only skipped
+    rows = [(u, t, 1.0, t) for u in (1, 2) for t in range(5)] + [(1, 8, 0.9, 9), (3, 0, 1.0, 1), (1, 6, 0.2, 10)]
+    config = PositivesConfig(min_user_positives=2, min_track_positives=2)
+    inter = build_interactions(listens(rows), 9, config, np.random.default_rng(0))
+    assert inter.users.tolist() == [1, 2]
+    assert inter.all[0].indices.tolist() == [0, 1, 2, 3, 4]
+    assert sorted(inter.heard[0].indices.tolist()) == [0, 1, 2, 3, 4, 8]
+    assert sorted(inter.heard[1].indices.tolist()) == [0, 1, 2, 3, 4]
+
+
 def test_no_positives_and_catalog_mismatch_stop_with_a_reason() -> None:
     with pytest.raises(InputError, match="no positives"):
         build_interactions(listens([(1, 1, 0.2, 1)]), 5, PositivesConfig(), np.random.default_rng(0))
