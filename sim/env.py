@@ -1,7 +1,7 @@
 """``RecEnv``: the course's listening session as a Gymnasium environment.
 
 ``reset(seed=)`` draws a user, one of their interests and a start track among the interest's
-10 nearest tracks; ``step(track)`` plays a recommendation through the listener model.
+10 nearest tracks, listened to whole; ``step(track)`` plays a recommendation through the listener model.
 All randomness comes from the environment's one generator (``self.np_random``).
 """
 
@@ -18,6 +18,7 @@ from sim.catalog import World
 from sim.listener import Listener, budget_cost, listen_time, nearest_tracks
 
 Observation = dict[str, int]
+START_LISTEN = 1.0  # the start track is the listener's own choice, heard whole (the course's runner reports 1.0)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class RecEnv(gym.Env):
         neighbours = self.neighbours(interest)
         start = int(neighbours[int(rng.integers(len(neighbours)))])
         embedding = self.world.embeddings[interest]
-        time = listen_time(float(self.world.embeddings[start] @ embedding), listener, 0, repeated=False)
+        time = START_LISTEN
         artist_plays = np.zeros(self._n_artists, dtype=np.int64)
         artist_plays[self._artist_of[start]] = 1
         self.session = Session(listener, interest, embedding, listener.session_budget, artist_plays, start, time)
