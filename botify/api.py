@@ -12,6 +12,7 @@ import orjson
 from flask import Response, current_app, request
 from flask_restful import Resource, abort
 
+from botify.event_log import EventLogError
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
 from botify.store import StoreUnavailable
 
@@ -34,6 +35,14 @@ def unavailable(message: str) -> NoReturn:
     """A 503 with its message, as flask-restful's `abort` answers, without the traceback it logs for every 5xx
     (an expected state, such as Redis away, is not a server error worth a stack per request)."""
     flask.abort(output_json({"message": message}, 503, {"Retry-After": "1"}))
+
+
+def log_or_unavailable(app, *event: object, **fields: object) -> None:
+    """Log the event before answering; a listen the log cannot take is not answered as served (503)."""
+    try:
+        app.log_event(*event, **fields)
+    except EventLogError as error:
+        unavailable(f"{error}; try again shortly")
 
 
 def parse_listen(user: int) -> tuple[int, float]:
@@ -103,7 +112,7 @@ class NextTrack(Resource):
         arm = arms.get(app.experiment.name)
         name = app.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
         track = app.recommend(name, user, prev_track, prev_time)
-        app.log_event("next", user, prev_track, prev_time, started, arms, recommendation=track)
+        log_or_unavailable(app, "next", user, prev_track, prev_time, started, arms, recommendation=track)
         return output_json({"user": user, "track": track}, 200)
 
 
@@ -114,5 +123,5 @@ class LastTrack(Resource):
         app = services()
         with contextlib.suppress(StoreUnavailable):  # unreachable: the session state expires by itself
             app.store.guard.call(app.store.end_session, user)
-        app.log_event("last", user, prev_track, prev_time, started, experiment_arms(user))
+        log_or_unavailable(app, "last", user, prev_track, prev_time, started, experiment_arms(user))
         return output_json({"user": user}, 200)

@@ -86,8 +86,9 @@ class Services:
             sets = {name: redis_up and self.store.has_set(name) for name in names}
         except REDIS_DOWN:  # lost between the ping and these reads
             redis_up, catalog, sets = False, False, dict.fromkeys(names, False)
-        return {"ready": bool(redis_up and catalog), "redis": redis_up, "catalog": bool(catalog),
-                "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
+        event_log = self.events.healthy()
+        return {"ready": bool(redis_up and catalog and event_log), "redis": redis_up, "catalog": bool(catalog),
+                "event_log": event_log, "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
 
     def log_event(
         self, message: str, user: int, track: int, listened: float, started: float, arms: dict,

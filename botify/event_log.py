@@ -12,6 +12,7 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 import os
 import socket
@@ -24,46 +25,106 @@ from typing import IO, NamedTuple
 import orjson
 
 MESSAGES = frozenset({"next", "last"})
+logger = logging.getLogger(__name__)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+class EventLogError(OSError):
+    """The event log could not take a line (a full disk, a folder gone): the request is not served."""
+
+
 class EventLog:
+    """One process's log file. A line is written whole or not at all, and the file the worker writes is always
+    the one at its path: a file moved or deleted under it (logrotate's `create` method, an operator) is
+    noticed on the next line, which starts a new file there. Rotation by size keeps `backups` older files."""
+
     def __init__(self, directory: Path, max_bytes: int = 256 * 2**20, backups: int = 50) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"events-{socket.gethostname()}-{os.getpid()}.jsonl"
         self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()  # gthread workers answer from several threads
+        self._closed = False
+        self.failing: str | None = None  # why the latest line could not be written (None: it was)
+        self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (open for the process's life)
-        self._size = self._file.tell()
+        stat = os.fstat(self._file.fileno())
+        self._identity, self._size = (stat.st_dev, stat.st_ino), stat.st_size
 
     def write(self, event: dict) -> None:
-        """Append one event as a JSON line (rotating first if the file would outgrow `max_bytes`)."""
+        """Append one event as a JSON line (rotating first if the file would outgrow `max_bytes`).
+        EventLogError when it cannot be written; a partly written line is cut off again."""
         line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
-            if self._file.closed:
-                return
-            if self._size and self._size + len(line) > self.max_bytes:
-                self._rotate()
-            self._file.write(line)
-            self._size += len(line)
+            if self._closed:
+                raise EventLogError("the event log is closed (the worker is stopping)")
+            try:
+                if not self._still_at_path():
+                    self._file.close()
+                    self._open()
+                elif self._size and self._size + len(line) > self.max_bytes:
+                    self._rotate()
+                self._append(line)
+            except OSError as error:
+                reason = error.strerror or str(error)
+                if self.failing is None:
+                    logger.error("cannot write the event log %s: %s; listens get 503 until it can", self.path, reason)
+                self.failing = reason
+                raise EventLogError(f"the event log cannot take the listen ({reason})") from None
+            self.failing = None
+
+    def healthy(self) -> bool:
+        """Whether lines can be written: after a failure, the file is reopened and the disk must have room."""
+        with self._lock:
+            if self.failing is not None and not self._closed:
+                try:
+                    self._file.close()
+                    self._open()
+                    if os.statvfs(self.path.parent).f_bavail > 0:
+                        self.failing = None
+                except OSError as error:
+                    self.failing = error.strerror or str(error)
+            return self.failing is None
+
+    def _still_at_path(self) -> bool:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._identity
+
+    def _append(self, line: bytes) -> None:
+        written = 0
+        try:
+            while written < len(line):  # a write(2) may take part of a line (a disk filling up)
+                written += self._file.write(memoryview(line)[written:])
+        except OSError:
+            if written:
+                self._file.truncate(self._size)  # no half line for the next one to be glued to
+            raise
+        self._size += len(line)
 
     def _rotate(self) -> None:
         """`path` -> `path.1` -> `path.2` ... up to `backups` (the oldest is dropped), then a fresh `path`."""
         self._file.close()
-        for number in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{number}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{number + 1}"))
-        if self.backups > 0:
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink()
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
-        self._size = 0
+        try:
+            for number in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{number}")
+                if older.exists():
+                    older.replace(self.path.with_name(f"{self.path.name}.{number + 1}"))
+            if self.backups > 0:
+                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+            else:
+                self.path.unlink()
+        finally:
+            self._open()  # a rename that failed leaves the lines in the file they were in
 
     def close(self) -> None:
         """Close the file (idempotent); every line is already written."""
         with self._lock:
+            self._closed = True
             self._file.close()
 
 

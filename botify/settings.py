@@ -33,7 +33,7 @@ class Settings:
     fallback: tuple[str, ...] = ("toppop", "random")
     session_ttl: int = 6 * 3600  # seconds a listening session's state lives in Redis
     log_max_bytes: int = 256 * 2**20
-    log_backups: int = 50
+    log_backups: int = 50  # rotated files kept per worker; the oldest beyond them is deleted
     max_body_bytes: int = 4096
     redis_timeout: float = 0.25
     seed: int = 0
@@ -56,6 +56,7 @@ class Settings:
             ),
             "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl),
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
+            "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
             "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),
         }
         return replace(cls(**values), **overrides)  # type: ignore[arg-type]

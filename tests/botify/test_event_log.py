@@ -1,14 +1,17 @@
-"""botify.event_log's reading side, which ab and models share: one parser of a line, one reader of a file."""
+"""botify.event_log: the writer every worker logs with, and the reading side ab and models share (one parser of a
+line, one reader of a file)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from botify.event_log import Event, parse_event, read_lines
+from botify.event_log import Event, EventLog, parse_event, read_lines
 
 VALID = {
     "message": "next",
@@ -126,3 +129,79 @@ def test_a_file_with_gzip_magic_that_is_not_gzip_is_reported_not_raised(tmp_path
     damage: list[tuple[Path, int, str]] = []
     assert list(read_lines(path, lambda *report: damage.append(report))) == []
     assert [(where, read) for where, read, _ in damage] == [(path, 0)]
+
+
+# ---- the writer --------------------------------------------------------------------------------------
+
+
+def _lines(folder: Path) -> list[int]:
+    """The `user` of every line in every file of `folder`, in file then line order (each line must parse)."""
+    users = []
+    for path in sorted(folder.iterdir()):
+        for line in path.read_bytes().splitlines():
+            event, reason = parse_event(line)
+            assert event is not None, (path.name, reason)
+            users.append(event.user)
+    return users
+
+
+def _write(log: EventLog, users: range) -> None:
+    for user in users:
+        log.write({**VALID, "user": user})
+
+
+def test_a_log_file_moved_or_deleted_under_the_writer_is_started_afresh_and_nothing_is_lost(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "log", max_bytes=2_000, backups=100)
+    _write(log, range(5))
+    moved = tmp_path / "rotated-by-hand.jsonl"
+    log.path.rename(moved)  # logrotate's `create` method, or an operator
+    _write(log, range(5, 10))
+    assert _lines(tmp_path / "log") == list(range(5, 10)) and len(moved.read_bytes().splitlines()) == 5
+    log.path.unlink()
+    _write(log, range(10, 60))  # past max_bytes: size rotation of the new file works too
+    log.close()
+    assert sorted(_lines(tmp_path / "log")) == list(range(10, 60))
+    assert len(list((tmp_path / "log").iterdir())) > 2
+
+
+def test_log_backups_beyond_the_setting_are_dropped_oldest_first(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "log", max_bytes=1_000, backups=2)
+    _write(log, range(40))
+    log.close()
+    names = sorted(path.name for path in (tmp_path / "log").iterdir())
+    assert names == [log.path.name, f"{log.path.name}.1", f"{log.path.name}.2"]
+    users = _lines(tmp_path / "log")
+    assert max(users) == 39 and min(users) > 0 and sorted(users) == list(range(min(users), 40))
+
+
+WRITER_AT_A_FILE_SIZE_LIMIT = """
+import json, resource, signal, sys
+from pathlib import Path
+from botify.event_log import EventLog, EventLogError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+log = EventLog(Path(sys.argv[1]), max_bytes=10**9)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000, resource.RLIM_INFINITY))
+answered = 0
+for user in range(100):
+    try:
+        log.write({"message": "last", "timestamp": 1, "user": user, "track": 1, "time": 0.5, "latency": 0.001})
+        answered += 1
+    except EventLogError as error:
+        print(json.dumps({"answered": answered, "error": str(error), "failing": log.failing}))
+        break
+"""
+
+
+def test_a_line_the_disk_takes_only_part_of_is_cut_off_and_reported(tmp_path: Path) -> None:
+    # RLIMIT_FSIZE makes the kernel take only part of the write that crosses 1,000 bytes, then refuse (EFBIG):
+    # what a filling disk does. The part must not stay behind for the next line to be glued to.
+    run = subprocess.run(
+        [sys.executable, "-c", WRITER_AT_A_FILE_SIZE_LIMIT, str(tmp_path / "log")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    result = json.loads(run.stdout)
+    assert result["error"] == "the event log cannot take the listen (File too large)"
+    assert result["failing"] == "File too large"
+    [path] = (tmp_path / "log").iterdir()
+    assert path.stat().st_size < 1_000 and path.read_bytes().endswith(b"\n")
+    assert _lines(tmp_path / "log") == list(range(result["answered"]))

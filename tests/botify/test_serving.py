@@ -137,3 +137,18 @@ def test_keep_alive_connections_are_spread_over_the_workers(start_botify, tiny_w
     service.stop()
     lines_per_worker = sorted(len(path.read_text().splitlines()) for path in service.log_dir.iterdir())
     assert len(lines_per_worker) == 2 and sum(lines_per_worker) == 16 and lines_per_worker[0] >= 2
+
+
+def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_it_can(start_botify, tiny_world):
+    service = start_botify(tiny_world, workers=1)
+    assert requests.post(f"{service.url}/next/1", json={"track": 5, "time": 1}).status_code == 200
+    [path] = service.log_dir.iterdir()
+    path.unlink()
+    path.mkdir()  # the worker's log path cannot be opened as a file: as unwritable as a full disk
+    answer = requests.post(f"{service.url}/next/2", json={"track": 5, "time": 1})
+    assert answer.status_code == 503 and answer.json()["message"].startswith("the event log cannot take the listen")
+    assert requests.get(f"{service.url}/ready").json()["event_log"] is False
+    path.rmdir()
+    assert requests.get(f"{service.url}/ready").json()["ready"] is True
+    assert requests.post(f"{service.url}/last/3", json={"track": 5, "time": 1}).status_code == 200
+    assert [(event["message"], event["user"]) for event in service.events()] == [("last", 3)]
