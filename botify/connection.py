@@ -16,18 +16,28 @@ def embedded_for(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
 
 
-def snapshot_in_background(client: redis.Redis, timeout: float = 60.0) -> None:
-    """BGSAVE: the server forks and keeps answering (a blocking SAVE would stall the service it serves). A
-    snapshot already under way may predate the caller's writes, so it is waited out and a new one started."""
+def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> None:
+    """Write Redis's snapshot now and wait until it is on disk. BGSAVE: the server forks and keeps answering (a
+    blocking SAVE would stall the service it serves); a snapshot already under way may predate the caller's
+    writes, so it is waited out and a new one started. RuntimeError if Redis could not write it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             client.bgsave()
-            return
+            break
         except redis.ResponseError as error:
             if "in progress" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+    while (persistence := client.info("persistence"))["rdb_bgsave_in_progress"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Redis's snapshot did not finish within {timeout:.0f} s")
+        time.sleep(0.05)
+    if persistence["rdb_last_bgsave_status"] != "ok":
+        raise RuntimeError(
+            "Redis could not write its snapshot (see its log: a full disk?): what was loaded is live but not on "
+            "disk, and a Redis restart would lose it"
+        )
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import redis
 
 from botify import store
 from botify.catalog import DataError, artist_indices, read_json_lines, read_top_tracks, read_tracks
-from botify.connection import open_redis, snapshot_in_background
+from botify.connection import open_redis, save_snapshot
 from botify.item_space import nearest_tracks
 from botify.settings import Settings
 
@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> None:
         for name, path, recommendations in sets:
             users, with_vectors = recommendations.publish(client, name)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
+        print("saving Redis's snapshot ...", flush=True)
         try:  # on disk now, not at the next timed save: what was published survives a crash right after
-            snapshot_in_background(client)
+            save_snapshot(client)
         except redis.ResponseError as error:  # e.g. a managed Redis without BGSAVE: its own persistence applies
             print(f"note: Redis did not start a snapshot ({error}); what was loaded is saved by its own schedule")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -88,17 +89,34 @@ def unpack_ints(raw: bytes | None) -> np.ndarray:
 
 
 def new_version(client: redis.Redis, prefix: str) -> str:
-    return f"{prefix}:v{client.incr(f'{prefix}:sequence')}"
+    """A version name never used before, even by a Redis that lost its data and counts from 1 again (workers
+    cache what they read by version name)."""
+    return f"{prefix}:v{client.incr(f'{prefix}:sequence')}-{secrets.token_hex(4)}"
 
 
-def switch_to(client: redis.Redis, prefix: str, version: str) -> None:
-    """Keep `version` (written expiring), make it live in one command; let the previous version expire after a
-    grace period."""
-    with client.pipeline(transaction=False) as pipe:
-        for key in client.scan_iter(match=f"{version}:*", count=1000):
-            pipe.persist(key)
-        pipe.execute()
-    old = client.set(f"{prefix}:current", version, get=True)
+# Make a version live only if every key it was written with is still there (under memory pressure Redis may evict
+# a version's keys while they are written expiring): keep them, then switch the pointer. KEYS: the pointer, then the
+# version's keys. ARGV: the version. Returns the previous version, or an error naming the lost key.
+SWITCH_SCRIPT = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return redis.error_reply('lost ' .. KEYS[i]) end
+end
+for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
+return redis.call('SET', KEYS[1], ARGV[1], 'GET')
+"""
+
+
+def switch_to(client: redis.Redis, prefix: str, version: str, keys: Iterable[str]) -> None:
+    """Keep `version` (its `keys`, written expiring) and make it live in one step; let the previous version expire
+    after a grace period. RuntimeError, and nothing switched, if any of its keys is gone."""
+    keys = [f"{version}:{key}" for key in keys]
+    try:
+        old = client.eval(SWITCH_SCRIPT, 1 + len(keys), f"{prefix}:current", *keys, version)
+    except redis.ResponseError as error:
+        raise RuntimeError(
+            f"{version} {error} before going live (evicted by Redis under memory pressure? give it more "
+            "maxmemory); the live version is unchanged"
+        ) from None
     if old and old.decode() != version:
         with client.pipeline(transaction=False) as pipe:
             for key in client.scan_iter(match=f"{old.decode()}:*", count=1000):
@@ -118,7 +136,7 @@ def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarr
         pipe.set(f"{version}:artist_of", pack_ints(artist_of), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    switch_to(client, CATALOG, version)
+    switch_to(client, CATALOG, version, ("tracks", "artist_of", "top"))
     return version
 
 
@@ -134,8 +152,10 @@ def publish_recommendations(
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
+    users = 0
     with client.pipeline(transaction=False) as pipe:
         for user, tracks in lists:
+            users += 1
             batch[user] = pack_ints(tracks)
             if len(batch) >= WRITE_BATCH:
                 pipe.hset(f"{version}:lists", mapping=batch)
@@ -151,11 +171,10 @@ def publish_recommendations(
             values["dim"] = vectors.shape[1]
             values["neighbours"] = np.ascontiguousarray(neighbours, dtype="<i4").tobytes()
             values["neighbour_count"] = neighbours.shape[1]
-        values["ready"] = 1
         for key, value in values.items():
             pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    switch_to(client, prefix, version)
+    switch_to(client, prefix, version, [*(["lists"] if users else []), *values])
     return version
 
 

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,14 @@ import redis
 from botify.catalog import DataError
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
-from botify.store import UNFINISHED_VERSION_SECONDS, WRITE_BATCH, Store, publish_recommendations
+from botify.store import (
+    UNFINISHED_VERSION_SECONDS,
+    WRITE_BATCH,
+    Store,
+    new_version,
+    publish_recommendations,
+    switch_to,
+)
 
 from .conftest import write_recs
 
@@ -94,7 +100,7 @@ def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_
     load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {1: [5, 6]}, vectors))
     live = client.get("recs:lightfm:current").decode()
     live_keys = list(client.scan_iter(match=f"{live}:*"))
-    assert len(live_keys) == 6 and {client.ttl(key) for key in live_keys} == {-1}  # -1: no expiry
+    assert len(live_keys) == 5 and {client.ttl(key) for key in live_keys} == {-1}  # -1: no expiry
     assert {client.ttl(key) for key in client.scan_iter(match="catalog:v*:*")} == {-1}
 
     def interrupted():
@@ -135,9 +141,7 @@ def test_a_load_into_the_running_embedded_redis_survives_its_crash(tiny_world, t
         command = [sys.executable, "-m", "botify", "load", "--data", str(world)]
         result = subprocess.run(command, env={"PATH": "", "BOTIFY_DATA_DIR": str(world)})
         assert result.returncode == 0
-        while server.client().info("persistence")["rdb_bgsave_in_progress"]:
-            time.sleep(0.05)
-        server.kill()
+        server.kill()  # right after the load returned: its snapshot must be on disk already
         server.start()
         assert server.client().get("catalog:current") is not None
     finally:
@@ -147,11 +151,41 @@ def test_a_load_into_the_running_embedded_redis_survives_its_crash(tiny_world, t
 def test_a_load_into_a_redis_given_by_url_is_on_disk_when_it_returns(own_redis, tiny_world):
     result = run_load(own_redis.url, "--data", str(tiny_world))
     assert result.returncode == 0, result.stderr
-    while own_redis.client().info("persistence")["rdb_bgsave_in_progress"]:
-        time.sleep(0.05)
-    own_redis.kill()  # a crash: no save on the way down
+    own_redis.kill()  # a crash right after the load returned: no save on the way down
     own_redis.start()
     assert own_redis.client().get("catalog:current") is not None
+
+
+def test_a_snapshot_redis_could_not_write_fails_the_load_in_one_line(own_redis, tiny_world, tmp_path):
+    unwritable = tmp_path / "gone"
+    unwritable.mkdir()
+    own_redis.client().config_set("dir", str(unwritable))
+    unwritable.rmdir()  # Redis cannot create its snapshot file there: as with a full disk
+    result = run_load(own_redis.url, "--data", str(tiny_world))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "botify load: Redis could not write its snapshot (see its log: a full disk?): what was loaded is live but "
+        "not on disk, and a Redis restart would lose it"
+    ]
+
+
+def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, tmp_path):
+    live = publish_recommendations(client, "lightfm", [(1, [5, 6])])
+    version = new_version(client, "recs:lightfm")
+    client.hset(f"{version}:lists", mapping={1: b"\x07\x00\x00\x00"})
+    client.set(f"{version}:vectors", b"", ex=UNFINISHED_VERSION_SECONDS)  # then evicted: deleted here
+    client.delete(f"{version}:vectors")
+    with pytest.raises(RuntimeError, match=f"^{version} lost {version}:vectors before going live"):
+        switch_to(client, "recs:lightfm", version, ["lists", "vectors"])
+    assert client.get("recs:lightfm:current").decode() == live
+    assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
+
+
+def test_version_names_are_not_reused_by_a_redis_that_lost_its_data(client, tiny_world):
+    first = client.get("catalog:current")
+    client.flushdb()
+    load_catalog(client, tiny_world)
+    assert client.get("catalog:current") != first  # workers cache by name: a reused one would never be re-read
 
 
 def test_a_bad_set_leaves_the_live_catalog_as_it_was(client, redis_server, tiny_world, tmp_path):
