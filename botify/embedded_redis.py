@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from botify.process import stop_with_parent
+
 SOCKET_NAME = "redis.sock"
 SNAPSHOT_NAME = "dump.rdb"
 
@@ -62,7 +64,7 @@ class EmbeddedRedis:
             return False
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        """Start the server unless one already serves this folder; wait until it answers."""
+        """Start the server unless one already serves this folder (it loads its snapshot); wait until it answers."""
         if self.is_up():
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,9 @@ class EmbeddedRedis:
             args += ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         else:
             args += ["--port", str(self.port), "--bind", "127.0.0.1"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=stop_with_parent
+        )
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -11,10 +12,14 @@ import sys
 
 from botify.app import check_settings
 from botify.arguments import bounded
-from botify.connection import embedded_for, open_redis
+from botify.connection import embedded_for, open_redis, save_snapshot
+from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
+from botify.process import stop_with_parent
 from botify.settings import Settings
 from botify.store import CATALOG
+
+REDIS_CHECK_SECONDS = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         env["REDIS_URL"] = settings.redis_url or embedded_for(settings).url
         if client.get(f"{CATALOG}:current") is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
+            save_snapshot(client)  # a Redis restarted from its snapshot comes back with it
         command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
         started: list[subprocess.Popen] = []
 
@@ -60,7 +66,20 @@ def run(args: argparse.Namespace) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, forward)  # before gunicorn starts: a signal can never leave it running alone
-        server = subprocess.Popen(command, env=env)
+        server = subprocess.Popen(command, env=env, preexec_fn=stop_with_parent)
         started.append(server)
         print(f"botify serving on http://{args.host}:{args.port} (Redis: {env['REDIS_URL']})", flush=True)
-        return server.wait()
+        return supervise(server, None if settings.redis_url else embedded_for(settings))
+
+
+def supervise(server: subprocess.Popen, embedded: EmbeddedRedis | None) -> int:
+    """Wait for gunicorn to exit; meanwhile an embedded Redis that stopped is started again (from its snapshot:
+    the catalog and the sets come back), as a supervisor would restart a Redis of one's own."""
+    while True:
+        try:
+            return server.wait(timeout=REDIS_CHECK_SECONDS)
+        except subprocess.TimeoutExpired:
+            if embedded is not None and not embedded.is_up():
+                print("botify serve: the embedded Redis stopped; starting it again", file=sys.stderr, flush=True)
+                with contextlib.suppress(RuntimeError):  # did not come up: tried again at the next check
+                    embedded.start()
