@@ -17,6 +17,7 @@ import math
 import os
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,15 +34,24 @@ class EventLogError(OSError):
     """The event log could not take a line (a full disk, a folder gone): the request is not served."""
 
 
-class EventLog:
-    """One process's log file. A line is written whole or not at all, and the file the worker writes is always
-    the one at its path: a file moved or deleted under it (logrotate's `create` method, an operator) is
-    noticed on the next line, which starts a new file there. Rotation by size keeps `backups` older files."""
+PATH_CHECK_SECONDS = 1.0  # how often a writer checks its file is still the one at its path (a stat costs 2-10 µs)
 
-    def __init__(self, directory: Path, max_bytes: int = 256 * 2**20, backups: int = 50) -> None:
+
+class EventLog:
+    """One process's log file. A line is written whole or not at all, and the file the worker writes is the one
+    at its path: a file moved or deleted under it (logrotate's `create` method, an operator) is noticed within
+    `check_seconds`, and a new file is started there. Rotation by size keeps `backups` older files."""
+
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int = 256 * 2**20,
+        backups: int = 50,
+        check_seconds: float = PATH_CHECK_SECONDS,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"events-{socket.gethostname()}-{os.getpid()}.jsonl"
-        self.max_bytes, self.backups = max_bytes, backups
+        self.max_bytes, self.backups, self.check_seconds = max_bytes, backups, check_seconds
         self._lock = threading.Lock()  # gthread workers answer from several threads
         self._closed = False
         self.failing: str | None = None  # why the latest line could not be written (None: it was)
@@ -52,6 +62,7 @@ class EventLog:
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (open for the process's life)
         stat = os.fstat(self._file.fileno())
         self._identity, self._size = (stat.st_dev, stat.st_ino), stat.st_size
+        self._check_at = time.monotonic() + self.check_seconds
 
     def write(self, event: dict) -> None:
         """Append one event as a JSON line (rotating first if the file would outgrow `max_bytes`).
@@ -61,7 +72,7 @@ class EventLog:
             if self._closed:
                 raise EventLogError("the event log is closed (the worker is stopping)")
             try:
-                if not self._still_at_path():
+                if time.monotonic() >= self._check_at and not self._still_at_path():
                     self._file.close()
                     self._open()
                 elif self._size and self._size + len(line) > self.max_bytes:
@@ -89,6 +100,7 @@ class EventLog:
             return self.failing is None
 
     def _still_at_path(self) -> bool:
+        self._check_at = time.monotonic() + self.check_seconds
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:

@@ -151,7 +151,7 @@ def _write(log: EventLog, users: range) -> None:
 
 
 def test_a_log_file_moved_or_deleted_under_the_writer_is_started_afresh_and_nothing_is_lost(tmp_path: Path) -> None:
-    log = EventLog(tmp_path / "log", max_bytes=2_000, backups=100)
+    log = EventLog(tmp_path / "log", max_bytes=2_000, backups=100, check_seconds=0)  # checked at every line
     _write(log, range(5))
     moved = tmp_path / "rotated-by-hand.jsonl"
     log.path.rename(moved)  # logrotate's `create` method, or an operator

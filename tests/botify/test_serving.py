@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from botify.app import create_app
+from botify.event_log import PATH_CHECK_SECONDS
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from botify.store import CATALOG_CHECK_SECONDS
@@ -145,6 +146,7 @@ def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_
     [path] = service.log_dir.iterdir()
     path.unlink()
     path.mkdir()  # the worker's log path cannot be opened as a file: as unwritable as a full disk
+    time.sleep(PATH_CHECK_SECONDS + 0.1)  # a worker looks at its log path once a second
     answer = requests.post(f"{service.url}/next/2", json={"track": 5, "time": 1})
     assert answer.status_code == 503 and answer.json()["message"].startswith("the event log cannot take the listen")
     assert requests.get(f"{service.url}/ready").json()["event_log"] is False
