@@ -9,6 +9,7 @@ yields fewer features (with a warning).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +53,22 @@ def quantile_buckets(values: np.ndarray, buckets: int) -> np.ndarray:
     return np.searchsorted(edges, values, side="left")
 
 
+def _single_value(value: object) -> bool:
+    """A category: a non-empty string or a number (an artist id), as the service reads `artist` (`str(value)`)."""
+    if isinstance(value, str):
+        return bool(value)
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
 def _categorical(column: pd.Series, group: str) -> list[str | None]:
-    return [f"{group}={value}" if isinstance(value, str) and value else None for value in column]
+    names = [f"{group}={value}" if _single_value(value) else None for value in column]
+    odd = [value for value, name in zip(column, names, strict=True) if name is None and value not in (None, "")]
+    if odd:
+        log.warning(
+            "%d tracks' '%s' is not a single string or number (e.g. %r): they get no %s feature",
+            len(odd), group, odd[0], group,
+        )  # fmt: skip
+    return names
 
 
 def _bucketed(column: pd.Series, group: str, buckets: int) -> list[str | None]:
@@ -71,11 +86,12 @@ def item_features(catalog: Catalog, groups: tuple[str, ...] = FEATURE_GROUPS) ->
         if column is None:
             log.warning("the catalog has no '%s' field: item features are built without it", group)
             continue
+        names = _bucketed(column, group, BUCKETED[group]) if group in BUCKETED else _categorical(column, group)
+        if all(name is None for name in names):
+            log.warning("no track has a usable '%s': item features are built without it", group)
+            continue
         used.append(group)
-        if group in BUCKETED:
-            columns.append(_bucketed(column, group, BUCKETED[group]))
-        else:
-            columns.append(_categorical(column, group))
+        columns.append(names)
     names = [[name for name in row if name is not None] for row in zip(*columns, strict=True)]
     if not columns:
         names = [[] for _ in range(catalog.size)]

@@ -58,3 +58,21 @@ def test_catalog_ids_must_be_0_to_n_minus_1(tmp_path: Path) -> None:
         read_catalog(tmp_path)
     with pytest.raises(InputError, match="not found"):
         read_catalog(tmp_path / "missing")
+
+
+def test_artist_ids_are_categories_and_values_that_are_not_one_are_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracks = [
+        {"track": 0, "artist": 7, "genre": ["rock"], "mood": ["calm"]},
+        {"track": 1, "artist": 8, "genre": "jazz", "mood": ["sad"]},
+        {"track": 2, "artist": 7, "genre": ["pop"], "mood": ["calm"]},
+    ]
+    write_lines(tmp_path / "tracks.json", tracks)
+    with caplog.at_level(logging.WARNING):
+        features = item_features(read_catalog(tmp_path), groups=("genre", "artist", "mood"))
+    assert features.groups == ("genre", "artist")  # no track has a usable mood: not listed as used
+    assert features.names == [["artist=7"], ["genre=jazz", "artist=8"], ["artist=7"]]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "2 tracks' 'genre' is not a single string or number (e.g. ['rock']): they get no genre feature" in messages
+    assert "no track has a usable 'mood': item features are built without it" in messages
