@@ -15,15 +15,34 @@ from botify.store import Store
 from botify.wiring import build_recommenders
 
 
-def recommender(name: str) -> Recommender:
+class EpisodeSeeded:
+    """A botify recommender whose random picks (its fallbacks') come from each episode's own generator."""
+
+    def __init__(self, recommender: Recommender, rng: np.random.Generator) -> None:
+        self.recommender, self.rng = recommender, rng
+
+    def begin(self, rng: np.random.Generator) -> None:
+        self.rng.bit_generator.state = type(self.rng.bit_generator)(rng.integers(2**63)).state
+
+    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
+        return self.recommender.recommend_next(user, prev_track, prev_track_time)
+
+    def end_session(self, user: int) -> None:
+        end_session = getattr(self.recommender, "end_session", None)
+        if callable(end_session):
+            end_session(user)
+
+
+def recommender(name: str) -> EpisodeSeeded:
     settings = Settings.from_env()
     store = Store(redis_client(settings), settings.session_ttl)
-    return build_recommenders(store, np.random.default_rng(settings.seed), settings.fallback)[name]
+    rng = np.random.default_rng(settings.seed)  # shared by the recommender and its fallback picks
+    return EpisodeSeeded(build_recommenders(store, rng, settings.fallback)[name], rng)
 
 
-def lightfm(world: object) -> Recommender:
+def lightfm(world: object) -> EpisodeSeeded:
     return recommender("lightfm")
 
 
-def lightfm_in_order(world: object) -> Recommender:
+def lightfm_in_order(world: object) -> EpisodeSeeded:
     return recommender("lightfm_in_order")

@@ -143,8 +143,9 @@ def summary(run: Run, hw2: dict, aa: dict, agents: list[dict]) -> str:
         f"[{main['lower_pct']:+.1f}%, {main['upper_pct']:+.1f}%], "
         f"{'significant' if main['significant'] else 'not significant'}).",
         "",
-        f"Against the simulator's oracle on the same {run.scale.episodes} sessions (in-process, listen time per "
-        f"session): StickyArtist {sticky:.2f}, LightFM session-aware {ours:.2f}, oracle {oracle:.2f}: "
+        f"Against the simulator's oracle on the same {run.scale.episodes} sessions (in-process; listen time of the "
+        f"recommendations per session, so 1.0 below the A/B's figure, which counts the start track too): "
+        f"StickyArtist {sticky:.2f}, LightFM session-aware {ours:.2f}, oracle {oracle:.2f}: "
         f"we capture {share:.0%} of the headroom above StickyArtist.",
         "",
         f"A/A (StickyArtist in both arms): {len(alarms)} of {len(aa['effects'])} metrics significant after Holm"

@@ -116,12 +116,19 @@ class OracleAgent(Agent):
 
 class RecommenderAgent(Agent):
     """Any object with botify's ``recommend_next(user, prev_track, prev_track_time)``
-    (and optionally ``end_session(user)``), run in-process."""
+    (and optionally ``end_session(user)``, and ``begin(rng)`` to draw its random picks from the episode's
+    generator, which makes its results independent of how episodes are spread over processes), run in-process."""
 
     def __init__(self, recommender: object) -> None:
         if not callable(getattr(recommender, "recommend_next", None)):
             raise TypeError(f"{recommender!r} has no recommend_next(user, prev_track, prev_track_time)")
         self.recommender = recommender
+
+    def begin(self, rng: np.random.Generator) -> None:
+        super().begin(rng)
+        begin = getattr(self.recommender, "begin", None)
+        if callable(begin):
+            begin(rng)
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
         return int(self.recommender.recommend_next(user, prev_track, prev_track_time))

@@ -21,6 +21,12 @@ Observation = dict[str, int]
 START_LISTEN = 1.0  # the start track is the listener's own choice, heard whole (the course's runner reports 1.0)
 
 
+def draw_listener(rng: np.random.Generator, listeners: int) -> int:
+    """The index of the listener a session draws: the first draw of ``reset`` (a run can tell a session's user
+    from its generator before playing it)."""
+    return int(rng.integers(listeners))
+
+
 @dataclass
 class Session:
     """The hidden state of one listening session."""
@@ -73,8 +79,7 @@ class RecEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Observation, dict]:
         super().reset(seed=seed)
         rng = self.np_random
-        listeners = self.world.listeners
-        listener = listeners[int(rng.integers(len(listeners)))]
+        listener = self.world.listeners[draw_listener(rng, len(self.world.listeners))]
         interest = listener.interests[int(rng.integers(len(listener.interests)))]
         neighbours = self.neighbours(interest)
         start = int(neighbours[int(rng.integers(len(neighbours)))])

@@ -35,7 +35,7 @@ from sim.agents import (
 )
 from sim.catalog import World, read_world
 from sim.cli import Parser, run_cli
-from sim.env import RecEnv
+from sim.env import RecEnv, draw_listener
 from sim.errors import AgentError, SimError
 from sim.remote import RemoteAgent
 from sim.summary import EpisodeResult, format_table, summarize
@@ -138,11 +138,23 @@ def _start_pool_worker(job: Job) -> None:
     _start_worker(job)
 
 
-def _run_chunk(chunk: tuple[int, int, int]) -> list[EpisodeResult]:
+def _run_episodes(task: tuple[int, list[int]]) -> list[EpisodeResult]:
     assert _worker is not None, "worker not started"
     job, env, agent = _worker
-    day, start, stop = chunk
-    return [run_episode(env, agent, job.agent, job.seed, day, e) for e in range(start, stop)]
+    day, episodes = task
+    return [run_episode(env, agent, job.agent, job.seed, day, e) for e in episodes]
+
+
+def user_lanes(job: Job, day: int, episodes: int, lanes: int) -> list[list[int]]:
+    """The day's episodes in `lanes` groups, each in episode order, such that all sessions of one user fall in
+    one group: a group runs in one process, one session at a time, so a user never has two sessions under way
+    (a service keeps one session state per user, as botify does)."""
+    listeners = len(load_world(job.data).listeners)
+    groups: list[list[int]] = [[] for _ in range(lanes)]
+    for episode in range(episodes):
+        user = draw_listener(episode_generators(job.seed, day, episode)[0], listeners)
+        groups[user % lanes].append(episode)
+    return [group for group in groups if group]
 
 
 class Progress(Protocol):
@@ -156,17 +168,17 @@ def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progres
             _start_worker(job)
             results = []
             for episode in range(episodes):
-                results.extend(_run_chunk((day, episode, episode + 1)))
+                results.extend(_run_episodes((day, [episode])))
                 progress.update(1)
         return results
-    size = max(1, min(50, episodes // (processes * 8)))
-    chunks = [(day, start, min(start + size, episodes)) for start in range(0, episodes, size)]
+    lanes = max(1, min(len(load_world(job.data).listeners), episodes // 50, processes * 64))  # ~50+ sessions each
+    tasks = [(day, group) for group in user_lanes(job, day, episodes, lanes)]
     results = []
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)) as pool:
-        for chunk_results in pool.imap_unordered(_run_chunk, chunks):
-            results.extend(chunk_results)
-            progress.update(len(chunk_results))
+        for task_results in pool.imap_unordered(_run_episodes, tasks):
+            results.extend(task_results)
+            progress.update(len(task_results))
     return sorted(results, key=lambda r: r.episode)
 
 

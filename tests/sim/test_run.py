@@ -16,7 +16,7 @@ from sim.agents import RecommenderAgent
 from sim.catalog import read_world
 from sim.env import RecEnv
 from sim.errors import AgentError
-from sim.run import Job, build_agent, main, run_day, run_episode
+from sim.run import Job, build_agent, episode_generators, main, run_day, run_episode, user_lanes
 
 
 def _summary(tmp_path, world_dir, *args: str) -> list[dict]:
@@ -39,13 +39,29 @@ def test_agents_leave_a_real_problem_to_solve(tmp_path, world_dir):
 def test_same_seed_same_results_whatever_the_processes(world_dir):
     job = Job(world_dir, "sticky-artist", None, 1000, seed=9)
     with tqdm(disable=True) as bar:
-        one = run_day(job, 1, 40, 1, bar)
-        again = run_day(job, 1, 40, 1, bar)
-        two = run_day(job, 1, 40, 2, bar)
-        other_seed = run_day(Job(world_dir, "sticky-artist", None, 1000, seed=10), 1, 40, 1, bar)
+        one = run_day(job, 1, 200, 1, bar)
+        again = run_day(job, 1, 200, 1, bar)
+        two = run_day(job, 1, 200, 2, bar)  # in 4 lanes of users
+        other_seed = run_day(Job(world_dir, "sticky-artist", None, 1000, seed=10), 1, 200, 1, bar)
     assert one == again == two
-    assert [r.episode for r in two] == list(range(40))
+    assert [r.episode for r in two] == list(range(200))
     assert one != other_seed
+
+
+def test_all_sessions_of_a_user_fall_in_one_lane_so_they_never_run_at_once(world_dir):
+    job = Job(world_dir, "random", None, 1000, seed=4)
+    lanes = user_lanes(job, 2, 600, 8)
+    assert sorted(e for lane in lanes for e in lane) == list(range(600)) and all(lane == sorted(lane) for lane in lanes)
+    env = RecEnv(read_world(world_dir))
+    users_of_lane = []
+    for lane in lanes:
+        users = set()
+        for episode in lane:
+            env.np_random = episode_generators(4, 2, episode)[0]
+            users.add(env.reset()[0]["user"])  # the user the session really draws
+        users_of_lane.append(users)
+    assert sum(len(users) for users in users_of_lane) == len(set().union(*users_of_lane))  # no user in two lanes
+    assert len(set().union(*users_of_lane)) < 600  # users do come back within a day: the lanes matter
 
 
 def test_agents_see_the_same_sessions(world_dir):
