@@ -55,14 +55,21 @@ class EventLog:
         self._lock = threading.Lock()  # gthread workers answer from several threads
         self._closed = False
         self.failing: str | None = None  # why the latest line could not be written (None: it was)
+        self._file: IO[bytes] | None = None
+        self._moved = False  # the file written so far is no longer the one at `path`
         self._open()
 
     def _open(self) -> None:
+        """Open the file at `path` and only then let go of the one written so far: a failed open leaves the
+        writer as it was (the next line tries again), never holding a closed file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (open for the process's life)
-        stat = os.fstat(self._file.fileno())
-        self._identity, self._size = (stat.st_dev, stat.st_ino), stat.st_size
+        opened = open(self.path, "ab", buffering=0)  # noqa: SIM115 (open for the process's life)
+        stat = os.fstat(opened.fileno())
+        previous = self._file
+        self._file, self._identity, self._size = opened, (stat.st_dev, stat.st_ino), stat.st_size
         self._check_at = time.monotonic() + self.check_seconds
+        if previous is not None:
+            previous.close()
 
     def write(self, event: dict) -> None:
         """Append one event as a JSON line (rotating first if the file would outgrow `max_bytes`).
@@ -72,9 +79,8 @@ class EventLog:
             if self._closed:
                 raise EventLogError("the event log is closed (the worker is stopping)")
             try:
-                if time.monotonic() >= self._check_at and not self._still_at_path():
-                    self._file.close()
-                    self._open()
+                if self._moved or (time.monotonic() >= self._check_at and not self._still_at_path()):
+                    self._reopen()
                 elif self._size and self._size + len(line) > self.max_bytes:
                     self._rotate()
                 self._append(line)
@@ -91,13 +97,18 @@ class EventLog:
         with self._lock:
             if self.failing is not None and not self._closed:
                 try:
-                    self._file.close()
-                    self._open()
+                    self._reopen()
                     if os.statvfs(self.path.parent).f_bavail > 0:
                         self.failing = None
                 except OSError as error:
                     self.failing = error.strerror or str(error)
             return self.failing is None
+
+    def _reopen(self) -> None:
+        """Start writing the file at `path`; until that succeeds, every line tries again (and fails)."""
+        self._moved = True
+        self._open()
+        self._moved = False
 
     def _still_at_path(self) -> bool:
         self._check_at = time.monotonic() + self.check_seconds
@@ -119,19 +130,17 @@ class EventLog:
         self._size += len(line)
 
     def _rotate(self) -> None:
-        """`path` -> `path.1` -> `path.2` ... up to `backups` (the oldest is dropped), then a fresh `path`."""
-        self._file.close()
-        try:
-            for number in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{number}")
-                if older.exists():
-                    older.replace(self.path.with_name(f"{self.path.name}.{number + 1}"))
-            if self.backups > 0:
-                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-            else:
-                self.path.unlink()
-        finally:
-            self._open()  # a rename that failed leaves the lines in the file they were in
+        """`path` -> `path.1` -> `path.2` ... up to `backups` (the oldest is dropped), then a fresh `path`. The file
+        is renamed while still open: a rename that fails leaves the writer on the file it had."""
+        for number in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{number}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{number + 1}"))
+        if self.backups > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._reopen()
 
     def close(self) -> None:
         """Close the file (idempotent); every line is already written."""

@@ -7,11 +7,12 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from botify.event_log import Event, EventLog, parse_event, read_lines
+from botify.event_log import Event, EventLog, EventLogError, parse_event, read_lines
 
 VALID = {
     "message": "next",
@@ -162,6 +163,21 @@ def test_a_log_file_moved_or_deleted_under_the_writer_is_started_afresh_and_noth
     log.close()
     assert sorted(_lines(tmp_path / "log")) == list(range(10, 60))
     assert len(list((tmp_path / "log").iterdir())) > 2
+
+
+def test_while_no_file_can_be_opened_at_its_path_every_line_fails_and_none_goes_elsewhere(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "log", check_seconds=0.5)
+    _write(log, range(2))
+    log.path.unlink()
+    log.path.mkdir()  # nothing can be opened there now
+    time.sleep(0.6)  # the next line checks the path; those right after it must not wait for the next check
+    for user in range(2, 5):
+        with pytest.raises(EventLogError, match="the event log cannot take the listen"):
+            log.write({**VALID, "user": user})
+    log.path.rmdir()
+    _write(log, range(5, 7))
+    log.close()
+    assert _lines(tmp_path / "log") == [5, 6]
 
 
 def test_log_backups_beyond_the_setting_are_dropped_oldest_first(tmp_path: Path) -> None:
