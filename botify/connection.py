@@ -16,18 +16,22 @@ def embedded_for(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
 
 
-def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> None:
-    """Write Redis's snapshot now and wait until it is on disk. BGSAVE: the server forks and keeps answering (a
-    blocking SAVE would stall the service it serves); a snapshot already under way may predate the caller's
-    writes, so it is waited out and a new one started. RuntimeError if Redis could not write it."""
+def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> bool:
+    """Write Redis's snapshot now and wait until it is on disk; False when this Redis offers no BGSAVE (a managed
+    one: its own persistence applies). BGSAVE: the server forks and keeps answering (a blocking SAVE would stall
+    the service it serves); a snapshot or AOF rewrite already under way is waited out and a new snapshot started
+    (not merely scheduled). RuntimeError if Redis could not write it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client.bgsave()
+            client.bgsave(schedule=False)
             break
         except redis.ResponseError as error:
-            if "in progress" not in str(error) or time.monotonic() > deadline:
-                raise
+            busy = "in progress" in str(error) or "right now" in str(error)  # a save or an AOF rewrite running
+            if not busy:
+                return False
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Redis was busy saving for {timeout:.0f} s: {error}") from None
             time.sleep(0.05)
     while (persistence := client.info("persistence"))["rdb_bgsave_in_progress"]:
         if time.monotonic() > deadline:
@@ -38,6 +42,7 @@ def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> None:
             "Redis could not write its snapshot (see its log: a full disk?): what was loaded is live but not on "
             "disk, and a Redis restart would lose it"
         )
+    return True
 
 
 @contextmanager

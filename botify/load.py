@@ -142,8 +142,6 @@ def run(args: argparse.Namespace) -> None:
         for name, path, recommendations in sets:
             users, with_vectors = recommendations.publish(client, name)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
-        print("saving Redis's snapshot ...", flush=True)
-        try:  # on disk now, not at the next timed save: what was published survives a crash right after
-            save_snapshot(client)
-        except redis.ResponseError as error:  # e.g. a managed Redis without BGSAVE: its own persistence applies
-            print(f"note: Redis did not start a snapshot ({error}); what was loaded is saved by its own schedule")
+        print("saving Redis's snapshot ...", flush=True)  # on disk now: it survives a crash right after
+        if not save_snapshot(client):
+            print("note: this Redis takes no BGSAVE; what was loaded is saved by its own persistence")

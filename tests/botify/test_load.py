@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 import redis
 
 from botify.catalog import DataError
+from botify.connection import save_snapshot
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import (
@@ -167,6 +169,27 @@ def test_a_snapshot_redis_could_not_write_fails_the_load_in_one_line(own_redis, 
         "botify load: Redis could not write its snapshot (see its log: a full disk?): what was loaded is live but "
         "not on disk, and a Redis restart would lose it"
     ]
+
+
+def test_a_redis_that_takes_no_bgsave_loads_with_a_note(own_redis, tiny_world):
+    client = own_redis.client()
+    client.acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-bgsave"], keys=["*"])
+    result = run_load(own_redis.url, "--data", str(tiny_world))  # as on a managed Redis that keeps BGSAVE to itself
+    assert result.returncode == 0, result.stderr
+    assert "note: this Redis takes no BGSAVE; what was loaded is saved by its own persistence" in result.stdout
+    assert save_snapshot(client) is False and client.get("catalog:current") is not None
+
+
+def test_a_snapshot_is_waited_for_even_behind_an_aof_rewrite(own_redis):
+    client = own_redis.client()
+    client.mset({f"key:{n}": n for n in range(20)})
+    client.config_set("rdb-key-save-delay", 50_000)  # µs per key: a rewrite and a snapshot take ~1 s each
+    client.bgrewriteaof()  # while it runs, a plain BGSAVE would only be scheduled
+    started = time.monotonic()
+    assert save_snapshot(client) is True
+    assert time.monotonic() - started > 1.0  # it waited out the rewrite and then its own snapshot
+    assert client.info("persistence")["rdb_changes_since_last_save"] == 0
+    client.config_set("rdb-key-save-delay", 0)
 
 
 def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, tmp_path):
