@@ -57,12 +57,18 @@ def _single_value(value: object) -> bool:
     """A category: a non-empty string or a number (an artist id), as the service reads `artist` (`str(value)`)."""
     if isinstance(value, str):
         return bool(value)
-    return type(value) is int or (type(value) is float and math.isfinite(value))
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_written(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _categorical(column: pd.Series, group: str) -> list[str | None]:
-    names = [f"{group}={value}" if _single_value(value) else None for value in column]
-    odd = [value for value, name in zip(column, names, strict=True) if name is None and value not in (None, "")]
+    # a column of ids with a gap in it reads as floats (7.0): an id is named as written (7)
+    names = [f"{group}={_as_written(value)}" if _single_value(value) else None for value in column]
+    missing = column.isna().to_numpy() | (column == "").to_numpy()
+    odd = [value for value, name, gone in zip(column, names, missing, strict=True) if name is None and not gone]
     if odd:
         log.warning(
             "%d tracks' '%s' is not a single string or number (e.g. %r): they get no %s feature",

@@ -67,12 +67,14 @@ def test_artist_ids_are_categories_and_values_that_are_not_one_are_left_out_with
         {"track": 0, "artist": 7, "genre": ["rock"], "mood": ["calm"]},
         {"track": 1, "artist": 8, "genre": "jazz", "mood": ["sad"]},
         {"track": 2, "artist": 7, "genre": ["pop"], "mood": ["calm"]},
+        {"track": 3, "genre": "jazz", "mood": ["sad"]},  # no artist: missing, not malformed
     ]
     write_lines(tmp_path / "tracks.json", tracks)
     with caplog.at_level(logging.WARNING):
         features = item_features(read_catalog(tmp_path), groups=("genre", "artist", "mood"))
     assert features.groups == ("genre", "artist")  # no track has a usable mood: not listed as used
-    assert features.names == [["artist=7"], ["genre=jazz", "artist=8"], ["artist=7"]]
+    assert features.names == [["artist=7"], ["genre=jazz", "artist=8"], ["artist=7"], ["genre=jazz"]]
     messages = [record.getMessage() for record in caplog.records]
     assert "2 tracks' 'genre' is not a single string or number (e.g. ['rock']): they get no genre feature" in messages
     assert "no track has a usable 'mood': item features are built without it" in messages
+    assert not any("'artist'" in message for message in messages)
