@@ -28,7 +28,7 @@ from models.tuning import TuneConfig, tune
 
 from .conftest import REPO, run_models
 
-TRACKS, USERS, EPISODES = 500, 100, 1000
+TRACKS, USERS, EPISODES = 500, 100, 3000
 POSITIVES = PositivesConfig(min_user_positives=3, min_track_positives=3)
 
 
@@ -41,8 +41,9 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def sim_logs(simulate_through_botify):
-    """A small world (`.data`), and the logs of the simulator's listeners served by the real botify (`.logs`)."""
-    return simulate_through_botify(seed=7, tracks=TRACKS, users=USERS, episodes=EPISODES)
+    """A small world (`.data`), and the logs of the simulator's listeners served by the real botify (`.logs`) under
+    EXPLORE, the experiment that collects training data (the course's three baselines), as the pipeline's day 1."""
+    return simulate_through_botify(seed=7, tracks=TRACKS, users=USERS, episodes=EPISODES, experiment="EXPLORE")
 
 
 @pytest.fixture(scope="module")
