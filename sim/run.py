@@ -75,10 +75,14 @@ def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
     raise SimError(f"unknown agent {name!r}: use {', '.join(IN_PROCESS_AGENTS)}, remote or module:factory")
 
 
+def stream_generator(seed: int, day: int, episode: int, stream: int) -> np.random.Generator:
+    """One of an episode's independent random streams: 0 the environment's, 1 the agent's."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(day, episode, stream))))
+
+
 def episode_generators(seed: int, day: int, episode: int) -> tuple[np.random.Generator, np.random.Generator]:
     """The environment's and the agent's generators for one episode, independent of every other episode."""
-    env_seq, agent_seq = (np.random.SeedSequence(seed, spawn_key=(day, episode, i)) for i in (0, 1))
-    return np.random.Generator(np.random.PCG64(env_seq)), np.random.Generator(np.random.PCG64(agent_seq))
+    return stream_generator(seed, day, episode, 0), stream_generator(seed, day, episode, 1)
 
 
 def run_episode(env: RecEnv, agent: Agent, name: str, seed: int, day: int, episode: int) -> EpisodeResult:
@@ -152,7 +156,7 @@ def user_lanes(job: Job, day: int, episodes: int, lanes: int) -> list[list[int]]
     listeners = len(load_world(job.data).listeners)
     groups: list[list[int]] = [[] for _ in range(lanes)]
     for episode in range(episodes):
-        user = draw_listener(episode_generators(job.seed, day, episode)[0], listeners)
+        user = draw_listener(stream_generator(job.seed, day, episode, 0), listeners)  # the environment's stream
         groups[user % lanes].append(episode)
     return [group for group in groups if group]
 
