@@ -89,13 +89,14 @@ def _tie_order(frame: pd.DataFrame) -> np.ndarray:
     track, recommendation = frame["track"].to_numpy(), frame["recommendation"].to_numpy()
     order = frame["last"].to_numpy().copy()
     is_last = order == 1
-    tied = ~is_last & (recommendation != UNKNOWN)
-    tied &= pd.MultiIndex.from_arrays([user, timestamp]).isin(
-        pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
-    )
-    if tied.any():
-        chained = pd.MultiIndex.from_arrays([user, timestamp, recommendation]).isin(
+    nexts = np.flatnonzero(~is_last & (recommendation != UNKNOWN))  # only a logged recommendation can reorder
+    if len(nexts) == 0 or not is_last.any():
+        return order
+    last_at = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
+    tied = nexts[pd.MultiIndex.from_arrays([user[nexts], timestamp[nexts]]).isin(last_at)]
+    if len(tied):
+        chained = pd.MultiIndex.from_arrays([user[tied], timestamp[tied], recommendation[tied]]).isin(
             pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last], track[is_last]])
         )
-        order[tied & ~chained] = 2
+        order[tied[~chained]] = 2
     return order
