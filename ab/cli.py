@@ -11,7 +11,7 @@ import numpy as np
 
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
-from botify.arguments import OneLineParser
+from botify.arguments import OneLineParser, bounded
 
 
 def _progress() -> bool:
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="write seeded synthetic logs with a known effect")
     simulate.add_argument("--out", type=Path, required=True, help="folder for the experiment's log")
     simulate.add_argument("--pre-out", type=Path, default=None, help="folder for a pre-period log (for CUPED)")
-    simulate.add_argument("--users", type=int, default=2000)
+    simulate.add_argument("--users", type=bounded(int, 1), default=2000, help="users in the log (default: 2000)")
     simulate.add_argument(
         "--effect", nargs="*", default=[], metavar="ARM=REL", help="relative effect on listen time per arm, e.g. T1=0.1"
     )
@@ -145,16 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--split", default=None, help="assignment split, e.g. C=50,T1=50 (default: equal)")
     simulate.add_argument("--experiment", default="HW_2")
-    simulate.add_argument("--files", type=int, default=2, help="worker files to spread the log over")
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--files", type=int, default=2, help="worker files to spread the log over (default: 2)")
+    simulate.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default: 0)")
     simulate.set_defaults(run=_simulate)
 
     aa = sub.add_parser("aa", help="false-positive rate of the analysis over many seeded A/A experiments")
-    aa.add_argument("--runs", type=int, default=400)
-    aa.add_argument("--users", type=int, default=1000)
-    aa.add_argument("--alpha", type=float, default=0.05)
+    aa.add_argument("--runs", type=int, default=400, help="A/A experiments (default: 400)")
+    aa.add_argument("--users", type=bounded(int, 2), default=1000, help="users per experiment (default: 1000)")
+    aa.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
     aa.add_argument("--ci", choices=CI_METHODS, default="delta")
-    aa.add_argument("--seed", type=int, default=0)
+    aa.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default: 0)")
     aa.set_defaults(run=_aa)
     return parser
 

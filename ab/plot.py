@@ -30,6 +30,11 @@ def _color(effect: Effect) -> str:
     return UP if effect.effect_pct > 0 else DOWN
 
 
+def plot_title(experiment: str, title: str | None, cuped: bool) -> str:
+    """The plot's title: the caller's or the experiment's, marked when the effects are CUPED-adjusted."""
+    return (title or f"A/B test {experiment}") + (" (CUPED)" if cuped else "")
+
+
 def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: str | None = None) -> Path:
     """Write the forest plot of `report`'s effects (CUPED-adjusted ones with `cuped=True`) to `path`."""
     effects = report.cuped_effects if cuped else report.effects
@@ -70,8 +75,7 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
         left, right = ax.get_xlim()
         ax.set_xlim(min(left, -0.05 * (right - left)), max(right, 0.05 * (right - left)))
     axes[-1, 0].set_xlabel(f"effect vs C, % of the control mean ({1 - report.alpha:.0%} CI)")
-    label = title or f"A/B test {report.experiment}" + (" (CUPED)" if cuped else "")
-    fig.suptitle(f"{label}\n{headline(report)}", fontsize=12)
+    fig.suptitle(f"{plot_title(report.experiment, title, cuped)}\n{headline(report)}", fontsize=12)
     fig.text(
         0.5,
         0.005,

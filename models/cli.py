@@ -79,7 +79,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         help="validation users scored after every epoch (early stopping, pruning), at most half of them; "
         "the report scores the others; 0 = half (default 2000)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the tuning")
+    parser.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of the split, the models and the tuning")
     parser.add_argument(
         "--study",
         default=None,

@@ -14,6 +14,7 @@ import pytest
 from ab.cli import main
 from ab.errors import ABInputError
 from ab.metrics import METRICS, user_metrics
+from ab.plot import plot_title
 from ab.report import ABReport, analyze, build_report
 from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
 
@@ -224,3 +225,25 @@ def test_counts_below_one_are_one_line_errors(
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", error + "\n")
     assert not (tmp_path / "log").exists()
+
+
+def test_a_given_title_still_marks_the_cuped_plot() -> None:
+    assert plot_title("HW_2", "Day 2", cuped=True) == "Day 2 (CUPED)"
+    assert plot_title("HW_2", "Day 2", cuped=False) == "Day 2"
+    assert plot_title("HW_2", None, cuped=True) == "A/B test HW_2 (CUPED)"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [("simulate", "--users", "-5"), ("simulate", "--seed", "-1"), ("aa", "--seed", "-1"), ("aa", "--users", "1")],
+)  # fmt: skip
+def test_out_of_range_counts_and_seeds_are_one_line_usage_errors(
+    command: str, flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = ["--out", str(tmp_path / "out")] if command == "simulate" else []
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *extra, flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {flag}: {value} is not >=" in err
+    assert not (tmp_path / "out").exists()

@@ -84,6 +84,10 @@ def test_bad_flags_are_one_line_usage_errors(capsys: pytest.CaptureFixture) -> N
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--min-time: 1.5 is not in [0.0, 1.0]" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--logs", "x", "--data", "y", "--out", "z", "--seed", "-1"])  # numpy refuses negative seeds
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
