@@ -1,4 +1,4 @@
-"""Reading botify event logs (JSON lines, DESIGN.md) into one events table.
+"""Reading botify event logs (JSON lines, README "Event log") into one events table.
 
 A log is a set of folders; every non-hidden file under them is part of it (one file per
 service worker, rotated ones such as `events.jsonl.1`, optionally gzipped). A line that is

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import stats
 
 from ab.errors import ABInputError
 
-CIMethod = Literal["delta", "course"]
 CI_METHODS: tuple[str, ...] = ("delta", "course")
 
 

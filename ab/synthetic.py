@@ -1,4 +1,4 @@
-"""Seeded synthetic event logs in the DESIGN format, with a known effect per arm.
+"""Seeded synthetic event logs in botify's event-log format, with a known effect per arm.
 
 Users differ (how much of a track they listen to, how many sessions, how long a session is),
 so the metrics are as skewed and heterogeneous as real ones. A treatment multiplies each
@@ -112,7 +112,7 @@ def generate_events(
 
 
 def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int = 2) -> list[Path]:
-    """Write `events` as DESIGN-format JSON lines, spread over `files` worker files in time order."""
+    """Write `events` as botify event-log JSON lines, spread over `files` worker files in time order."""
     if files < 1:
         raise ABInputError(f"files must be at least 1, got {files}")
     folder.mkdir(parents=True, exist_ok=True)

@@ -219,7 +219,7 @@ def _finite(value: object) -> bool:
 def parse_event(line: str | bytes) -> tuple[Event | None, str]:
     """One log line -> (Event, "") or (None, why it is not a valid event); never raises.
 
-    Every field of DESIGN.md's "Event log" is checked exactly: a bool is not a user id, "3" is not a
+    Every field of the event log (README, "Event log") is checked exactly: a bool is not a user id, "3" is not a
     track, ids and timestamps fit in 64 bits (the readers' int64 columns), numbers are finite. orjson
     rejects NaN, infinities and nesting deeper than 1024 as not JSON.
     """

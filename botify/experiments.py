@@ -1,7 +1,7 @@
 """Experiment assignment: a few pure functions anyone can read and re-implement.
 
 The arm of a user is the course's botify assignment: `seed = mmh3.hash(name)`,
-`arm = mmh3.hash(str(user), seed) % arms`. The course pinned mmh3 3.0.0, which took the
+`arm = mmh3.hash(str(user), seed, signed=False) % arms`. The course pinned mmh3 3.0.0, which took the
 negative seed and used its low 32 bits; current mmh3 rejects negative seeds, so the seed
 is spelled out as an unsigned 32-bit number, which hashes identically.
 

@@ -45,10 +45,10 @@ def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
 
 
 def catalog_size(client: redis.Redis) -> int:
-    version = client.get(f"{store.CATALOG}:current")
-    if version is None:
+    size = store.live_catalog_size(client)
+    if size is None:
         raise DataError("no catalog in Redis yet: load one with --data DIR")
-    return client.strlen(f"{version.decode()}:artist_of") // 4
+    return size
 
 
 @dataclass(frozen=True)

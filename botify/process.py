@@ -1,6 +1,7 @@
 """botify as a child process: start `python -m botify serve`, wait until ready, stop gracefully.
 
-What the end-to-end run and the tests use to run the real service under gunicorn.
+What the end-to-end run and the tests use to run the real service under gunicorn; `stop_with_parent` is
+also what `botify serve` gives its own children.
 """
 
 from __future__ import annotations

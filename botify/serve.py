@@ -17,7 +17,7 @@ from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
 from botify.process import stop_with_parent
 from botify.settings import Settings
-from botify.store import CATALOG
+from botify.store import live_catalog_version
 
 REDIS_CHECK_SECONDS = 1.0
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         env["BOTIFY_WORKERS"] = str(args.workers)
     with open_redis(settings) as client:  # the embedded server, when started here, lives as long as gunicorn
         env["REDIS_URL"] = settings.redis_url or embedded_for(settings).url
-        if client.get(f"{CATALOG}:current") is None and (settings.data_dir / "tracks.json").exists():
+        if live_catalog_version(client) is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
             save_snapshot(client)  # a Redis restarted from its snapshot comes back with it
         command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]

@@ -124,6 +124,17 @@ def switch_to(client: redis.Redis, prefix: str, version: str, keys: Iterable[str
             pipe.execute()
 
 
+def live_catalog_version(client: redis.Redis) -> bytes | None:
+    """The version name of the catalog being served, None before one is loaded."""
+    return client.get(f"{CATALOG}:current")
+
+
+def live_catalog_size(client: redis.Redis) -> int | None:
+    """How many tracks the catalog being served has, None before one is loaded."""
+    version = live_catalog_version(client)
+    return None if version is None else client.strlen(f"{version.decode()}:artist_of") // 4  # int32 per track
+
+
 def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int]) -> str:
     """Write track metadata, the artist of each track and the top tracks; switch the catalog pointer."""
     version = new_version(client, CATALOG)
@@ -229,7 +240,7 @@ class Store:
             return False
 
     def catalog_version(self) -> bytes | None:
-        return self.client.get(f"{CATALOG}:current")
+        return live_catalog_version(self.client)
 
     def catalog(self) -> Catalog:
         """The live catalog; its pointer is re-read at most once a second. Raises LookupError if none."""

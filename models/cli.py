@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_cmd = commands.add_parser(
         "tune",
         help="only the Optuna study (run several at once to share one study)",
-        description="Tune LightFM with item features; several workers may share one --study (file or database URL).",
+        description="Tune one LightFM model (--model); several workers may share one --study (file or database URL).",
     )
     _add_data_args(tune_cmd)
     tune_cmd.add_argument(

@@ -2,7 +2,7 @@
 
 Both `next` and `last` lines say "the user listened to `track` for fraction `time`", so every
 valid line is one listen. A log folder may hold rotated files (`*.jsonl`, `*.jsonl.1`, `*.gz`):
-every regular file in it is read. Lines that are empty or malformed are counted and skipped.
+every regular file in it is read (hidden ones excepted). Lines that are empty or malformed are counted and skipped.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The offline pipeline: logs -> positives -> item features -> (Optuna) -> LightFM -> report -> export.
 
-Two LightFM models are trained with the same hyperparameters: one with item features (what HW_2's
-treatment serves as `lightfm`) and one with identity features only (`lightfm_nofeat`), so the
+Two LightFM models are trained, each tuned in its own Optuna study (or both with the given parameters): one
+with item features (what HW_2's treatment serves as `lightfm`) and one with identity features only
+(`lightfm_nofeat`), so the
 offline table and the online experiment both show what the features add. The reported metrics come
 from models trained on the training split; with `refit` the exported models are then retrained on
 all positives for the number of epochs early stopping chose.
@@ -179,7 +180,7 @@ def botify_load_command(data: Path, exports: dict[str, Exported]) -> list[str]:
 
 
 def botify_load(data: Path, exports: dict[str, Exported]) -> None:
-    """Run `botify load` in a subprocess (models never imports botify)."""
+    """Run `botify load` in a subprocess: the CLI users run, with its checks, on the Redis it would use."""
     done = subprocess.run(botify_load_command(data, exports), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()

@@ -1,9 +1,10 @@
 """A seeded toy world + event logs in botify's formats, for benchmarks at the seed's scale.
 
-The real simulator (`sim`) drives the real service and is what tests use; it produces a few hundred
-listens a second. This generator writes millions of log lines in seconds from a simple taste model
-(genre-centred track and user vectors, listen time = logistic of their cosine), so the training
-pipeline can be measured at the scale of the course's seed data (3.3M listens, 10k users, 50k tracks).
+The real simulator (`sim`) drives the real service over HTTP (a full-scale day takes ~25 minutes); this
+generator writes millions of log lines in seconds from a simple taste model (genre-centred track and user
+vectors, listen time = logistic of their cosine), so the training pipeline can be measured at the scale of the
+course's seed data (3.3M listens, 10k users, 50k tracks; `bench/models_scale.py`), and the CLI tests get small
+logs fast.
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ class Run:
     def logs(self, name: str) -> Path:
         return self.out / "logs" / name
 
-    def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> Path:
-        """Serve `experiment` and send `episodes` simulated sessions through it over HTTP."""
+    def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> None:
+        """Serve `experiment` and send `episodes` simulated sessions through it over HTTP (summary in sim/)."""
         env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
         for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
             stale.unlink()
@@ -97,7 +97,6 @@ class Run:
                    "--out", str(summary))  # fmt: skip
         finally:
             service.stop()
-        return summary
 
     def report(self, experiment: str, logs: str, pre_logs: str | None = None) -> dict:
         out = self.out / "ab" / experiment
@@ -184,7 +183,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scale", choices=sorted(SCALES), default="small", help="small: ~2 minutes; full: the seed's, ~45 minutes"
+        "--scale",
+        choices=sorted(SCALES),
+        default="small",
+        help="small: 2-4 minutes; full: the seed's, ~45-50 minutes (2 cores)",
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)

@@ -4,6 +4,7 @@
 - ``catalog``: the course's data files, read and written;
 - ``listener``: the course's listener model as pure functions;
 - ``env``: ``RecEnv``, a Gymnasium environment of one listening session per episode;
-- ``agents`` / ``remote``: in-process recommenders and the HTTP agent for botify;
-- ``run`` / ``summary``: the runner CLI (``python -m sim.run``) and its summary table.
+- ``agents`` / ``remote`` / ``wire``: in-process recommenders, the HTTP agent for botify and its HTTP client;
+- ``run`` / ``summary``: the runner CLI (``python -m sim.run``) and its summary table;
+- ``cli`` / ``errors``: what the CLIs share (one-line usage errors) and the input errors they report.
 """

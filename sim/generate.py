@@ -98,7 +98,7 @@ class TasteWeights:
 class WorldConfig:
     """Sizes and the listeners' calibration; ``artists=None`` means one artist per 10 tracks.
 
-    ``bias_range`` is the course's U(0.1, 0.6) shifted by +0.2 for this taste space's cosines. With the
+    ``bias_range`` is the course's U(0.1, 0.6) moved to U(0.3, 0.7) for this taste space's cosines. With the
     course's range (default world, 400 sessions) Random plays 1.4 per session, StickyArtist only 1.7x that,
     and the oracle's sessions run to 130 steps; with this one (2,000 sessions) Random ~0.5, TopPop ~0.7,
     StickyArtist ~2.2 and the oracle ~50 per session.

@@ -1,8 +1,9 @@
 """Recommenders over a published per-user candidate list (e.g. LightFM's top-100).
 
 Both never return a track played in the session (what the client reported listening to: a recommendation
-it plays comes back as its next listen), and fall back down a chain of picks when they have nothing left
-to offer. `InOrder` serves the list as stored.
+it plays comes back as its next listen) while they or their chain of fallback picks have one to offer;
+only when every pick is exhausted is the most popular track (or, without one, the previous track) returned.
+`InOrder` serves the list as stored.
 `SessionAware` widens the user's list with the tracks nearest to the session's context track (the one
 listened to longest lately) in the model's item space and with the context's artist, so it also
 serves users without a list, and re-ranks the unplayed candidates in one pass (see the class).

@@ -13,13 +13,12 @@ TOP_K = 100
 
 
 class TopPop:
-    def __init__(self, catalog: Callable[[], Catalog], rng: np.random.Generator, k: int = TOP_K) -> None:
+    def __init__(self, catalog: Callable[[], Catalog], rng: np.random.Generator) -> None:
         self.catalog = catalog
         self.rng = rng
-        self.k = k
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        top = self.catalog().top_tracks[: self.k]
+        top = self.catalog().top_tracks[:TOP_K]
         return int(top[self.rng.integers(len(top))])
 
     def pick(self, catalog: Catalog, prev_track: int, exclude: Collection[int]) -> int | None:

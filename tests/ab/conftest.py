@@ -1,4 +1,4 @@
-"""Fixtures for the A/B tests: seeded synthetic logs written as real files in the DESIGN format."""
+"""Fixtures for the A/B tests: seeded synthetic logs written as real files in botify's event-log format."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def event(user: int, track: int, time: float, timestamp: int, message: str = "next") -> dict:
-    """One botify event-log record (DESIGN.md format)."""
+    """One botify event-log record (the format `botify.event_log.parse_event` reads)."""
     record = {
         "message": message,
         "timestamp": timestamp,
