@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ab.errors import ABInputError
 from botify import event_log
-from botify.event_log import parse_event
+from botify.event_log import LogReading
 
 EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "recommendation", "arm")
 UNKNOWN = -1  # the `recommendation` of a `last`, or of a `next` in a log that lacks it
@@ -37,15 +37,6 @@ class LogStats:
     experiments_seen: set[str] = field(default_factory=set)
     routed_by: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
-
-    def skip(self, where: str, reason: str) -> None:
-        self.malformed += 1
-        if len(self.examples) < 5:
-            self.examples.append(f"{where}: {reason}")
-
-    def skip_damaged(self, path: Path, read: int, reason: str) -> None:
-        """A file whose lines end early (a gzip cut short): one skipped entry; the lines before it count."""
-        self.skip(f"{path.name}:{read + 1}", f"{reason}; the {read} lines before it were read")
 
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -73,33 +64,26 @@ def read_events(
     recommendations: list[int] = []
     arms: list[str | None] = []
     seen = stats.experiments_seen
+    reading = LogReading()
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
-        for path in files:
-            for number, line in enumerate(event_log.read_lines(path, stats.skip_damaged), start=1):
-                if not line.strip():
+        for event in reading.events(files, bar.update):
+            seen.update(event.experiments)
+            if event.experiment is not None:
+                stats.routed_by.add(event.experiment)
+            arm = None
+            if experiment is not None:
+                if event.experiment is not None and event.experiment != experiment:
+                    stats.routed_elsewhere += 1
                     continue
-                stats.lines += 1
-                event, reason = parse_event(line)
-                if event is None:
-                    stats.skip(f"{path.name}:{number}", reason)
+                arm = event.experiments.get(experiment)
+                if type(arm) is not str:
+                    stats.without_experiment += 1
                     continue
-                seen.update(event.experiments)
-                if event.experiment is not None:
-                    stats.routed_by.add(event.experiment)
-                arm = None
-                if experiment is not None:
-                    if event.experiment is not None and event.experiment != experiment:
-                        stats.routed_elsewhere += 1
-                        continue
-                    arm = event.experiments.get(experiment)
-                    if type(arm) is not str:
-                        stats.without_experiment += 1
-                        continue
-                rows.append(event[:6])  # the first six fields of an Event are EVENT_COLUMNS' first six
-                recommendations.append(UNKNOWN if event.recommendation is None else event.recommendation)
-                arms.append(arm)
-            bar.update(path.stat().st_size)
+            rows.append(event[:6])  # the first six fields of an Event are EVENT_COLUMNS' first six
+            recommendations.append(UNKNOWN if event.recommendation is None else event.recommendation)
+            arms.append(arm)
+    stats.lines, stats.malformed, stats.examples = reading.lines, reading.skipped, reading.examples
     stats.events = len(rows)
     fields = EVENT_COLUMNS[:6]
     values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]

@@ -1,7 +1,7 @@
 """The event log: one JSON line per served /next and /last, in the file before the answer leaves.
 
-This module is the log's one home: the writer, and what every reader (`models`, `ab`) shares to find the
-log's files, read their lines and tell a valid event from a malformed line.
+This module is the log's one home: the writer, and the reader every consumer (`models`, `ab`) shares to find
+the log's files, read their lines, tell a valid event from a malformed line and count what was skipped.
 
 Each process writes its own file (`events-<host>-<pid>.jsonl`, rotated by size into `.1`, `.2`, ...),
 so several gunicorn workers never interleave or truncate each other's lines; every file in the folder
@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -28,6 +29,8 @@ import orjson
 MESSAGES = frozenset({"next", "last"})
 logger = logging.getLogger(__name__)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PROGRESS_LINES = 8192  # a reader reports its progress through a file every this many lines
+EXAMPLES = 5  # skipped lines a reading describes
 
 
 class EventLogError(OSError):
@@ -179,18 +182,29 @@ def open_log(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
-def read_lines(path: Path, damaged: Callable[[Path, int, str], None]) -> Iterator[bytes]:
+def read_lines(
+    path: Path, damaged: Callable[[Path, int, str], None], progress: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
     """Every line of a log file (see `open_log`). A gzipped file cut short (copied while it was being
     compressed) or corrupt yields the lines before the damage, then calls `damaged(path, lines_read, reason)`
-    instead of raising: one bad file must not cost the rest of the log."""
-    read = 0
+    instead of raising: one bad file must not cost the rest of the log. `progress(n)`: n more bytes of the
+    file on disk were read (compressed bytes for a gzipped file), for a progress bar; the whole size in all."""
+    size = path.stat().st_size
+    read = reported = 0
     try:
         with open_log(path) as stream:
+            on_disk = getattr(stream, "fileobj", stream)  # a gzip file's compressed stream
             for line in stream:
                 read += 1
+                if progress is not None and read % PROGRESS_LINES == 0:
+                    position = min(on_disk.tell(), size)
+                    progress(position - reported)
+                    reported = position
                 yield line
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         damaged(path, read, f"gzip data cut short or corrupt ({error})")
+    if progress is not None:
+        progress(size - reported)
 
 
 class Event(NamedTuple):
@@ -255,3 +269,39 @@ def parse_event(line: str | bytes) -> tuple[Event | None, str]:
     if routed_by is not None and type(routed_by) is not str:
         return None, "experiment is not a string"
     return Event(user, timestamp, message, track, time, latency, experiments, recommendation, routed_by), ""
+
+
+@dataclass
+class LogReading:
+    """Reads a log's files into valid events and counts what it met: non-blank lines, and those that were
+    skipped as no valid event (the first few described, and every damaged file)."""
+
+    lines: int = 0
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)  # "file:line: why", the first EXAMPLES
+    damaged: list[str] = field(default_factory=list)  # "path: why", every file whose lines ended early
+
+    def events(self, files: Iterable[Path], progress: Callable[[int], None] | None = None) -> Iterator[Event]:
+        """Every valid event of `files`, in order. Blank lines are passed over; every other line that is no valid
+        event is skipped and counted, and so is a gzipped file cut short, once (the lines before it are read).
+        `progress`: as `read_lines`'."""
+        for path in files:
+            for number, line in enumerate(read_lines(path, self._damaged, progress), start=1):
+                if not line.strip():
+                    continue
+                self.lines += 1
+                event, reason = parse_event(line)
+                if event is None:
+                    self._skip(f"{path.name}:{number}", reason)
+                    continue
+                yield event
+
+    def _skip(self, where: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(f"{where}: {reason}")
+
+    def _damaged(self, path: Path, read: int, reason: str) -> None:
+        description = f"{reason}; the {read} lines before it were read"
+        self.damaged.append(f"{path}: {description}")
+        self._skip(f"{path.name}:{read + 1}", description)

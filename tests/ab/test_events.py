@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from ab.errors import ABInputError
-from ab.events import log_files, parse_event, read_events
+from ab.events import log_files, read_events
 from ab.report import build_report
+from botify.event_log import parse_event
 
 
 def _event(user: int, ts: int, message: str = "next", arm: str | None = "C", **extra: object) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from botify.event_log import Event, EventLog, EventLogError, parse_event, read_lines
+from botify.event_log import PROGRESS_LINES, Event, EventLog, EventLogError, LogReading, parse_event, read_lines
 
 VALID = {
     "message": "next",
@@ -130,6 +130,37 @@ def test_a_file_with_gzip_magic_that_is_not_gzip_is_reported_not_raised(tmp_path
     damage: list[tuple[Path, int, str]] = []
     assert list(read_lines(path, lambda *report: damage.append(report))) == []
     assert [(where, read) for where, read, _ in damage] == [(path, 0)]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_progress_follows_the_file_on_disk_and_adds_up_to_its_size(tmp_path: Path, gzipped: bool) -> None:
+    path = tmp_path / ("events.jsonl.1.gz" if gzipped else "events.jsonl")
+    if gzipped:
+        _gzipped_log(path, 3 * PROGRESS_LINES)
+    else:
+        path.write_text("".join(_line(timestamp=i) + "\n" for i in range(3 * PROGRESS_LINES)))
+    steps: list[int] = []
+    assert len(list(read_lines(path, lambda *report: None, steps.append))) == 3 * PROGRESS_LINES
+    assert sum(steps) == path.stat().st_size  # compressed bytes for the gzipped file, not its lines' lengths
+    assert len(steps) > 1 and all(step >= 0 for step in steps) and steps[0] < path.stat().st_size
+
+
+def test_a_reading_passes_blank_lines_over_and_counts_and_describes_the_malformed_and_the_damaged(
+    tmp_path: Path,
+) -> None:
+    plain = tmp_path / "a.jsonl"
+    plain.write_text(_line(user=1) + "\n\n   \n{oops\n" + _line(user=2) + "\n")
+    cut = tmp_path / "b.jsonl.gz"
+    _gzipped_log(cut, 20_000)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    reading = LogReading()
+    events = list(reading.events([plain, cut]))
+    kept = len(events) - 2
+    assert 0 < kept < 20_000 and [e.user for e in events[:2]] == [1, 2]
+    assert (reading.lines, reading.skipped) == (3 + kept, 2)
+    assert reading.examples[0] == "a.jsonl:4: not JSON"
+    assert reading.examples[1].startswith(f"b.jsonl.gz:{kept + 1}: gzip data cut short or corrupt")
+    assert reading.damaged == [f"{cut}: {reading.examples[1].split(': ', 1)[1]}"]
 
 
 # ---- the writer --------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from botify.event_log import parse_event
 from models.errors import InputError
-from models.logs import parse_line, read_listens
+from models.logs import read_listens
 
 from .conftest import event, write_lines
 
@@ -41,7 +42,6 @@ def test_rotated_and_gzipped_files_are_all_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "",
         "not json",
         "[1, 2]",
         json.dumps({**event(1, 1, 0.5, 1), "message": "hello"}),
@@ -59,14 +59,15 @@ def test_rotated_and_gzipped_files_are_all_read(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_lines_are_rejected(line: str) -> None:
-    assert parse_line(line) is None
+    event, reason = parse_event(line)
+    assert event is None and reason
 
 
-def test_malformed_lines_are_counted_and_skipped(tmp_path: Path) -> None:
+def test_malformed_lines_are_counted_and_skipped_and_blank_ones_passed_over(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "events.jsonl", [event(1, 1, 0.9, 1), "", "{oops", event(2, 2, 0.1, 2)])
     listens = read_listens([path])
     assert len(listens) == 2
-    assert (listens.lines, listens.bad_lines) == (4, 2)
+    assert (listens.lines, listens.bad_lines) == (3, 1)  # as `ab` counts them
     assert listens.user.dtype == np.int64
 
 
@@ -78,12 +79,13 @@ def test_missing_or_empty_log_location_is_an_input_error(tmp_path: Path) -> None
         read_listens([tmp_path / "empty"])
 
 
-def test_a_valid_line_is_user_track_time_and_an_integer_timestamp() -> None:
-    assert parse_line(json.dumps(event(2**63 - 1, 4, 1, 1_767_225_600_000)).encode()) == (
-        2**63 - 1,
-        4,
-        1.0,
-        1_767_225_600_000,
+def test_a_valid_line_is_user_track_time_and_an_integer_timestamp(tmp_path: Path) -> None:
+    listens = read_listens([write_lines(tmp_path / "events.jsonl", [event(2**63 - 1, 4, 1, 1_767_225_600_000)])])
+    assert (listens.user.tolist(), listens.track.tolist(), listens.time.tolist(), listens.timestamp.tolist()) == (
+        [2**63 - 1],
+        [4],
+        [1.0],
+        [1_767_225_600_000],
     )
 
 
@@ -103,4 +105,4 @@ def test_a_gzip_cut_short_keeps_its_lines_and_counts_as_one_bad_line(
     assert sorted(listens.timestamp.tolist()) == list(range(kept + 1))
     assert (listens.bad_lines, listens.files) == (1, 2)
     assert f"{cut}: gzip data cut short or corrupt (Compressed file ended" in caplog.text
-    assert caplog.text.rstrip().endswith(f"after {kept} lines")
+    assert caplog.text.rstrip().endswith(f"the {kept} lines before it were read")
