@@ -7,13 +7,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import redis
 from flask import Flask
 from flask_restful import Api
 
 from botify import api
 from botify.catalog import Catalog
-from botify.connection import embedded_for
+from botify.connection import redis_client
 from botify.event_log import EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
@@ -23,22 +22,6 @@ from botify.store import REDIS_DOWN, Store, StoreUnavailable
 from botify.wiring import build_recommenders, check_fallback
 
 OUTAGE_TOP_K = 100
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """The configured Redis, or the embedded one serving the data folder (started by `botify serve`)."""
-    url = settings.redis_url
-    if not url:
-        embedded = embedded_for(settings)
-        if not embedded.is_up():
-            raise RuntimeError(
-                f"REDIS_URL is not set and no embedded Redis serves {embedded.directory}: "
-                "run `python -m botify serve`, which starts it, or set REDIS_URL"
-            )
-        url = embedded.url
-    return redis.Redis.from_url(
-        url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
-    )
 
 
 @dataclass

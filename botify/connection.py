@@ -1,4 +1,4 @@
-"""Opening the Redis a command should use: `REDIS_URL`, else the embedded one of the data folder."""
+"""Opening the Redis a command or the service should use: `REDIS_URL`, else the embedded one of the data folder."""
 
 from __future__ import annotations
 
@@ -14,6 +14,23 @@ from botify.settings import Settings
 
 def embedded_for(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The configured Redis, or the embedded one serving the data folder (started by `botify serve`), for serving:
+    with the service's timeouts."""
+    url = settings.redis_url
+    if not url:
+        embedded = embedded_for(settings)
+        if not embedded.is_up():
+            raise RuntimeError(
+                f"REDIS_URL is not set and no embedded Redis serves {embedded.directory}: "
+                "run `python -m botify serve`, which starts it, or set REDIS_URL"
+            )
+        url = embedded.url
+    return redis.Redis.from_url(
+        url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+    )
 
 
 def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> bool:

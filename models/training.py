@@ -25,7 +25,7 @@ LOSSES = ("warp", "bpr", "warp-kos")
 
 
 def _finite(value: object) -> bool:
-    """A JSON number that is neither a bool, NaN nor infinite."""
+    """A hyperparameter that is a real number: not a bool, NaN or infinite (they come from JSON and the CLI)."""
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 

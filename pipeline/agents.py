@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from botify.app import redis_client
+from botify.connection import redis_client
 from botify.recommenders.base import Recommender
 from botify.settings import Settings
 from botify.store import Store
