@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from botify.catalog import DataError, read_catalog_records
 from models.errors import InputError
 
 
@@ -29,26 +29,10 @@ class Catalog:
 
 
 def read_catalog(data_dir: Path) -> Catalog:
-    """Read `tracks.json`; ids must be exactly 0..N-1 (the course's contract)."""
-    path = data_dir / "tracks.json"
-    if not path.is_file():
-        raise InputError(f"catalog {path} not found")
-    records = []
-    with path.open("rb") as f:  # bytes: json.loads decodes them inside the try, so bad UTF-8 is one more bad line
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                track = record["track"]
-            except (ValueError, TypeError, KeyError, RecursionError):
-                raise InputError(f"{path}:{number}: not a UTF-8 JSON object with a 'track' field") from None
-            if not isinstance(track, int) or isinstance(track, bool):
-                raise InputError(f"{path}:{number}: 'track' is not an integer")
-            records.append(record)
-    if not records:
-        raise InputError(f"catalog {path} is empty")
-    tracks = pd.DataFrame.from_records(records).set_index("track").sort_index()
-    if not tracks.index.equals(pd.RangeIndex(len(tracks))):
-        raise InputError(f"catalog {path}: track ids are not exactly 0..{len(tracks) - 1}")
-    return Catalog(tracks=tracks)
+    """Read `tracks.json` as the service does (`botify.catalog.read_catalog_records`): ids exactly 0..N-1, the
+    course's contract; unlike the service, training needs no artist or title (features use what is there)."""
+    try:
+        records = read_catalog_records(data_dir / "tracks.json")
+    except DataError as error:
+        raise InputError(str(error)) from None
+    return Catalog(tracks=pd.DataFrame.from_records(records).set_index("track"))  # in track order: row i is track i

@@ -241,6 +241,22 @@ def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):
         load_catalog(None, tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b'{"track": 1, "artist": "a", "title": "\xff"}', r"tracks.json:2: not JSON \(not UTF-8 text"),
+        (b'{"track": true, "artist": "a", "title": "t"}', "every track needs an integer 'track', 'artist', 'title'"),
+        (b'{"track": 1, "title": "t"}', "every track needs an integer 'track', 'artist', 'title'"),
+        (b'{"track": 2, "artist": "a", "title": "t"}', r"track ids must be exactly 0\.\.1, each once"),
+    ],
+)
+def test_a_bad_catalog_line_is_refused_naming_the_file(tmp_path, line, error):
+    (tmp_path / "tracks.json").write_bytes(b'{"track": 0, "artist": "a", "title": "t"}\n' + line + b"\n")
+    (tmp_path / "top_tracks.json").write_text("[0]")
+    with pytest.raises(DataError, match=error):
+        load_catalog(None, tmp_path)
+
+
 def test_vectors_of_the_wrong_shape_are_refused(client, tmp_path):
     path = write_recs(tmp_path / "v.jsonl", {1: [5]}, np.ones((10, 4)))
     with pytest.raises(ValueError, match="item vectors of shape"):
