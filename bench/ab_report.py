@@ -17,10 +17,11 @@ from ab.events import read_events
 from ab.metrics import user_metrics
 from ab.report import analyze, build_report
 from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+from botify.arguments import OneLineParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=20000)
     parser.add_argument("--aa-runs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

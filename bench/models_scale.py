@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from botify.arguments import OneLineParser
 from models.catalog import read_catalog
 from models.export import export
 from models.features import identity_only, item_features, lightfm_data
@@ -147,7 +148,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listens", type=int, default=3_300_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--tracks", type=int, default=50_000)

@@ -31,11 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from serving_cli import Parser
 from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
 from serving_world import WorldSize, write_world
 
+from botify.arguments import OneLineParser
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 
@@ -186,7 +186,7 @@ def check_targets(results: dict) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(__doc__)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15, help="whole seconds per measured run (as wrk takes them)")
     parser.add_argument("--warmup", type=int, default=3, help="whole seconds of unmeasured load before each run")
     parser.add_argument("--rounds", type=int, default=3, help="hello/botify rounds per measure (median kept)")

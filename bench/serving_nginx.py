@@ -12,6 +12,7 @@ throughput and latency through nginx against one replica asked directly. Needs n
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -25,11 +26,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from serving_cli import Parser
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
 
+from botify.arguments import OneLineParser
 from botify.settings import Settings
 
 CONFIG = REPO / "deploy" / "nginx.conf"
@@ -63,7 +64,7 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(__doc__)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, default=2, help="botify replicas behind nginx")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
     parser.add_argument("--duration", type=int, default=10, help="whole seconds per measured run (as wrk takes them)")

@@ -11,6 +11,7 @@ and py-spy (`.venv/bin/pip install py-spy==0.4.3`; sampling another process need
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from serving_cli import Parser
 from serving_load import WRK_SCRIPT
 from serving_servers import BOTIFY_APP, REPO, gunicorn, loaded_redis
 from serving_world import write_world
+
+from botify.arguments import OneLineParser
 
 IDLE = ("select (selectors.py", "dequeue (logging", "wait (threading.py", "_worker (concurrent/futures/thread.py:")
 
@@ -48,7 +50,7 @@ def shares(stacks: Path, top: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(__doc__)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="whole seconds sampled (as wrk and py-spy take them)")
     parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")

@@ -16,7 +16,6 @@ Figures go to `results/bench/sim_remote.json` and a table. wrk must be installed
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from botify.arguments import OneLineParser
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
 from sim.catalog import write_world
@@ -88,7 +88,7 @@ def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=1500, help="sessions per simulator run")
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")

@@ -13,7 +13,6 @@ Figures go to `results/bench/sim_speed.json` and a table. Target: >= 20,000 step
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from sim.catalog import read_world, write_world
+from sim.cli import Parser
 from sim.env import RecEnv
 from sim.generate import PRESETS, generate_world
 from sim.run import build_agent, run_episode
@@ -50,7 +50,7 @@ def time_agent(env: RecEnv, name: str, episodes: int, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20_000, help="sessions per measurement (oracle: a tenth)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/bench/sim_speed.json"))

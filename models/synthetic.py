@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import expit
 
 from models.atomic import atomic_path
+from models.positives import DAY_MS
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def write_logs(world: SyntheticWorld, spec: SyntheticSpec, out: Path, rng: np.ra
     cosine = np.einsum("ij,ij->i", world.user_vectors[user], world.track_vectors[track])
     time = np.round(np.clip(expit((cosine - 0.4) * 8) + 0.1 * rng.normal(size=spec.listens), 0, 1), 2)
     start_ms = 1_700_000_000_000
-    span_ms = spec.days * 86_400_000
+    span_ms = spec.days * DAY_MS
     timestamp = start_ms + np.sort(rng.integers(span_ms, size=spec.listens))
     timestamp = timestamp[rng.permutation(spec.listens)]
     order = np.lexsort((timestamp, user))
