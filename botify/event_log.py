@@ -26,6 +26,8 @@ from typing import IO, NamedTuple
 
 import orjson
 
+from botify.settings import Settings
+
 MESSAGES = frozenset({"next", "last"})
 logger = logging.getLogger(__name__)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -48,8 +50,8 @@ class EventLog:
     def __init__(
         self,
         directory: Path,
-        max_bytes: int = 256 * 2**20,
-        backups: int = 50,
+        max_bytes: int = Settings.log_max_bytes,
+        backups: int = Settings.log_backups,
         check_seconds: float = PATH_CHECK_SECONDS,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ keepalive = 75
 timeout = 30
 graceful_timeout = 15
 accesslog = None
-loglevel = os.environ.get("BOTIFY_LOG_LEVEL", "warning")
+loglevel = settings.log_level
 # Heartbeat files in memory: on a disk-backed /tmp (a container's overlay) their fchmod can stall a worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 

@@ -23,8 +23,9 @@ REDIS_CHECK_SECONDS = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=bounded(int, 1, 65535), default=5001, help="port (default: %(default)s)")
+    host, port = Settings.bind.rsplit(":", 1)
+    parser.add_argument("--host", default=host, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=bounded(int, 1, 65535), default=int(port), help="port (default: %(default)s)")
     parser.add_argument("--workers", type=bounded(int, 1, 512), help="gunicorn workers (default: BOTIFY_WORKERS or 2)")
 
 

@@ -21,6 +21,16 @@ def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1) ->
     return value
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {env[name]!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None  # None: an embedded Redis under data_dir/redis
@@ -37,6 +47,7 @@ class Settings:
     max_body_bytes: int = 4096
     redis_timeout: float = 0.25
     seed: int = 0
+    log_level: str = "warning"  # gunicorn's own messages (its access log is off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -58,5 +69,6 @@ class Settings:
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
             "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
             "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),
+            "log_level": _choice(env, "BOTIFY_LOG_LEVEL", base.log_level, LOG_LEVELS),
         }
         return replace(cls(**values), **overrides)  # type: ignore[arg-type]

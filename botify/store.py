@@ -22,6 +22,7 @@ import redis
 from botify.catalog import Catalog
 from botify.item_space import ItemSpace
 from botify.session import LISTEN_STRUCT, MAX_LISTENS, Session, pack_listen
+from botify.settings import Settings
 
 CATALOG = "catalog"
 OLD_VERSION_GRACE_SECONDS = 60
@@ -222,7 +223,7 @@ class CandidateContext:
 class Store:
     """Reads for serving: the catalog and item vectors are cached per version in the process."""
 
-    def __init__(self, client: redis.Redis, session_ttl: int = 6 * 3600) -> None:
+    def __init__(self, client: redis.Redis, session_ttl: int = Settings.session_ttl) -> None:
         self.client = client
         self.session_ttl = session_ttl
         self._lock = threading.Lock()

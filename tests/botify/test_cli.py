@@ -28,6 +28,7 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("BOTIFY_WORKERS", "abc", "BOTIFY_WORKERS must be a whole number, got 'abc'"),
         ("BOTIFY_WORKERS", "0", "BOTIFY_WORKERS must be at least 1, got 0"),
         ("BOTIFY_SESSION_TTL", "-5", "BOTIFY_SESSION_TTL must be at least 1, got -5"),
+        ("BOTIFY_LOG_LEVEL", "loud", "BOTIFY_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'lo"),
     ],
 )
 def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tmp_path, variable, value, reason):
