@@ -8,7 +8,7 @@ import redis
 
 from botify import load, serve
 from botify.arguments import OneLineParser
-from botify.catalog import DataError
+from botify.data_files import DataError
 
 
 def main(argv: list[str] | None = None) -> int:

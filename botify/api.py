@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import flask
 import orjson
@@ -16,10 +16,14 @@ from botify.event_log import EventLogError
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
 from botify.store import StoreUnavailable
 
+if TYPE_CHECKING:
+    from botify.app import Services
+
 MAX_ID = 2**63 - 1
 
 
-def services():
+def services() -> Services:
+    """What the app was built with (`create_app`): store, experiment, recommenders, event log."""
     return current_app.extensions["botify"]
 
 
@@ -37,10 +41,10 @@ def unavailable(message: str) -> NoReturn:
     flask.abort(output_json({"message": message}, 503, {"Retry-After": "1"}))
 
 
-def log_or_unavailable(app, *event: object, **fields: object) -> None:
+def log_or_unavailable(served: Services, *event: object, **fields: object) -> None:
     """Log the event before answering; a listen the log cannot take is not answered as served (503)."""
     try:
-        app.log_event(*event, **fields)
+        served.log_event(*event, **fields)
     except EventLogError as error:
         unavailable(f"{error}; try again shortly")
 
@@ -93,9 +97,9 @@ class Ready(Resource):
 
 class Track(Resource):
     def get(self, track: int):
-        app = services()
+        served = services()
         try:
-            data = app.store.guard.call(app.store.track, track)
+            data = served.store.guard.call(served.store.track, track)
         except StoreUnavailable:
             unavailable("the track store is unreachable; try again shortly")
         if data is None:
@@ -107,12 +111,12 @@ class NextTrack(Resource):
     def post(self, user: int):
         started = time.perf_counter()
         prev_track, prev_time = parse_listen(user)
-        app = services()
+        served = services()
         arms = experiment_arms(user)
-        arm = arms.get(app.experiment.name)
-        name = app.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
-        track = app.recommend(name, user, prev_track, prev_time)
-        log_or_unavailable(app, "next", user, prev_track, prev_time, started, arms, recommendation=track)
+        arm = arms.get(served.experiment.name)
+        name = served.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
+        track = served.recommend(name, user, prev_track, prev_time)
+        log_or_unavailable(served, "next", user, prev_track, prev_time, started, arms, recommendation=track)
         return output_json({"user": user, "track": track}, 200)
 
 
@@ -120,8 +124,8 @@ class LastTrack(Resource):
     def post(self, user: int):
         started = time.perf_counter()
         prev_track, prev_time = parse_listen(user)
-        app = services()
+        served = services()
         with contextlib.suppress(StoreUnavailable):  # unreachable: the session state expires by itself
-            app.store.guard.call(app.store.end_session, user)
-        log_or_unavailable(app, "last", user, prev_track, prev_time, started, experiment_arms(user))
+            served.store.guard.call(served.store.end_session, user)
+        log_or_unavailable(served, "last", user, prev_track, prev_time, started, experiment_arms(user))
         return output_json({"user": user}, 200)

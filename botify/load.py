@@ -11,8 +11,9 @@ import numpy as np
 import redis
 
 from botify import store
-from botify.catalog import DataError, artist_indices, read_json_lines, read_top_tracks, read_tracks
+from botify.catalog import artist_indices
 from botify.connection import open_redis, save_snapshot
+from botify.data_files import DataError, read_json_lines, read_top_tracks, read_tracks
 from botify.item_space import nearest_tracks
 from botify.settings import Settings
 

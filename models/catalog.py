@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from botify.catalog import DataError, read_catalog_records
+from botify.data_files import DataError, read_catalog_records
 from models.errors import InputError
 
 
@@ -29,7 +29,7 @@ class Catalog:
 
 
 def read_catalog(data_dir: Path) -> Catalog:
-    """Read `tracks.json` as the service does (`botify.catalog.read_catalog_records`): ids exactly 0..N-1, the
+    """Read `tracks.json` as the service does (`botify.data_files.read_catalog_records`): ids exactly 0..N-1, the
     course's contract; unlike the service, training needs no artist or title (features use what is there)."""
     try:
         records = read_catalog_records(data_dir / "tracks.json")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import redis
 
-from botify.catalog import DataError
 from botify.connection import save_snapshot
+from botify.data_files import DataError
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import (

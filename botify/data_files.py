@@ -1,0 +1,67 @@
+"""The course's data files as the service reads them (JSON lines, tracks.json, top_tracks.json), checked:
+a file that does not say what the service needs is a DataError naming the file, the line and what is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """A data file does not say what the service needs; the message says what and where."""
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    """Objects of a JSON-lines file (blank lines passed over); a bad line is a DataError naming the file and line."""
+    records = []
+    with open(path, "rb") as lines:  # bytes: json.loads decodes them, so bad UTF-8 is a bad line like any other
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as error:
+                reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text or nested too deep"
+                raise DataError(f"{path}:{number}: not JSON ({reason})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object")
+            records.append(record)
+    return records
+
+
+def read_catalog_records(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """tracks.json (course format) in track order: every record has an integer `track`, the ids are exactly
+    0..N-1 (each once), and each has the `required` fields. A DataError names what is wrong."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    tracks = read_json_lines(path)
+    if not tracks:
+        raise DataError(f"{path}: no tracks")
+    by_id: dict[int, dict] = {}
+    for track in tracks:
+        track_id = track.get("track")
+        if type(track_id) is not int or any(name not in track for name in required):
+            needs = ", ".join(["an integer 'track'", *(f"{name!r}" for name in required)])
+            raise DataError(f"{path}: every track needs {needs}: {str(track):.200}")
+        by_id[track_id] = track
+    if sorted(by_id) != list(range(len(tracks))):
+        raise DataError(f"{path}: track ids must be exactly 0..{len(tracks) - 1}, each once")
+    return [by_id[i] for i in range(len(tracks))]
+
+
+def read_tracks(path: Path) -> list[dict]:
+    """What the service needs of tracks.json: ids 0..N-1 and an artist and a title for each."""
+    return read_catalog_records(path, ("artist", "title"))
+
+
+def read_top_tracks(path: Path, size: int) -> list[int]:
+    """top_tracks.json: a JSON list of known track ids, most popular first."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        top = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not JSON ({error.msg})") from None
+    if not isinstance(top, list) or not top or not all(type(t) is int and 0 <= t < size for t in top):
+        raise DataError(f"{path}: expected a non-empty list of track ids in 0..{size - 1}")
+    return top
