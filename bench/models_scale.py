@@ -28,10 +28,10 @@ from models.catalog import read_catalog
 from models.export import export
 from models.features import identity_only, item_features, lightfm_data
 from models.logs import read_listens
-from models.pipeline import default_threads
 from models.positives import PositivesConfig, build_interactions
 from models.recommend import Scorer
 from models.synthetic import SyntheticSpec, generate
+from models.train import default_threads
 from models.training import Evaluator, LightFMParams, fit
 from models.tuning import TuneConfig, tune
 

@@ -14,9 +14,9 @@ import optuna
 
 from botify.arguments import OneLineParser, bounded
 from models.errors import InputError
-from models.pipeline import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 from models.positives import PositivesConfig
 from models.report import markdown_table
+from models.train import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:

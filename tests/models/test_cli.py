@@ -14,8 +14,8 @@ import pytest
 
 from models.atomic import atomic_path
 from models.cli import build_parser, config_from, main
-from models.pipeline import Seeds, prepare
 from models.synthetic import SyntheticSpec, generate
+from models.train import Seeds, prepare
 
 from .conftest import REPO, event, run_models, write_catalog, write_lines
 
