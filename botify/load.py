@@ -39,7 +39,12 @@ def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, l
 def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
     if not path.exists():
         return None
-    vectors = np.load(path, allow_pickle=False)
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):  # not .npy at all, cut short, or an array of Python objects
+        raise DataError(f"{path}: not a .npy file of numbers") from None
+    if not isinstance(vectors, np.ndarray) or vectors.dtype.kind not in "fiu":
+        raise DataError(f"{path}: not a .npy array of numbers")
     if vectors.ndim != 2 or vectors.shape[0] != catalog_size or not np.isfinite(vectors).all():
         raise DataError(f"{path}: expected finite item vectors of shape ({catalog_size}, d), got {vectors.shape}")
     return vectors
@@ -81,6 +86,8 @@ class RecommendationSet:
     def read(cls, path: Path, catalog_size: int) -> RecommendationSet:
         vectors = read_vectors(vectors_path(path), catalog_size)
         lists = list(read_recommendations(path, catalog_size))
+        if not lists:
+            raise DataError(f"{path}: no recommendations (loaded, it would replace the live set with nothing)")
         return cls(lists, vectors, nearest_tracks(vectors) if vectors is not None else None)
 
     def publish(self, client: redis.Redis, name: str) -> tuple[int, bool]:

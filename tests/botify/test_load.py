@@ -257,6 +257,24 @@ def test_a_bad_catalog_line_is_refused_naming_the_file(tmp_path, line, error):
         load_catalog(None, tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        (lambda recs: recs.write_text("\n"), "no recommendations"),
+        (lambda recs: recs.with_suffix(".npy").write_text("not numpy"), r"not a \.npy file of numbers"),
+        (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), "x")), r"not a \.npy array of numbers"),
+    ],
+)
+def test_a_bad_set_is_refused_and_the_live_one_keeps_serving(client, tmp_path, damage, error):
+    good = write_recs(tmp_path / "good.jsonl", {1: [5, 6]}, np.ones((300, 4)))
+    load_recommendations(client, "lightfm", good)
+    bad = write_recs(tmp_path / "bad.jsonl", {1: [7]}, np.ones((300, 4)))
+    damage(bad)
+    with pytest.raises(DataError, match=error):
+        load_recommendations(client, "lightfm", bad)
+    assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
+
+
 def test_vectors_of_the_wrong_shape_are_refused(client, tmp_path):
     path = write_recs(tmp_path / "v.jsonl", {1: [5]}, np.ones((10, 4)))
     with pytest.raises(ValueError, match="item vectors of shape"):
