@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from botify.app import check_settings
 from botify.arguments import bounded
@@ -44,9 +45,21 @@ def check_address(host: str, port: int) -> None:
             raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
+def check_log_dir(directory: Path) -> None:
+    """OSError naming why the event log cannot be written in `directory` (made here if missing): each worker
+    would otherwise fail to boot with a traceback."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create BOTIFY_LOG_DIR {directory}: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write in BOTIFY_LOG_DIR {directory}: permission denied")
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     check_settings(settings)  # one line here, not a worker's traceback per boot attempt
+    check_log_dir(settings.log_dir)
     check_address(args.host, args.port)
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:

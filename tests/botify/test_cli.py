@@ -38,6 +38,21 @@ def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tm
     assert reason in line
 
 
+@pytest.mark.parametrize(
+    ("log_dir", "reason"),
+    [("passwd", "cannot create BOTIFY_LOG_DIR {}: File exists"), ("no/such/deep", None)],
+)
+def test_serve_with_a_log_dir_it_cannot_create_is_one_line(tmp_path, log_dir, reason):
+    (tmp_path / "passwd").write_text("a file, not a folder")
+    where = tmp_path / log_dir
+    port = free_port()
+    result = botify("serve", "--port", str(port), REDIS_URL="redis://127.0.0.1:1/0", BOTIFY_LOG_DIR=str(where))
+    if reason is None:  # a missing folder is made, and serve goes on to fail at the unreachable Redis
+        assert where.is_dir() and "connecting to" in result.stderr
+    else:
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", f"botify serve: {reason.format(where)}\n")
+
+
 @pytest.mark.parametrize("command", ["load", "serve"])
 def test_an_unreachable_redis_is_one_line(tiny_world, command):
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
