@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,7 @@ SERVICE_WORKERS = 2  # gunicorn workers of the service each day runs against
 # Two keep-alive simulator connections per service worker: gunicorn's reuse_port sockets spread connections by hash,
 # and with one per worker both often landed on the same worker (day 1 at half speed).
 SIMULATOR_PROCESSES = 2 * SERVICE_WORKERS
+STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
 
 
 def unwind(signum: int, frame: object) -> None:
@@ -64,8 +66,32 @@ def step(title: str) -> None:
 
 
 def python(*args: str, env: dict[str, str] | None = None) -> None:
-    """Run one of the project's commands; its progress shows on the terminal; a failure stops the run."""
-    subprocess.run([sys.executable, *args], check=True, env={**os.environ, **(env or {})})
+    """Run one of the project's commands; its progress shows on the terminal; a failure stops the run.
+    A run stopped meanwhile stops the command as Ctrl-C would, and waits for it: it ends its own workers and says
+    so in its one line (killed outright, its worker processes would be orphaned and print tracebacks)."""
+    command = [sys.executable, *args]
+    child = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    try:
+        code = child.wait()
+    except BaseException as stopped:
+        stop_child(child, already_interrupted=isinstance(stopped, KeyboardInterrupt))
+        raise
+    if code != 0:
+        raise subprocess.CalledProcessError(code, command)
+
+
+def stop_child(child: subprocess.Popen, already_interrupted: bool) -> None:
+    """Stop `child` as Ctrl-C does (a terminal's Ctrl-C has reached it already), then kill it if it lingers."""
+    try:
+        if already_interrupted:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=1.0)
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 @dataclass
@@ -212,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"day1_episodes": args.day1_episodes, "episodes": args.episodes, "trials": args.trials,
                  "epochs": args.epochs}  # fmt: skip
     scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value is not None})
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"pipeline: cannot use --out {args.out}: {error.strerror}", file=sys.stderr)
+        return 1
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(args.out / "redis")
     try:
         if embedded is not None:
@@ -223,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError as error:
         print(f"pipeline: step failed: {' '.join(map(str, error.cmd[1:]))}", file=sys.stderr)
         return 1
-    except RuntimeError as error:
+    except (RuntimeError, OSError) as error:
         print(f"pipeline: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: the step under way has stopped; `finally` stops the rest

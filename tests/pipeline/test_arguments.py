@@ -28,3 +28,13 @@ def test_bad_arguments_exit_with_one_line_before_any_step(tmp_path, args, messag
     assert finished.stderr.startswith("python -m pipeline: error: ") and finished.stderr.count("\n") == 1
     assert message in finished.stderr
     assert not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    out = tmp_path / "file" / "run"
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)], capture_output=True, text=True
+    )
+    assert (finished.returncode, finished.stdout) == (1, "")
+    assert finished.stderr == f"pipeline: cannot use --out {out}: Not a directory\n"

@@ -79,14 +79,17 @@ def day_one_runs(commands: list[str]) -> bool:
 
 def test_sigterm_during_a_day_stops_the_service_the_simulator_and_redis(tmp_path):
     out = tmp_path / "run"
-    run = tiny_pipeline(out)
+    run = tiny_pipeline(out, stderr=subprocess.PIPE)
     started: dict[int, str] = {}
     try:
         started = started_once(run, day_one_runs, timeout=120)
         assert day_one_runs(list(started.values())), f"day 1 never started: {started}"
+        time.sleep(1.0)  # the simulator's worker processes are under way
 
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
+        stderr = run.stderr.read()  # the simulator was stopped as by Ctrl-C, its workers too: no traceback of theirs
+        assert "Traceback" not in stderr and "leaked" not in stderr, stderr
         assert still_alive(started) == {}
         assert not EmbeddedRedis(out / "redis").is_up()
     finally:  # a failing run leaves nothing behind either
