@@ -269,10 +269,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         users=len(prepared.monitor.rows),
         k=prepared.monitor.k,
     )
-    if config.load:
-        start = time.perf_counter()
-        botify_load(config.data, exports)
-        timings["botify load"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - started
 
     listens = prepared.listens
@@ -312,5 +308,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "seed": config.seed,
         "timings": timings,
     }
-    write_report(config.out, report)
+    write_report(config.out, report)  # before the load: a load that fails keeps the offline figures
+    if config.load:
+        start = time.perf_counter()
+        botify_load(config.data, exports)
+        timings["botify load"] = time.perf_counter() - start
+        timings["total"] = time.perf_counter() - started
+        write_report(config.out, report)
     return report

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from botify.process import free_port
 from models.atomic import atomic_path
 from models.cli import build_parser, config_from, main
 from models.synthetic import SyntheticSpec, generate
@@ -246,3 +247,16 @@ def test_the_report_scores_validation_users_that_tuning_never_watched(
     assert not set(monitored) & set(reported)
     assert sorted(monitored + reported) == validation
     assert len(monitored) == (len(validation) // 2 if watched == "half" else watched)
+
+
+def test_a_load_that_fails_keeps_the_report_of_what_was_trained(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, logs = toy
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    assert main(train_args(data, logs, tmp_path / "out", "--load")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("models: error: botify load failed: ") and err.count("\n") == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["models"] and "botify load" not in report["timings"]
+    assert (tmp_path / "out" / "report.md").is_file()
