@@ -242,8 +242,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_writable(path: Path) -> None:
+    """OSError now, before any session, if the summary could not be written at `path` (a folder, no permission)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    with open(path, "a", encoding="utf-8"):
+        pass
+    if not existed:
+        path.unlink()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.out:
+        check_writable(args.out)
     world = load_world(args.data)  # fail early on bad data, before any worker starts
     env = RecEnv(world)
     agents = [build_agent(name, env, args.url) for name in args.agent]  # fail early on bad agents
@@ -266,7 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     if args.out:
         summary = {"seed": args.seed, "episodes": args.episodes, "results": [r.to_dict() for r in rows]}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
 

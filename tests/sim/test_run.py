@@ -246,3 +246,30 @@ def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, messag
     assert finished.returncode != 0
     assert finished.stderr.count("\n") == 1, finished.stderr
     assert message in finished.stderr
+
+
+def test_a_summary_path_that_cannot_be_written_stops_the_run_before_any_session(tmp_path, world_dir):
+    finished = subprocess.run(
+        [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "random", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert (finished.returncode, finished.stdout) == (1, "")  # no session ran, no table printed
+    assert finished.stderr.count("\n") == 1 and "Is a directory" in finished.stderr
+    summary = tmp_path / "new" / "summary.json"  # a path that can be written is not left behind empty on failure
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sim.run",
+            "--data",
+            str(world_dir / "missing"),
+            "--agent",
+            "random",
+            "--out",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 1 and not summary.exists()
