@@ -17,7 +17,7 @@ from botify.settings import Settings  # noqa: E402 (stdlib only: numpy is not im
 settings = Settings.from_env()
 bind = settings.bind
 workers = settings.workers
-worker_class = "gthread"
+worker_class = "botify.gunicorn_worker.DrainingThreadWorker"  # gthread, closing its socket at once on stop
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new connections across workers.
 # With one shared socket, the first worker to wake accepts a whole burst of keep-alive connections (the
 # simulator's, nginx's upstream pool): all 32 of a load test's connections on one worker was the usual outcome.

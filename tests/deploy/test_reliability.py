@@ -5,11 +5,13 @@
 - Redis killed mid-load: answers keep coming (popular tracks held in process) while /ready says 503;
   Redis restarted: the same botify serves recommendations again, nothing restarted;
 - a worker SIGKILLed mid-load: gunicorn replaces it, and no answered request is missing from the event log
-  (the other workers' lines, and the killed one's too: a line is written before its answer is sent).
+  (the other workers' lines, and the killed one's too: a line is written before its answer is sent);
+- a graceful stop (SIGTERM): new connections are refused (nginx retries them elsewhere), never queued and reset.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -206,3 +208,31 @@ def test_a_killed_worker_is_replaced_and_the_others_lose_no_log_line(start_botif
     assert {served_by[a.user] for a in answers if a.status == 200 and a.sent < killed} == set(before)  # both served
     assert logged(read_events_of(*service.log_dir.iterdir())) >= answered(answers)  # no answered line lost, anywhere
     assert set(after) - set(before) <= set(served_by.values())  # the replacement took traffic
+
+
+def test_a_stopping_server_refuses_new_connections_instead_of_resetting_them(start_botify, small_world):
+    """`docker compose stop`, a scale-down, a rolling update: SIGTERM while clients keep connections open. A new
+    connection must be refused (nginx retries it on another replica), not queued on a stopping worker's own
+    listening socket and reset when the worker exits (nginx cannot resend a POST it has sent: a 502 for the client)."""
+    service = start_botify(small_world.data_dir, small_world.recs, workers=2)
+    kept = [Client(service.url) for _ in range(8)]  # idle keep-alive connections: both workers linger as they stop
+    assert [client.post("/next/1", {"track": 1, "time": 0.5})[0] for client in kept] == [200] * 8
+    host, port = service.url.removeprefix("http://").split(":")
+    service.process.send_signal(signal.SIGTERM)
+    outcomes: Counter = Counter()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("POST", "/next/2", json.dumps({"track": 1, "time": 0.5}))
+            outcomes[connection.getresponse().status] += 1
+        except ConnectionRefusedError:
+            outcomes["refused"] += 1
+        except (OSError, http.client.HTTPException) as error:  # reset, closed unanswered, timed out
+            outcomes[type(error).__name__] += 1
+        finally:
+            connection.close()
+        time.sleep(0.01)
+    assert set(outcomes) <= {200, "refused"}, outcomes
+    assert outcomes["refused"] > 0, outcomes  # the stop was under way
+    assert service.process.wait(timeout=30) == 0
