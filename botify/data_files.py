@@ -11,18 +11,24 @@ class DataError(ValueError):
     """A data file does not say what the service needs; the message says what and where."""
 
 
+def parse_json(raw: bytes, where: str) -> object:
+    """JSON from bytes (decoded by json, so text that is not UTF-8 is bad JSON like any other); a DataError
+    naming `where` (a file, or a file and line) if it is not JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text or nested too deep"
+        raise DataError(f"{where}: not JSON ({reason})") from None
+
+
 def read_json_lines(path: Path) -> list[dict]:
     """Objects of a JSON-lines file (blank lines passed over); a bad line is a DataError naming the file and line."""
     records = []
-    with open(path, "rb") as lines:  # bytes: json.loads decodes them, so bad UTF-8 is a bad line like any other
+    with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError) as error:
-                reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text or nested too deep"
-                raise DataError(f"{path}:{number}: not JSON ({reason})") from None
+            record = parse_json(line, f"{path}:{number}")
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object")
             records.append(record)
@@ -58,10 +64,7 @@ def read_top_tracks(path: Path, size: int) -> list[int]:
     """top_tracks.json: a JSON list of known track ids, most popular first."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    try:
-        top = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not JSON ({error.msg})") from None
+    top = parse_json(path.read_bytes(), str(path))
     if not isinstance(top, list) or not top or not all(type(t) is int and 0 <= t < size for t in top):
         raise DataError(f"{path}: expected a non-empty list of track ids in 0..{size - 1}")
     return top

@@ -241,6 +241,13 @@ def test_an_empty_top_tracks_list_is_refused(tiny_world, tmp_path):
         load_catalog(None, tmp_path)
 
 
+def test_a_top_tracks_file_that_is_not_utf8_is_refused_naming_it(tiny_world, tmp_path):
+    (tmp_path / "tracks.json").write_bytes((tiny_world / "tracks.json").read_bytes())
+    (tmp_path / "top_tracks.json").write_bytes(b"[0, 1]\xff")
+    with pytest.raises(DataError, match=r"top_tracks.json: not JSON \(not UTF-8 text or nested too deep\)"):
+        load_catalog(None, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("line", "error"),
     [
