@@ -5,9 +5,9 @@ One command (from the repository root): `.venv/bin/python bench/serving_nginx.py
 The compose file's nginx config runs here with only what Docker provides swapped for loopback:
 the replicas' addresses (Docker's DNS name `recommender` -> 127.0.0.1 ports), the listen address and
 nginx's own paths. Then it checks what the proxy promises (answers pass through on kept-alive upstream
-connections; an oversized body gets a JSON 413; no replica left gets a JSON 503) and measures
-throughput and latency through nginx against one replica asked directly. Needs nginx and wrk
-(Debian: `apt-get install -y nginx wrk`).
+connections; an oversized body gets a JSON 413, a request line or a header too long a JSON 414 or 431; no
+replica left gets a JSON 503) and measures throughput and latency through nginx against one replica asked
+directly. Needs nginx and wrk (Debian: `apt-get install -y nginx wrk`).
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def local_config(text: str, replicas: list[str], port: int, scratch: Path) -> st
     return f"pid {scratch / 'nginx.pid'};\n" + text.replace("http {\n", "http {\n" + temp_paths, 1)
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Status and JSON answer (a non-JSON answer raises)."""
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json", **(headers or {})}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status, json.loads(answer.read())
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                 "next passes through": post(f"{url}/next/1", b'{"track": 5, "time": 0.5}')[0] == 200,
                 "oversized body: JSON 413": post(f"{url}/next/1", b"x" * 5000) == (413, json.loads(
                     '{"message": "body too large: at most 4096 bytes"}')),
+                "request line beyond nginx's buffers: JSON 414": post(f"{url}/next/{'9' * 9000}", b"{}")[0] == 414,
+                "request line beyond gunicorn's limit: JSON 414": post(f"{url}/next/{'9' * 5000}", b"{}")[0] == 414,
+                "header beyond nginx's buffers: JSON 431": post(f"{url}/next/1", b"{}", {"X-Pad": "x" * 9000})[0]
+                    == 431,
             }  # fmt: skip
             results["through_nginx"] = run_wrk(url, args.connections, args.duration, *size, args.seed)
             results["one_replica_direct"] = run_wrk(servers[0].url, args.connections, args.duration, *size, args.seed)

@@ -1,4 +1,5 @@
-"""gunicorn's threaded worker, but a stopping worker closes its listening socket at once.
+"""gunicorn's threaded worker, but a stopping worker closes its listening socket at once, and the requests
+gunicorn answers itself are answered in JSON.
 
 With `reuse_port` each worker listens on its own socket. gunicorn's worker, told to stop, only stops watching
 that socket and closes it when it exits, up to a few seconds later while it finishes requests and kept-alive
@@ -6,13 +7,32 @@ connections: meanwhile the kernel still queues new connections on it, and resets
 (nginx) that sent a POST on such a connection cannot resend it. Closed at once, after the connections already
 queued are taken, the socket leaves new connections to the workers still running, or refuses them when the
 whole server stops, which nginx retries on another replica.
+
+gunicorn answers a request it cannot parse (a request line or headers beyond its limits, a malformed request line)
+before the app sees it, with an HTML page; botify's clients get `{"message": ...}` for those too, as for every
+other error.
 """
 
 from __future__ import annotations
 
+import json
 import select
 
+from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error answer (`gunicorn.util.write_error`, which its workers call), as JSON."""
+    body = json.dumps({"message": f"{reason}: {mesg}" if mesg else reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = write_json_error  # in the processes that load this worker class: gunicorn's master and workers
 
 
 class DrainingThreadWorker(ThreadWorker):

@@ -1,6 +1,7 @@
 """Malformed requests, table-driven, sent byte for byte over a real socket to the service under gunicorn.
 
-Every one must get a 4xx JSON answer with a message (never a 500), and none may reach the event log.
+Every one must get a 4xx JSON answer with a message (never a 500), and none may reach the event log: those the
+app answers, and those gunicorn answers itself (a request line or a header beyond its limits).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ CASES = [
     ("fractional user", "POST", "/next/1.5", body(), {}, 404, "not found"),
     ("no user", "POST", "/next/", body(), {}, 404, "not found"),
     ("user beyond 64 bits", "POST", "/next/" + "9" * 30, body(), {}, 400, "user id"),
+    ("user id longer than a request line", "POST", "/next/" + "9" * 5000, body(), {}, 414, "uri too long"),
+    ("header beyond the size limit", "POST", "/next/1", body(), {"X-Pad": "x" * 9000}, 431, "header fields too large"),
     ("unicode user", "POST", "/next/%E2%99%AB", body(), {}, 404, "not found"),
     ("unknown route", "POST", "/admin/reload", body(), {}, 404, "not found"),
     ("unknown track metadata", "GET", f"/track/{TRACKS}", b"", {}, 404, "unknown track"),
