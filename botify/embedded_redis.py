@@ -84,8 +84,14 @@ class EmbeddedRedis:
             args += ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         else:
             args += ["--port", str(self.port), "--bind", "127.0.0.1"]
+        # In its own session: a terminal's Ctrl-C (sent to the whole foreground group) is for whoever started it,
+        # which stops it with a snapshot; Redis itself would exit on it without one (`--save ""`).
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=stop_with_parent
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=stop_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not self.is_up():

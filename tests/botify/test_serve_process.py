@@ -3,9 +3,12 @@ started outlives it, even when it is killed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, child_pids, free_port, is_ready
+from botify.registry import experiment_arms
+from botify.store import session_key
 
 
 def _alive(pid: int) -> bool:
@@ -62,3 +68,31 @@ def test_a_killed_serve_leaves_no_gunicorn_or_redis_running(embedded_service):
     service.process.kill()  # SIGKILL: serve cannot stop them itself
     service.process.wait()
     assert _until(lambda: not _alive(gunicorn_pid) and not _alive(redis_pid))
+
+
+def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world):
+    """A terminal's Ctrl-C signals the whole foreground process group: the embedded Redis must not get it too (it
+    would exit without a snapshot); serve stops it itself, snapshotting what was served."""
+    data = Path(tempfile.mkdtemp(prefix="botify-", dir="/tmp"))
+    for name in ("tracks.json", "top_tracks.json"):
+        shutil.copy(tiny_world / name, data / name)
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": "", "BOTIFY_DATA_DIR": str(data), "BOTIFY_LOG_DIR": str(data / "log")}
+    command = [sys.executable, "-m", "botify", "serve", "--port", str(port), "--workers", "1"]
+    serve = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)  # as a shell's job
+    try:
+        assert _until(lambda: is_ready(f"http://127.0.0.1:{port}"))
+        user = next(user for user in range(100) if experiment_arms(user)["HW_2"] == "T1")  # LightFM keeps a session
+        assert requests.post(f"http://127.0.0.1:{port}/next/{user}", json={"track": 5, "time": 1}).status_code == 200
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(timeout=30) == 0
+        redis = EmbeddedRedis(data / "redis").start()  # the data folder's Redis, from the snapshot serve left
+        try:
+            assert redis.client().exists(session_key(user)) == 1
+        finally:
+            redis.stop(save=False)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
+        shutil.rmtree(data, ignore_errors=True)
