@@ -45,7 +45,8 @@ PATH_CHECK_SECONDS = 1.0  # how often a writer checks its file is still the one 
 class EventLog:
     """One process's log file. A line is written whole or not at all, and the file the worker writes is the one
     at its path: a file moved or deleted under it (logrotate's `create` method, an operator) is noticed within
-    `check_seconds`, and a new file is started there. Rotation by size keeps `backups` older files."""
+    `check_seconds`, and a new file is started there; so is a file emptied in place (`copytruncate`), which then
+    fills up to the size limit again. Rotation by size keeps `backups` older files."""
 
     def __init__(
         self,
@@ -121,7 +122,10 @@ class EventLog:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return False
-        return (stat.st_dev, stat.st_ino) == self._identity
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            return False
+        self._size = stat.st_size  # emptied in place (logrotate's copytruncate): fill it up again before rotating
+        return True
 
     def _append(self, line: bytes) -> None:
         written = 0
@@ -129,8 +133,9 @@ class EventLog:
             while written < len(line):  # a write(2) may take part of a line (a disk filling up)
                 written += self._file.write(memoryview(line)[written:])
         except OSError:
-            if written:
-                self._file.truncate(self._size)  # no half line for the next one to be glued to
+            if written:  # no half line for the next one to be glued to (cut from the file's end: it may have been
+                # emptied in place since the writer last looked, and a cut past its end would fill it with zeros)
+                self._file.truncate(os.fstat(self._file.fileno()).st_size - written)
             raise
         self._size += len(line)
 

@@ -211,6 +211,20 @@ def test_while_no_file_can_be_opened_at_its_path_every_line_fails_and_none_goes_
     assert _lines(tmp_path / "log") == [5, 6]
 
 
+def test_a_file_emptied_in_place_by_copytruncate_fills_to_the_size_limit_before_it_rotates(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "log", max_bytes=2_000, backups=5, check_seconds=0)
+    _write(log, range(12))
+    size = log.path.stat().st_size
+    assert 1_000 < size < 2_000
+    (tmp_path / "copy.jsonl").write_bytes(log.path.read_bytes())  # logrotate's copytruncate: copy, then empty
+    log.path.write_bytes(b"")
+    lines_that_fit = 2_000 // (size // 12)
+    _write(log, range(12, 12 + lines_that_fit))
+    log.close()
+    assert [path.name for path in (tmp_path / "log").iterdir()] == [log.path.name]  # not rotated early
+    assert _lines(tmp_path / "log") == list(range(12, 12 + lines_that_fit))
+
+
 def test_log_backups_beyond_the_setting_are_dropped_oldest_first(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "log", max_bytes=1_000, backups=2)
     _write(log, range(40))
@@ -227,6 +241,10 @@ from pathlib import Path
 from botify.event_log import EventLog, EventLogError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 log = EventLog(Path(sys.argv[1]), max_bytes=10**9)
+if sys.argv[2] == "copytruncate":  # logrotate copied the file and emptied it in place; the writer has not looked yet
+    for user in range(100, 108):
+        log.write({"message": "last", "timestamp": 1, "user": user, "track": 1, "time": 0.5, "latency": 0.001})
+    log.path.write_bytes(b"")
 resource.setrlimit(resource.RLIMIT_FSIZE, (1_000, resource.RLIM_INFINITY))
 answered = 0
 for user in range(100):
@@ -239,11 +257,13 @@ for user in range(100):
 """
 
 
-def test_a_line_the_disk_takes_only_part_of_is_cut_off_and_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", ["nothing", "copytruncate"])
+def test_a_line_the_disk_takes_only_part_of_is_cut_off_and_reported(tmp_path: Path, before: str) -> None:
     # RLIMIT_FSIZE makes the kernel take only part of the write that crosses 1,000 bytes, then refuse (EFBIG):
-    # what a filling disk does. The part must not stay behind for the next line to be glued to.
+    # what a filling disk does. The part must not stay behind for the next line to be glued to, nor may the cut
+    # grow the file back to the size it had before logrotate's copytruncate emptied it.
     run = subprocess.run(
-        [sys.executable, "-c", WRITER_AT_A_FILE_SIZE_LIMIT, str(tmp_path / "log")],
+        [sys.executable, "-c", WRITER_AT_A_FILE_SIZE_LIMIT, str(tmp_path / "log"), before],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     result = json.loads(run.stdout)
