@@ -65,7 +65,7 @@ def read_events(
     arms: list[str | None] = []
     seen = stats.experiments_seen
     reading = LogReading()
-    total = sum(f.stat().st_size for f in files)
+    total = event_log.bytes_on_disk(files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
         for event in reading.events(files, bar.update):
             seen.update(event.experiments)

@@ -11,6 +11,7 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import math
@@ -182,6 +183,15 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
     return list(files.values())
 
 
+def bytes_on_disk(files: Iterable[Path]) -> int:
+    """The files' total size, for a progress bar over `read_lines` (a file gone since it was listed counts 0)."""
+    total = 0
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
 def open_log(path: Path) -> IO[bytes]:
     """A log file's bytes, gunzipped when it is gzipped (by its magic number, whatever its name)."""
     with path.open("rb") as probe:
@@ -194,12 +204,18 @@ def read_lines(
 ) -> Iterator[bytes]:
     """Every line of a log file (see `open_log`). A gzipped file cut short (copied while it was being
     compressed) or corrupt yields the lines before the damage, then calls `damaged(path, lines_read, reason)`
-    instead of raising: one bad file must not cost the rest of the log. `progress(n)`: n more bytes of the
-    file on disk were read (compressed bytes for a gzipped file), for a progress bar; the whole size in all."""
-    size = path.stat().st_size
+    instead of raising: one bad file must not cost the rest of the log; so does a file gone before it is opened
+    (rotated away or deleted while a live folder is read). `progress(n)`: n more bytes of the file on disk were
+    read (compressed bytes for a gzipped file), for a progress bar; the whole size in all."""
+    try:
+        size = path.stat().st_size
+        opened = open_log(path)
+    except FileNotFoundError:
+        damaged(path, 0, "gone before it was read (rotated away or deleted meanwhile)")
+        return
     read = reported = 0
     try:
-        with open_log(path) as stream:
+        with opened as stream:
             on_disk = getattr(stream, "fileobj", stream)  # a gzip file's compressed stream
             for line in stream:
                 read += 1
@@ -309,6 +325,6 @@ class LogReading:
             self.examples.append(f"{where}: {reason}")
 
     def _damaged(self, path: Path, read: int, reason: str) -> None:
-        description = f"{reason}; the {read} lines before it were read"
+        description = f"{reason}; the {read} lines before it were read" if read else reason
         self.damaged.append(f"{path}: {description}")
         self._skip(f"{path.name}:{read + 1}", description)

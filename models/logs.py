@@ -57,7 +57,7 @@ def read_listens(paths: Sequence[Path], progress: bool = False) -> Listens:
     users, tracks, timestamps = array("q"), array("q"), array("q")
     times = array("d")
     reading = event_log.LogReading()
-    total = sum(f.stat().st_size for f in files)
+    total = event_log.bytes_on_disk(files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="read logs", disable=not progress) as bar:
         for event in reading.events(files, bar.update):
             users.append(event.user)

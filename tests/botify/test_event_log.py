@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from botify.event_log import PROGRESS_LINES, Event, EventLog, EventLogError, LogReading, parse_event, read_lines
+from botify.event_log import (
+    PROGRESS_LINES,
+    Event,
+    EventLog,
+    EventLogError,
+    LogReading,
+    bytes_on_disk,
+    parse_event,
+    read_lines,
+)
 
 VALID = {
     "message": "next",
@@ -161,6 +170,16 @@ def test_a_reading_passes_blank_lines_over_and_counts_and_describes_the_malforme
     assert reading.examples[0] == "a.jsonl:4: not JSON"
     assert reading.examples[1].startswith(f"b.jsonl.gz:{kept + 1}: gzip data cut short or corrupt")
     assert reading.damaged == [f"{cut}: {reading.examples[1].split(': ', 1)[1]}"]
+
+
+def test_a_file_gone_before_it_is_read_is_reported_and_the_others_are_read(tmp_path: Path) -> None:
+    kept, gone = tmp_path / "events.jsonl", tmp_path / "events.jsonl.33"  # rotated away after it was listed
+    kept.write_text(_line() + "\n" + _line() + "\n")
+    assert bytes_on_disk([kept, gone]) == kept.stat().st_size
+    reading = LogReading()
+    assert len(list(reading.events([gone, kept]))) == 2
+    assert (reading.lines, reading.skipped) == (2, 1)
+    assert reading.damaged == [f"{gone}: gone before it was read (rotated away or deleted meanwhile)"]
 
 
 # ---- the writer --------------------------------------------------------------------------------------
