@@ -15,6 +15,7 @@ from botify.catalog import artist_indices
 from botify.connection import open_redis, save_snapshot
 from botify.data_files import DataError, read_json_lines, read_top_tracks, read_tracks
 from botify.item_space import nearest_tracks
+from botify.registry import RECOMMENDATION_SETS
 from botify.settings import Settings
 
 
@@ -106,9 +107,15 @@ def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[in
 
 
 def parse_set(text: str) -> tuple[str, Path]:
+    """NAME=FILE, NAME one of the sets a recommender reads (a set under another name would be published and
+    never served, the live one left as it was)."""
     name, sep, file = text.partition("=")
     if not sep or not name or not file:
         raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    if name not in RECOMMENDATION_SETS:
+        raise argparse.ArgumentTypeError(
+            f"no recommender serves a set named {name!r}: one of {', '.join(RECOMMENDATION_SETS)} (botify/registry.py)"
+        )
     return name, Path(file)
 
 

@@ -32,6 +32,9 @@ RECOMMENDERS: dict[str, RecommenderSpec] = {
     "lightfm_nofeat": RecommenderSpec("session_aware", "lightfm_nofeat"),
 }
 
+# The sets `botify load --recs NAME=FILE` may publish: those a recommender reads.
+RECOMMENDATION_SETS = tuple(dict.fromkeys(s.recommendation_set for s in RECOMMENDERS.values() if s.recommendation_set))
+
 DEFAULT_RECOMMENDER = "sticky_artist"  # for users an experiment does not enrol
 
 EXPERIMENTS: dict[str, Experiment] = {

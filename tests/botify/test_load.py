@@ -88,7 +88,11 @@ def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(cli
         (["--data", "/nonexistent-world"], "no such file"),
         (["--recs", "lightfm"], "NAME=FILE"),
         ([], "nothing to load"),
-        (["--recs", "x=/nonexistent.jsonl"], "no such file"),
+        (["--recs", "lightfm=/nonexistent.jsonl"], "no such file"),
+        (
+            ["--recs", "LightFM=recs.jsonl"],
+            "no recommender serves a set named 'LightFM': one of lightfm, lightfm_nofeat",
+        ),
     ],
 )
 def test_load_cli_reports_bad_arguments_in_one_line(client, redis_server, args, reason):
