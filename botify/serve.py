@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from botify.app import check_settings
 from botify.arguments import bounded
@@ -21,6 +23,7 @@ from botify.settings import Settings
 from botify.store import live_catalog_version
 
 REDIS_CHECK_SECONDS = 1.0
+OWNER_NAME = "serve.pid"  # in the embedded Redis's folder: the pid of the serve looking after it, locked while it runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,11 +59,34 @@ def check_log_dir(directory: Path) -> None:
         raise OSError(f"cannot write in BOTIFY_LOG_DIR {directory}: permission denied")
 
 
+def claim(embedded: EmbeddedRedis) -> IO[str]:
+    """Become the one `serve` looking after the embedded Redis of a data folder (held while the returned file is
+    open). OSError naming the other one: two would each start it again when it dies, and the first to stop would
+    stop it under the second."""
+    embedded.directory.mkdir(parents=True, exist_ok=True)
+    lock = open(embedded.directory / OWNER_NAME, "a+", encoding="utf-8")  # noqa: SIM115 (held for the process's life)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "?"
+        lock.close()
+        raise OSError(
+            f"another botify serve (pid {owner}) runs the embedded Redis of {embedded.directory.parent}: share it "
+            f"with REDIS_URL={embedded.url}, or give this one its own BOTIFY_DATA_DIR"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     check_settings(settings)  # one line here, not a worker's traceback per boot attempt
     check_log_dir(settings.log_dir)
     check_address(args.host, args.port)
+    owner = None if settings.redis_url else claim(embedded_for(settings))  # noqa: F841 (held while serving)
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)

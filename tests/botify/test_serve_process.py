@@ -70,6 +70,20 @@ def test_a_killed_serve_leaves_no_gunicorn_or_redis_running(embedded_service):
     assert _until(lambda: not _alive(gunicorn_pid) and not _alive(redis_pid))
 
 
+def test_a_second_serve_of_the_same_data_folder_is_refused_in_one_line(embedded_service):
+    service, redis_pid, _ = embedded_service
+    data = Path(service.log_dir).parent
+    env = {**os.environ, "REDIS_URL": "", "BOTIFY_DATA_DIR": str(data), "BOTIFY_LOG_DIR": str(data / "log2")}
+    command = [sys.executable, "-m", "botify", "serve", "--port", str(free_port()), "--workers", "1"]
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0
+    assert second.stderr.strip().splitlines() == [
+        f"botify serve: another botify serve (pid {service.process.pid}) runs the embedded Redis of {data}: "
+        f"share it with REDIS_URL=unix://{data}/redis/redis.sock?db=0, or give this one its own BOTIFY_DATA_DIR"
+    ]
+    assert _alive(redis_pid) and is_ready(service.url)  # the first one's Redis is left alone
+
+
 def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world):
     """A terminal's Ctrl-C signals the whole foreground process group: the embedded Redis must not get it too (it
     would exit without a snapshot); serve stops it itself, snapshotting what was served."""
