@@ -37,6 +37,7 @@ class LogStats:
     experiments_seen: set[str] = field(default_factory=set)
     routed_by: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)  # files passed over: the same bytes as one read
 
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -84,6 +85,7 @@ def read_events(
             recommendations.append(UNKNOWN if event.recommendation is None else event.recommendation)
             arms.append(arm)
     stats.lines, stats.malformed, stats.examples = reading.lines, reading.skipped, reading.examples
+    stats.copies = reading.copies
     stats.events = len(rows)
     fields = EVENT_COLUMNS[:6]
     values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]

@@ -11,8 +11,8 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 
 from __future__ import annotations
 
-import contextlib
 import gzip
+import hashlib
 import logging
 import math
 import os
@@ -20,7 +20,8 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -183,13 +184,26 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
     return list(files.values())
 
 
+def _size(path: Path) -> int:
+    """A log file's size on disk; 0 for a file gone since it was listed."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _digest(path: Path) -> bytes | None:
+    """A hash of a file's bytes (None for a file gone since it was listed)."""
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").digest()
+    except FileNotFoundError:
+        return None
+
+
 def bytes_on_disk(files: Iterable[Path]) -> int:
     """The files' total size, for a progress bar over `read_lines` (a file gone since it was listed counts 0)."""
-    total = 0
-    for path in files:
-        with contextlib.suppress(FileNotFoundError):
-            total += path.stat().st_size
-    return total
+    return sum(_size(path) for path in files)
 
 
 def open_log(path: Path) -> IO[bytes]:
@@ -303,12 +317,25 @@ class LogReading:
     skipped: int = 0
     examples: list[str] = field(default_factory=list)  # "file:line: why", the first EXAMPLES
     damaged: list[str] = field(default_factory=list)  # "path: why", every file whose lines ended early
+    copies: list[str] = field(default_factory=list)  # "path: the same bytes as path", every file read once only
 
-    def events(self, files: Iterable[Path], progress: Callable[[int], None] | None = None) -> Iterator[Event]:
+    def events(self, files: Sequence[Path], progress: Callable[[int], None] | None = None) -> Iterator[Event]:
         """Every valid event of `files`, in order. Blank lines are passed over; every other line that is no valid
         event is skipped and counted, and so is a gzipped file cut short, once (the lines before it are read).
-        `progress`: as `read_lines`'."""
+        A file with the same bytes as one read before (the same log collected twice) is passed over and listed in
+        `copies`. `progress`: as `read_lines`'."""
+        first_with = {}  # content digest -> the file read with it
+        sizes = Counter(_size(path) for path in files)
         for path in files:
+            size = _size(path)
+            if size and sizes[size] > 1:  # only files of equal size can be copies: only they are hashed
+                digest = _digest(path)
+                if digest in first_with:
+                    self.copies.append(f"{path}: the same bytes as {first_with[digest]}")
+                    if progress is not None:
+                        progress(size)
+                    continue
+                first_with[digest] = path
             for number, line in enumerate(read_lines(path, self._damaged, progress), start=1):
                 if not line.strip():
                     continue

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,20 @@ def test_a_gzipped_worker_file_cut_short_is_reported_and_the_rest_analysed(
     assert "| T1 | mean_time_per_session |" in captured.out
     assert captured.err.startswith("warning: skipped 1 malformed log line(s), e.g. worker-1.jsonl.gz:")
     assert "gzip data cut short or corrupt" in captured.err.splitlines()[0]
+
+
+def test_the_same_log_collected_twice_is_read_once_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_log(generate_events(SyntheticDesign(users=300), np.random.default_rng(5)), tmp_path / "mon", "HW_2")
+    shutil.copytree(tmp_path / "mon", tmp_path / "tue")
+    once = build_report(tmp_path / "mon", "HW_2")
+    assert main(["report", "--logs", str(tmp_path / "mon"), str(tmp_path / "tue"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    files = sorted(path.name for path in (tmp_path / "mon").iterdir())
+    assert len(files) > 1
+    assert err[0].startswith(f"warning: read once: {len(files)} log file(s) with the same bytes as another")
+    assert err[0].endswith(f"tue/{files[0]}: the same bytes as {tmp_path / 'mon' / files[0]}")
+    twice = json.loads((tmp_path / "out" / "ab_report.json").read_text())
+    assert (twice["users"], twice["sessions"]) == (once.users, once.sessions)
 
 
 @pytest.mark.parametrize(
