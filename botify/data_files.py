@@ -1,8 +1,14 @@
 """The course's data files as the service reads them (JSON lines, tracks.json, top_tracks.json), checked:
-a file that does not say what the service needs is a DataError naming the file, the line and what is wrong."""
+a file that does not say what the service needs is a DataError naming the file, the line and what is wrong.
+
+A catalog's fingerprint names its identity (track ids with their artists, in order: what a recommendation set's
+lists and item vectors depend on); `NAME.catalog.json` beside a set records the fingerprint of the world it was
+trained on, `{"catalog": "<fingerprint>"}`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -53,6 +59,35 @@ def read_catalog_records(path: Path, required: tuple[str, ...] = ()) -> list[dic
     if sorted(by_id) != list(range(len(tracks))):
         raise DataError(f"{path}: track ids must be exactly 0..{len(tracks) - 1}, each once")
     return [by_id[i] for i in range(len(tracks))]
+
+
+def catalog_fingerprint(tracks: list[dict]) -> str:
+    """16 hex digits of the SHA-256 of `[[track, artist], ...]` in track order as compact JSON (UTF-8, keys sorted,
+    a missing artist as null): equal for two worlds only if every track id has the same artist."""
+    identity = [[track["track"], track.get("artist")] for track in tracks]
+    text = json.dumps(identity, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint_path(recs_file: Path) -> Path:
+    """Where a set records its world's fingerprint: `lightfm.jsonl` -> `lightfm.catalog.json`."""
+    return recs_file.with_suffix(".catalog.json")
+
+
+def fingerprint_json(fingerprint: str) -> str:
+    """The text of a `NAME.catalog.json`."""
+    return json.dumps({"catalog": fingerprint}) + "\n"
+
+
+def read_fingerprint(recs_file: Path) -> str | None:
+    """The fingerprint recorded beside a set; None when it has no `NAME.catalog.json` (hand-made or older files)."""
+    path = fingerprint_path(recs_file)
+    if not path.exists():
+        return None
+    recorded = parse_json(path.read_bytes(), str(path))
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("catalog"), str):
+        raise DataError(f'{path}: expected {{"catalog": "<fingerprint>"}}')
+    return recorded["catalog"]
 
 
 def read_tracks(path: Path) -> list[dict]:

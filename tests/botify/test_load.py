@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import redis
 
 from botify.connection import save_snapshot
-from botify.data_files import DataError
+from botify.data_files import DataError, catalog_fingerprint
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import (
@@ -290,3 +291,14 @@ def test_vectors_of_the_wrong_shape_are_refused(client, tmp_path):
     path = write_recs(tmp_path / "v.jsonl", {1: [5]}, np.ones((10, 4)))
     with pytest.raises(ValueError, match="item vectors of shape"):
         load_recommendations(client, "lightfm", path)
+
+
+def test_a_catalog_fingerprint_is_the_hash_of_its_track_ids_and_artists_in_order():
+    tracks = [{"track": 0, "artist": "Ölund", "title": "x"}, {"track": 1, "artist": "b", "title": "y"}]
+    spelled_out = hashlib.sha256('[[0,"Ölund"],[1,"b"]]'.encode()).hexdigest()[:16]
+    assert catalog_fingerprint(tracks) == spelled_out
+    retitled = [{**track, "title": "other", "genre": "pop"} for track in tracks]
+    assert catalog_fingerprint(retitled) == spelled_out  # only what sets depend on: ids and artists
+    swapped = [{**tracks[0], "artist": "b"}, {**tracks[1], "artist": "Ölund"}]
+    assert catalog_fingerprint(swapped) != spelled_out
+    assert catalog_fingerprint([{"track": 0}]) == hashlib.sha256(b"[[0,null]]").hexdigest()[:16]
