@@ -1,4 +1,10 @@
-"""`python -m botify load`: publish the catalog and recommendation sets into Redis (atomically per set)."""
+"""`python -m botify load`: publish the catalog and recommendation sets into Redis (atomically per set).
+
+A set is checked against the catalog it goes live with (the world of `--data`, else the live one): its track ids,
+its item vectors' rows and, when `NAME.catalog.json` is beside it, the fingerprint of the world it was trained on.
+A new world whose fingerprint differs from the one live sets were made for is refused unless those sets are loaded
+in the same command (or `--allow-stale-sets`): they would go on serving another world's tracks.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,15 @@ import redis
 from botify import store
 from botify.catalog import artist_indices
 from botify.connection import open_redis, save_snapshot
-from botify.data_files import DataError, read_json_lines, read_top_tracks, read_tracks
+from botify.data_files import (
+    DataError,
+    catalog_fingerprint,
+    fingerprint_path,
+    read_fingerprint,
+    read_json_lines,
+    read_top_tracks,
+    read_tracks,
+)
 from botify.item_space import nearest_tracks
 from botify.registry import RECOMMENDATION_SETS
 from botify.settings import Settings
@@ -51,11 +65,20 @@ def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
     return vectors
 
 
-def catalog_size(client: redis.Redis) -> int:
-    size = store.live_catalog_size(client)
-    if size is None:
-        raise DataError("no catalog in Redis yet: load one with --data DIR")
-    return size
+@dataclass(frozen=True)
+class Target:
+    """The catalog a set is checked against and published for."""
+
+    size: int
+    fingerprint: str
+    name: str  # for messages: the --data folder, or the live catalog
+
+    @classmethod
+    def live(cls, client: redis.Redis) -> Target:
+        size = store.live_catalog_size(client)
+        if size is None:
+            raise DataError("no catalog in Redis yet: load one with --data DIR")
+        return cls(size, store.live_catalog_fingerprint(client), "the live catalog")
 
 
 @dataclass(frozen=True)
@@ -70,9 +93,23 @@ class CatalogFiles:
         tracks = read_tracks(data_dir / "tracks.json")
         return cls(tracks, read_top_tracks(data_dir / "top_tracks.json", len(tracks)))
 
+    def target(self, data_dir: Path) -> Target:
+        return Target(len(self.tracks), catalog_fingerprint(self.tracks), str(data_dir))
+
     def publish(self, client: redis.Redis) -> int:
         store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top)
         return len(self.tracks)
+
+
+def check_made_for(path: Path, target: Target) -> bool:
+    """DataError if the set's `NAME.catalog.json` names another world than `target`; False when it has none."""
+    made_for = read_fingerprint(path)
+    if made_for is not None and made_for != target.fingerprint:
+        raise DataError(
+            f"{path} was trained on another catalog (fingerprint {made_for}) than {target.name} "
+            f"({target.fingerprint}): load it with the world it was trained on, or train it on this one"
+        )
+    return made_for is not None
 
 
 @dataclass(frozen=True)
@@ -82,18 +119,22 @@ class RecommendationSet:
     lists: list[tuple[int, list[int]]]
     vectors: np.ndarray | None
     neighbours: np.ndarray | None
+    catalog: str  # the fingerprint of the catalog it was checked against
+    fingerprinted: bool  # whether its NAME.catalog.json said so (else only its ids and vectors' rows were checked)
 
     @classmethod
-    def read(cls, path: Path, catalog_size: int) -> RecommendationSet:
-        vectors = read_vectors(vectors_path(path), catalog_size)
-        lists = list(read_recommendations(path, catalog_size))
+    def read(cls, path: Path, target: Target) -> RecommendationSet:
+        fingerprinted = check_made_for(path, target)
+        vectors = read_vectors(vectors_path(path), target.size)
+        lists = list(read_recommendations(path, target.size))
         if not lists:
             raise DataError(f"{path}: no recommendations (loaded, it would replace the live set with nothing)")
-        return cls(lists, vectors, nearest_tracks(vectors) if vectors is not None else None)
+        neighbours = nearest_tracks(vectors) if vectors is not None else None
+        return cls(lists, vectors, neighbours, target.fingerprint, fingerprinted)
 
     def publish(self, client: redis.Redis, name: str) -> tuple[int, bool]:
         """Returns (users, whether item vectors came with it)."""
-        store.publish_recommendations(client, name, self.lists, self.vectors, self.neighbours)
+        store.publish_recommendations(client, name, self.lists, self.vectors, self.neighbours, catalog=self.catalog)
         return len(self.lists), self.vectors is not None
 
 
@@ -103,7 +144,18 @@ def load_catalog(client: redis.Redis, data_dir: Path) -> int:
 
 def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[int, bool]:
     """Publish one set against the live catalog; nothing live changes on error."""
-    return RecommendationSet.read(path, catalog_size(client)).publish(client, name)
+    return RecommendationSet.read(path, Target.live(client)).publish(client, name)
+
+
+def stale_sets(client: redis.Redis, fingerprint: str, reloaded: set[str]) -> list[str]:
+    """The live sets, other than `reloaded`, made for another catalog than `fingerprint` (a set loaded before
+    fingerprints were kept counts as made for the live catalog)."""
+    live = store.live_sets(client)
+    if not live:
+        return []
+    current = store.live_catalog_fingerprint(client)
+    made_for = {name: made or current for name, made in live.items() if name not in reloaded}
+    return [name for name, made in made_for.items() if made is not None and made != fingerprint]
 
 
 def parse_set(text: str) -> tuple[str, Path]:
@@ -132,7 +184,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="extend",
         default=[],
         metavar="NAME=FILE",
-        help="recommendation set(s): JSON lines {user, tracks}; FILE.npy beside it holds the item vectors",
+        help="recommendation set(s): JSON lines {user, tracks}; beside it FILE.npy holds the item vectors and "
+        "FILE.catalog.json the fingerprint of the world it was trained on",
+    )
+    parser.add_argument(
+        "--allow-stale-sets",
+        action="store_true",
+        help="load --data even though live sets not loaded with it were made for another catalog",
     )
 
 
@@ -147,13 +205,26 @@ def run(args: argparse.Namespace) -> None:
     if missing:
         raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
-        size = len(catalog.tracks) if catalog is not None else catalog_size(client)
+        target = catalog.target(args.data) if catalog is not None else Target.live(client)
+        stale = stale_sets(client, target.fingerprint, {name for name, _ in args.recs}) if catalog is not None else []
+        if stale and not args.allow_stale_sets:
+            names = ", ".join(stale)
+            raise DataError(
+                f"{args.data} is another catalog than the live set(s) {names} were made for: load them in the same "
+                f"command (--recs {' '.join(f'{name}=FILE' for name in stale)}, trained on this world), "
+                "or give --allow-stale-sets to leave them stale"
+            )
         sets = []
         for name, path in args.recs:
             print(f"checking recommendations {name} from {path}", flush=True)
-            sets.append((name, path, RecommendationSet.read(path, size)))
+            recommendations = RecommendationSet.read(path, target)
+            if not recommendations.fingerprinted:
+                print(f"warning: {path} has no {fingerprint_path(path).name}: its world is not checked, only its ids")
+            sets.append((name, path, recommendations))
         if catalog is not None:
             print(f"catalog: {catalog.publish(client)} tracks from {args.data}")
+            if stale:
+                print(f"warning: {', '.join(stale)} stay live for another catalog: /ready reports them stale")
         for name, path, recommendations in sets:
             users, with_vectors = recommendations.publish(client, name)
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))

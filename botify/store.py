@@ -3,6 +3,8 @@
 Published data (the catalog, each recommendation set) is written under a new version and made
 live by switching one pointer, so readers never see a half-loaded set; the old version expires
 after a grace period. Values are plain bytes (JSON, packed int32/float32): nothing is unpickled.
+Each catalog version keeps its fingerprint (`botify.data_files.catalog_fingerprint`), and each set version the
+fingerprint of the catalog it was made for, so a set gone stale under a new catalog can be told.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import redis
 
 from botify.catalog import Catalog
+from botify.data_files import catalog_fingerprint
 from botify.item_space import ItemSpace
 from botify.session import LISTEN_STRUCT, MAX_LISTENS, Session, pack_listen
 from botify.settings import Settings
@@ -136,8 +139,35 @@ def live_catalog_size(client: redis.Redis) -> int | None:
     return None if version is None else client.strlen(f"{version.decode()}:artist_of") // 4  # int32 per track
 
 
+def live_catalog_fingerprint(client: redis.Redis) -> str | None:
+    """The fingerprint of the catalog being served, None before one is loaded; a catalog loaded before
+    fingerprints were kept is fingerprinted from its track records."""
+    version = live_catalog_version(client)
+    if version is None:
+        return None
+    stored = client.get(f"{version.decode()}:fingerprint")
+    if stored is not None:
+        return stored.decode()
+    records = client.hgetall(f"{version.decode()}:tracks")
+    return catalog_fingerprint([json.loads(records[track]) for track in sorted(records, key=int)])
+
+
+def live_sets(client: redis.Redis) -> dict[str, str | None]:
+    """Every live recommendation set -> the fingerprint of the catalog it was made for (None: loaded before
+    fingerprints were kept)."""
+    prefix, suffix = recs_prefix(""), ":current"
+    pointers = sorted(client.scan_iter(match=f"{prefix}*{suffix}", count=1000))
+    versions = client.mget(pointers) if pointers else []
+    fingerprints = client.mget([f"{v.decode()}:catalog" for v in versions]) if versions else []
+    return {
+        pointer.decode()[len(prefix) : -len(suffix)]: fingerprint.decode() if fingerprint else None
+        for pointer, fingerprint in zip(pointers, fingerprints, strict=True)
+    }
+
+
 def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int]) -> str:
-    """Write track metadata, the artist of each track and the top tracks; switch the catalog pointer."""
+    """Write track metadata, the artist of each track, the top tracks and the catalog's fingerprint; switch the
+    catalog pointer."""
     version = new_version(client, CATALOG)
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, len(tracks), WRITE_BATCH):
@@ -147,8 +177,9 @@ def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarr
             pipe.execute()
         pipe.set(f"{version}:artist_of", pack_ints(artist_of), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
+        pipe.set(f"{version}:fingerprint", catalog_fingerprint(tracks), ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    switch_to(client, CATALOG, version, ("tracks", "artist_of", "top"))
+    switch_to(client, CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
     return version
 
 
@@ -158,9 +189,11 @@ def publish_recommendations(
     lists: Iterable[tuple[int, list[int]]],
     vectors: np.ndarray | None = None,
     neighbours: np.ndarray | None = None,
+    *,
+    catalog: str,
 ) -> str:
     """Write one recommendation set (per-user candidate lists, optional item vectors with each track's
-    nearest tracks); switch its pointer."""
+    nearest tracks) with the fingerprint of the catalog it was made for; switch its pointer."""
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
@@ -177,7 +210,7 @@ def publish_recommendations(
         if batch:
             pipe.hset(f"{version}:lists", mapping=batch)
             pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"catalog": catalog}
         if vectors is not None:
             values["vectors"] = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
             values["dim"] = vectors.shape[1]

@@ -268,7 +268,9 @@ def execute(run: Run) -> int:
     env = {"REDIS_URL": run.redis_url}
     step(f"world: generating {' '.join(run.scale.world)} (seed {run.seed})")
     python("-m", "sim.world", "--out", str(run.data), "--seed", str(run.seed), *run.scale.world)
-    python("-m", "botify", "load", "--data", str(run.data), env=env)
+    # A rerun's Redis may still hold the sets of another seed's world; they are trained again and loaded with
+    # this world below, and day 1's EXPLORE serves none of them.
+    python("-m", "botify", "load", "--data", str(run.data), "--allow-stale-sets", env=env)
 
     step(f"day 1: EXPLORE experiment, {run.scale.day1_episodes} sessions over HTTP")
     run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
 
 from botify.connection import save_snapshot
-from botify.data_files import DataError, catalog_fingerprint
+from botify.data_files import DataError, catalog_fingerprint, fingerprint_json, fingerprint_path, read_tracks
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import (
@@ -26,7 +27,7 @@ from botify.store import (
     switch_to,
 )
 
-from .conftest import write_recs
+from .conftest import artist_of, artist_vectors, write_recs
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_
     load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {1: [5, 6]}, vectors))
     live = client.get("recs:lightfm:current").decode()
     live_keys = list(client.scan_iter(match=f"{live}:*"))
-    assert len(live_keys) == 5 and {client.ttl(key) for key in live_keys} == {-1}  # -1: no expiry
+    assert len(live_keys) == 6 and {client.ttl(key) for key in live_keys} == {-1}  # -1: no expiry
     assert {client.ttl(key) for key in client.scan_iter(match="catalog:v*:*")} == {-1}
 
     def interrupted():
@@ -115,7 +116,7 @@ def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_
         raise KeyboardInterrupt  # Ctrl-C half-way through the lists
 
     with pytest.raises(KeyboardInterrupt):
-        publish_recommendations(client, "lightfm", interrupted())
+        publish_recommendations(client, "lightfm", interrupted(), catalog="f")
     [unfinished] = [key for key in client.scan_iter(match="recs:lightfm:v*:lists") if key.decode() != f"{live}:lists"]
     assert 0 < client.ttl(unfinished) <= UNFINISHED_VERSION_SECONDS
     assert client.get("recs:lightfm:current").decode() == live
@@ -198,7 +199,7 @@ def test_a_snapshot_is_waited_for_even_behind_an_aof_rewrite(own_redis):
 
 
 def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, tmp_path):
-    live = publish_recommendations(client, "lightfm", [(1, [5, 6])])
+    live = publish_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
     version = new_version(client, "recs:lightfm")
     client.hset(f"{version}:lists", mapping={1: b"\x07\x00\x00\x00"})
     client.set(f"{version}:vectors", b"", ex=UNFINISHED_VERSION_SECONDS)  # then evicted: deleted here
@@ -302,3 +303,134 @@ def test_a_catalog_fingerprint_is_the_hash_of_its_track_ids_and_artists_in_order
     swapped = [{**tracks[0], "artist": "b"}, {**tracks[1], "artist": "Ölund"}]
     assert catalog_fingerprint(swapped) != spelled_out
     assert catalog_fingerprint([{"track": 0}]) == hashlib.sha256(b"[[0,null]]").hexdigest()[:16]
+
+
+def write_world(path: Path, artists: list[str]) -> Path:
+    """A world of `len(artists)` tracks, track i by artists[i]."""
+    path.mkdir()
+    rows = [{"track": track, "artist": artist, "title": f"Song {track}"} for track, artist in enumerate(artists)]
+    (path / "tracks.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (path / "top_tracks.json").write_text(json.dumps(list(range(len(artists)))))
+    return path
+
+
+def tiny_artists() -> list[str]:
+    return [f"Artist {artist_of(track)}" for track in range(300)]
+
+
+def other_world(kind: str, tmp_path: Path) -> Path:
+    """Another world than tiny_world: fewer tracks, more tracks, or as many tracks by other artists."""
+    artists = {"smaller": tiny_artists()[:15], "bigger": tiny_artists() * 2, "same size": tiny_artists()[::-1]}[kind]
+    return write_world(tmp_path / kind.replace(" ", "-"), artists)
+
+
+def made_for(recs: Path, world: Path) -> Path:
+    """Write the set's NAME.catalog.json as `models` does for the world it trained on."""
+    fingerprint_path(recs).write_text(fingerprint_json(catalog_fingerprint(read_tracks(world / "tracks.json"))))
+    return recs
+
+
+def live_fingerprints(client: redis.Redis, name: str = "lightfm") -> tuple[bytes | None, bytes | None]:
+    """(the live catalog's stored fingerprint, the one stored with live set `name`)."""
+    catalog, recs = client.get("catalog:current"), client.get(f"recs:{name}:current")
+    return client.get(catalog + b":fingerprint"), client.get(recs + b":catalog") if recs else None
+
+
+def test_a_set_trained_on_another_world_of_the_same_size_is_refused_and_nothing_is_published(
+    client, redis_server, tiny_world, tmp_path
+):
+    live = client.get("catalog:current")
+    other = other_world("same size", tmp_path)
+    recs = made_for(write_recs(tmp_path / "r.jsonl", {1: [5, 6]}, artist_vectors()), tiny_world)
+    result = run_load(redis_server.url, "--data", str(other), "--recs", f"lightfm={recs}")
+    fingerprints = (
+        catalog_fingerprint(read_tracks(tiny_world / "tracks.json")),
+        catalog_fingerprint(read_tracks(other / "tracks.json")),
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            f"botify load: {recs} was trained on another catalog (fingerprint {fingerprints[0]}) than {other} "
+            f"({fingerprints[1]}): load it with the world it was trained on, or train it on this one"
+        ],
+    )
+    assert client.get("catalog:current") == live and not client.exists("recs:lightfm:current")
+
+
+def test_a_set_trained_on_another_world_is_refused_against_the_live_catalog(client, tiny_world, tmp_path):
+    recs = made_for(write_recs(tmp_path / "r.jsonl", {1: [5, 6]}), other_world("same size", tmp_path))
+    with pytest.raises(DataError, match="was trained on another catalog .* than the live catalog"):
+        load_recommendations(client, "lightfm", recs)
+    assert not client.exists("recs:lightfm:current")
+
+
+def test_a_set_with_its_catalog_file_is_stored_with_the_fingerprint_of_its_world(client, redis_server, tmp_path):
+    recs = made_for(write_recs(tmp_path / "r.jsonl", {1: [5, 6]}), other_world("same size", tmp_path))
+    result = run_load(redis_server.url, "--data", str(tmp_path / "same-size"), "--recs", f"lightfm={recs}")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout
+    fingerprint = catalog_fingerprint(read_tracks(tmp_path / "same-size" / "tracks.json")).encode()
+    assert live_fingerprints(client) == (fingerprint, fingerprint)
+
+
+def test_a_set_without_a_catalog_file_loads_with_one_warning(client, redis_server, tiny_world, tmp_path):
+    recs = write_recs(tmp_path / "hand-made.jsonl", {1: [5, 6]})
+    result = run_load(redis_server.url, "--recs", f"lightfm={recs}")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning")]
+    assert warnings == [f"warning: {recs} has no hand-made.catalog.json: its world is not checked, only its ids"]
+    fingerprint = catalog_fingerprint(read_tracks(tiny_world / "tracks.json")).encode()
+    assert live_fingerprints(client) == (fingerprint, fingerprint)  # stored with the catalog it was checked against
+
+
+@pytest.mark.parametrize("kind", ["smaller", "bigger", "same size"])
+def test_a_world_that_would_leave_live_sets_stale_is_refused_unless_they_come_with_it(
+    client, redis_server, tmp_path, kind
+):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}, artist_vectors()))
+    load_recommendations(client, "lightfm_nofeat", write_recs(tmp_path / "b.jsonl", {1: [7]}))
+    live = client.get("catalog:current")
+    other = other_world(kind, tmp_path)
+    result = run_load(redis_server.url, "--data", str(other), "--recs", f"lightfm_nofeat={tmp_path / 'b.jsonl'}")
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            f"botify load: {other} is another catalog than the live set(s) lightfm were made for: load them in the "
+            "same command (--recs lightfm=FILE, trained on this world), or give --allow-stale-sets to leave them stale"
+        ],
+    )
+    assert client.get("catalog:current") == live and Store(client).user_list(1, "lightfm_nofeat").tolist() == [7]
+    recs = made_for(write_recs(tmp_path / "new.jsonl", {1: [3]}), other)
+    result = run_load(redis_server.url, "--data", str(other), "--recs", f"lightfm={recs}", f"lightfm_nofeat={recs}")
+    assert result.returncode == 0, result.stderr
+    assert Store(client).user_list(1, "lightfm").tolist() == [3]
+
+
+def test_a_world_may_leave_live_sets_stale_when_told_to(client, redis_server, tmp_path):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}))
+    sets_before = live_fingerprints(client)[1]
+    result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)), "--allow-stale-sets")
+    assert result.returncode == 0, result.stderr
+    assert "warning: lightfm stay live for another catalog: /ready reports them stale" in result.stdout.splitlines()
+    assert Store(client).catalog().size == 15 and live_fingerprints(client)[1] == sets_before
+
+
+def test_the_same_world_loaded_again_keeps_its_sets_live(client, redis_server, tiny_world, tmp_path):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}))
+    result = run_load(redis_server.url, "--data", str(tiny_world))  # e.g. compose's loader on every `up`
+    assert result.returncode == 0, result.stderr
+    assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
+
+
+def test_a_catalog_and_sets_loaded_before_fingerprints_are_checked_as_they_are(
+    client, redis_server, tiny_world, tmp_path
+):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}))
+    catalog, recs = client.get("catalog:current"), client.get("recs:lightfm:current")
+    client.delete(catalog + b":fingerprint", recs + b":catalog")  # as an older botify left them
+    mine = made_for(write_recs(tmp_path / "mine.jsonl", {1: [8]}), tiny_world)
+    load_recommendations(client, "lightfm_nofeat", mine)  # the live catalog fingerprinted from its tracks
+    with pytest.raises(DataError, match="than the live catalog"):
+        load_recommendations(client, "lightfm_nofeat", made_for(mine, other_world("same size", tmp_path)))
+    result = run_load(redis_server.url, "--data", str(tmp_path / "same-size"), "--recs", f"lightfm_nofeat={mine}")
+    assert "the live set(s) lightfm were made for" in result.stderr  # taken as made for the live catalog
