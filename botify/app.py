@@ -66,12 +66,14 @@ class Services:
         names = sorted({spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set})
         try:
             catalog = redis_up and self.store.catalog_version() is not None
-            sets = {name: redis_up and self.store.has_set(name) for name in names}
+            stale = self.store.stale_sets(names) if redis_up else []  # made for another catalog than the live one
+            sets = {name: redis_up and name not in stale and self.store.has_set(name) for name in names}
         except REDIS_DOWN:  # lost between the ping and these reads
-            redis_up, catalog, sets = False, False, dict.fromkeys(names, False)
+            redis_up, catalog, stale, sets = False, False, [], dict.fromkeys(names, False)
         event_log = self.events.healthy()
         return {"ready": bool(redis_up and catalog and event_log), "redis": redis_up, "catalog": bool(catalog),
-                "event_log": event_log, "recommendation_sets": sets, "experiment": self.experiment.name}  # fmt: skip
+                "event_log": event_log, "recommendation_sets": sets, "stale_sets": stale,
+                "experiment": self.experiment.name}  # fmt: skip
 
     def log_event(
         self, message: str, user: int, track: int, listened: float, started: float, arms: dict,

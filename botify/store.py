@@ -358,5 +358,16 @@ class Store:
     def has_set(self, name: str) -> bool:
         return self.client.exists(f"{recs_prefix(name)}:current") == 1
 
+    def stale_sets(self, names: list[str]) -> list[str]:
+        """The live sets among `names` made for another catalog than the live one (for readiness, not per request;
+        a set or catalog loaded before fingerprints were kept is not told)."""
+        catalog, *versions = self.client.mget(f"{CATALOG}:current", *(f"{recs_prefix(n)}:current" for n in names))
+        live = {name: version.decode() for name, version in zip(names, versions, strict=True) if version}
+        if catalog is None or not live:
+            return []
+        keys = [f"{catalog.decode()}:fingerprint", *(f"{version}:catalog" for version in live.values())]
+        fingerprint, *made_for = self.client.mget(keys)
+        return [name for name, made in zip(live, made_for, strict=True) if fingerprint and made and made != fingerprint]
+
     def end_session(self, user: int) -> None:
         self.client.delete(session_key(user))

@@ -27,6 +27,15 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+def write_world(path: Path, artists: list[str]) -> Path:
+    """A world of `len(artists)` tracks, track i by artists[i]."""
+    path.mkdir()
+    rows = [{"track": track, "artist": artist, "title": f"Song {track}"} for track, artist in enumerate(artists)]
+    (path / "tracks.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (path / "top_tracks.json").write_text(json.dumps(list(range(len(artists)))))
+    return path
+
+
 def write_recs(path: Path, lists: dict[int, list[int]], vectors: np.ndarray | None = None) -> Path:
     with open(path, "w", encoding="utf-8") as out:
         for user, tracks in lists.items():

@@ -27,7 +27,7 @@ from botify.store import (
     switch_to,
 )
 
-from .conftest import artist_of, artist_vectors, write_recs
+from .conftest import artist_of, artist_vectors, write_recs, write_world
 
 
 @pytest.fixture
@@ -303,15 +303,6 @@ def test_a_catalog_fingerprint_is_the_hash_of_its_track_ids_and_artists_in_order
     swapped = [{**tracks[0], "artist": "b"}, {**tracks[1], "artist": "Ölund"}]
     assert catalog_fingerprint(swapped) != spelled_out
     assert catalog_fingerprint([{"track": 0}]) == hashlib.sha256(b"[[0,null]]").hexdigest()[:16]
-
-
-def write_world(path: Path, artists: list[str]) -> Path:
-    """A world of `len(artists)` tracks, track i by artists[i]."""
-    path.mkdir()
-    rows = [{"track": track, "artist": artist, "title": f"Song {track}"} for track, artist in enumerate(artists)]
-    (path / "tracks.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    (path / "top_tracks.json").write_text(json.dumps(list(range(len(artists)))))
-    return path
 
 
 def tiny_artists() -> list[str]:

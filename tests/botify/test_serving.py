@@ -14,11 +14,12 @@ import requests
 
 from botify.app import create_app
 from botify.event_log import PATH_CHECK_SECONDS
+from botify.load import load_catalog, load_recommendations
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from botify.store import CATALOG_CHECK_SECONDS
 
-from .conftest import artist_of, write_recs
+from .conftest import artist_of, write_recs, write_world
 
 
 def test_event_log_has_one_line_per_successful_response(start_botify, tiny_world):
@@ -155,3 +156,22 @@ def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_
     assert requests.get(f"{service.url}/ready").json()["ready"] is True
     assert requests.post(f"{service.url}/last/3", json={"track": 5, "time": 1}).status_code == 200
     assert [(event["message"], event["user"]) for event in service.events()] == [("last", 3)]
+
+
+def test_ready_reports_a_set_made_for_another_catalog_as_stale(own_redis, tiny_world, tmp_path):
+    client = own_redis.client()
+    load_catalog(client, tiny_world)
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {1: [5, 6]}))
+    app = create_app(Settings(redis_url=own_redis.url, log_dir=tmp_path / "log")).test_client()
+    ready = app.get("/ready").json
+    assert (ready["recommendation_sets"], ready["stale_sets"]) == ({"lightfm": True, "lightfm_nofeat": False}, [])
+    other = write_world(tmp_path / "other", [f"Artist {track % 30}" for track in range(300)])  # same size
+    load_catalog(client, other)  # as `botify load --data OTHER --allow-stale-sets` does
+    ready = app.get("/ready")
+    assert ready.status_code == 200  # serving goes on: StickyArtist and the fallbacks need only the catalog
+    assert (ready.json["recommendation_sets"]["lightfm"], ready.json["stale_sets"]) == (False, ["lightfm"])
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {1: [5, 6]}))
+    assert (app.get("/ready").json["recommendation_sets"]["lightfm"], app.get("/ready").json["stale_sets"]) == (
+        True,
+        [],
+    )
