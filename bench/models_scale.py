@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
         timings[f"tuning {args.trials} trials x <= {args.tune_epochs} epochs"] = round(result.seconds, 2)
 
     with tempfile.TemporaryDirectory() as tmp:
-        done = export(Path(tmp), "lightfm", fitted["lightfm"].scorer(), inter.users, 100, inter.train, progress=True)
+        scorer = fitted["lightfm"].scorer()
+        done = export(Path(tmp), "lightfm", scorer, inter.users, 100, inter.train, catalog.fingerprint, progress=True)
     timings[f"export top-100 for {len(inter.users)} users x {catalog.size} tracks"] = round(done.seconds, 2)
 
     return {

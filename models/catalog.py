@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from botify.data_files import DataError, read_catalog_records
+from botify.data_files import DataError, catalog_fingerprint, read_catalog_records
 from models.errors import InputError
 
 
@@ -16,6 +16,7 @@ class Catalog:
     """Track metadata; row i is track i. Optional columns (genre, duration, popularity) may be absent."""
 
     tracks: pd.DataFrame
+    fingerprint: str  # the world's identity as botify checks it (`botify.data_files.catalog_fingerprint`)
 
     @property
     def size(self) -> int:
@@ -35,4 +36,5 @@ def read_catalog(data_dir: Path) -> Catalog:
         records = read_catalog_records(data_dir / "tracks.json")
     except DataError as error:
         raise InputError(str(error)) from None
-    return Catalog(tracks=pd.DataFrame.from_records(records).set_index("track"))  # in track order: row i is track i
+    tracks = pd.DataFrame.from_records(records).set_index("track")  # in track order: row i is track i
+    return Catalog(tracks=tracks, fingerprint=catalog_fingerprint(records))

@@ -167,7 +167,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
 def run_train(config: TrainConfig) -> None:
     report = train(config)
     print(markdown_table(report["models"], report["k"]), end="")
-    files = [f for e in report["exports"].values() for f in (e["recommendations"], e["vectors"])]
+    files = [f for e in report["exports"].values() for f in (e["recommendations"], e["vectors"], e["catalog"])]
     print(
         f"wrote {', '.join(files)}, report.md and learning_curve.png to {config.out} "
         f"in {report['timings']['total']:.1f} s"

@@ -7,7 +7,10 @@ validation ones, and those on tracks the k-core filter dropped).
 computed with the item features the model was trained with (the sum of its identity, genre, artist,
 popularity and duration embeddings). The id map is the row index itself: row i = track i. The
 service re-ranks a user's candidates by how close their vectors are to the current session's tracks.
-Both files are written to temporary names and renamed only when both are complete.
+`NAME.catalog.json`: `{"catalog": "<fingerprint>"}`, the fingerprint of the world trained on
+(`botify.data_files.catalog_fingerprint`: its track ids with their artists); `botify load` refuses the set
+against any other catalog.
+The files are written to temporary names and renamed only when all are complete.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from botify.data_files import fingerprint_json, fingerprint_path
 from models.atomic import atomic_path
 from models.recommend import Scorer, top_k_blocks
 
@@ -31,6 +35,7 @@ class Exported:
 
     recommendations: Path
     vectors: Path
+    catalog: Path
     users: int
     seconds: float
 
@@ -47,13 +52,16 @@ def export(
     users: np.ndarray,
     k: int,
     exclude: sp.csr_matrix | None,
+    catalog: str,
     progress: bool = False,
 ) -> Exported:
-    """Write `out_dir/NAME.jsonl` (top-k per user; `users[i]` is scorer row i) and `out_dir/NAME.npy`."""
+    """Write `out_dir/NAME.jsonl` (top-k per user; `users[i]` is scorer row i), `out_dir/NAME.npy` and
+    `out_dir/NAME.catalog.json` (`catalog`: the fingerprint of the world trained on)."""
     start = time.perf_counter()
     jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
+    stamp = fingerprint_path(jsonl)
     rows = np.arange(len(users))
-    with atomic_path(jsonl) as tmp_jsonl, atomic_path(npy) as tmp_npy:
+    with atomic_path(jsonl) as tmp_jsonl, atomic_path(npy) as tmp_npy, atomic_path(stamp) as tmp_stamp:
         with (
             tmp_jsonl.open("w", encoding="utf-8") as f,
             tqdm(total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False) as bar,
@@ -66,4 +74,6 @@ def export(
                 bar.update(len(chunk))
         with tmp_npy.open("wb") as f:
             np.save(f, item_vectors(scorer))
-    return Exported(recommendations=jsonl, vectors=npy, users=len(users), seconds=time.perf_counter() - start)
+        tmp_stamp.write_text(fingerprint_json(catalog), encoding="utf-8")
+    seconds = time.perf_counter() - start
+    return Exported(recommendations=jsonl, vectors=npy, catalog=stamp, users=len(users), seconds=seconds)

@@ -258,7 +258,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
             )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
         exports[name] = export(
-            config.out, name, model.scorer(), inter.users, config.top_k, inter.heard, progress=config.progress
+            config.out,
+            name,
+            model.scorer(),
+            inter.users,
+            config.top_k,
+            inter.heard,
+            prepared.catalog.fingerprint,
+            progress=config.progress,
         )
         timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
 
@@ -289,6 +296,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "eval_users": len(prepared.evaluator.rows),
             "monitored_users": len(prepared.monitor.rows),
             "tracks": prepared.catalog.size,
+            "catalog": prepared.catalog.fingerprint,
             "split": config.positives.split,
             "feature_groups": list(prepared.datasets[FEATURES].groups),
         },
@@ -300,7 +308,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             for n, f in fitted.items()
         },
         "exports": {
-            n: {"recommendations": e.recommendations.name, "vectors": e.vectors.name, "users": e.users}
+            n: {
+                "recommendations": e.recommendations.name,
+                "vectors": e.vectors.name,
+                "catalog": e.catalog.name,
+                "users": e.users,
+            }
             for n, e in exports.items()
         },
         "refit": config.refit,

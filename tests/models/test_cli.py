@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from botify.data_files import catalog_fingerprint, read_tracks
 from botify.process import free_port
 from models.atomic import atomic_path
 from models.cli import build_parser, config_from, main
@@ -20,7 +21,8 @@ from models.train import Seeds, prepare
 
 from .conftest import REPO, event, run_models, write_catalog, write_lines
 
-OUTPUTS = ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl", "lightfm_nofeat.npy", "report.md")
+OUTPUTS = tuple(f"{name}.{kind}" for name in ("lightfm", "lightfm_nofeat") for kind in ("jsonl", "npy", "catalog.json"))
+OUTPUTS += ("report.md",)
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +262,27 @@ def test_a_load_that_fails_keeps_the_report_of_what_was_trained(
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["models"] and "botify load" not in report["timings"]
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_the_export_records_the_world_it_was_trained_on_and_botify_refuses_it_for_another(
+    toy: tuple[Path, Path], tmp_path: Path, redis_server
+) -> None:
+    data, logs = toy
+    assert main(train_args(data, logs, tmp_path / "out")) == 0
+    fingerprint = catalog_fingerprint(read_tracks(data / "tracks.json"))
+    for name in ("lightfm", "lightfm_nofeat"):
+        assert json.loads((tmp_path / "out" / f"{name}.catalog.json").read_text()) == {"catalog": fingerprint}
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["data"]["catalog"] == fingerprint
+    other = tmp_path / "other"  # as many tracks, artists handed round: another world of the same size
+    other.mkdir()
+    tracks = read_tracks(data / "tracks.json")
+    artists = [track["artist"] for track in tracks]
+    rows = [{**track, "artist": artist} for track, artist in zip(tracks, artists[1:] + artists[:1], strict=True)]
+    (other / "tracks.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (other / "top_tracks.json").write_bytes((data / "top_tracks.json").read_bytes())
+    recs = f"lightfm={tmp_path / 'out' / 'lightfm.jsonl'}"
+    env = {"REDIS_URL": redis_server.url, "PATH": ""}
+    for world, refused in ((other, True), (data, False)):
+        load = [sys.executable, "-m", "botify", "load", "--data", str(world), "--recs", recs, "--allow-stale-sets"]
+        done = subprocess.run(load, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        assert (done.returncode, "was trained on another catalog" in done.stderr) == (int(refused), refused)
