@@ -62,6 +62,18 @@ def check_catalog(listens: Listens, n_tracks: int) -> None:
         raise InputError(f"catalog mismatch: the logs mention track {bad} but the catalog has tracks 0..{n_tracks - 1}")
 
 
+def smaller_world_note(listens: Listens, n_tracks: int) -> str | None:
+    """A warning when the logs never reach the upper half of the catalog: logs of a smaller world, likely. (Logs carry
+    track ids only: logs of another world of the catalog's size cannot be told from them.)"""
+    high = int(listens.track.max()) if len(listens) else None
+    if high is None or high >= n_tracks // 2:
+        return None
+    return (
+        f"the logs mention tracks up to {high} only, and the catalog has tracks 0..{n_tracks - 1}: are they logs of "
+        "another (smaller) world?"
+    )
+
+
 def first_positives(listens: Listens, min_time: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, track, timestamp) of each pair's first listen with time >= min_time."""
     positive = listens.time >= min_time

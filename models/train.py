@@ -28,7 +28,7 @@ from models.errors import InputError
 from models.export import Exported, export
 from models.features import LightFMData, identity_only, item_features, lightfm_data
 from models.logs import Listens, read_listens
-from models.positives import Interactions, PositivesConfig, build_interactions
+from models.positives import Interactions, PositivesConfig, build_interactions, smaller_world_note
 from models.recommend import Scorer
 from models.report import plot_learning_curves, write_report
 from models.training import Evaluator, Fitted, LightFMParams, fit
@@ -107,6 +107,9 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
     start = time.perf_counter()
     catalog = read_catalog(config.data)
     listens = read_listens(list(config.logs), progress=config.progress)
+    note = smaller_world_note(listens, catalog.size)
+    if note:
+        log.warning("%s", note)
     try:
         interactions = build_interactions(listens, catalog.size, config.positives, rng)
     except InputError as error:

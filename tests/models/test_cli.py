@@ -286,3 +286,25 @@ def test_the_export_records_the_world_it_was_trained_on_and_botify_refuses_it_fo
         load = [sys.executable, "-m", "botify", "load", "--data", str(world), "--recs", recs, "--allow-stale-sets"]
         done = subprocess.run(load, cwd=REPO, env=env, capture_output=True, text=True, check=False)
         assert (done.returncode, "was trained on another catalog" in done.stderr) == (int(refused), refused)
+
+
+def test_logs_of_a_smaller_world_are_warned_about(
+    toy: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, logs = toy  # 300 tracks
+    bigger = write_catalog(tmp_path / "bigger", 1000)
+    args = train_args(bigger, logs, tmp_path / "out")
+    config = config_from(build_parser().parse_args(args))
+    with caplog.at_level(logging.WARNING):
+        prepare(config, np.random.default_rng(0))
+    high = max(json.loads(line)["track"] for path in logs.iterdir() for line in path.read_text().splitlines())
+    assert (
+        f"the logs mention tracks up to {high} only, and the catalog has tracks 0..999: are they logs of "
+        "another (smaller) world?" in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prepare(
+            config_from(build_parser().parse_args(train_args(data, logs, tmp_path / "out"))), np.random.default_rng(0)
+        )
+    assert "smaller" not in caplog.text
