@@ -54,6 +54,15 @@ def test_last_answers_user_and_logs_the_end_of_session(service):
     assert (event["user"], event["track"], event["time"]) == (205, 7, 1.0)
 
 
+def test_user_ids_are_served_up_to_the_largest_64_bit_one(service):
+    """The event log's readers take 64-bit ids: the largest is served and logged, the next one is refused."""
+    listen = {"track": 5, "time": 0.5}
+    assert requests.post(f"{service.url}/last/{2**63 - 1}", json=listen).json() == {"user": 2**63 - 1}
+    assert [event["user"] for event in service.wait_for_events(2**63 - 1, 1)] == [2**63 - 1]
+    refused = requests.post(f"{service.url}/next/{2**63}", json=listen)
+    assert refused.status_code == 400 and "user id must be at most" in refused.json()["message"]
+
+
 @pytest.mark.parametrize("accept", [None, "text/html", "text/plain", "application/xml;q=0.9, */*;q=0.1"])
 def test_listen_answers_are_json_whatever_the_client_accepts(service, accept):
     headers = {"Accept": accept} if accept else {}

@@ -19,6 +19,7 @@ from botify.data_files import DataError, catalog_fingerprint, fingerprint_json, 
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog, load_recommendations
 from botify.store import (
+    OLD_VERSION_GRACE_SECONDS,
     UNFINISHED_VERSION_SECONDS,
     WRITE_BATCH,
     Store,
@@ -120,6 +121,19 @@ def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_
     [unfinished] = [key for key in client.scan_iter(match="recs:lightfm:v*:lists") if key.decode() != f"{live}:lists"]
     assert 0 < client.ttl(unfinished) <= UNFINISHED_VERSION_SECONDS
     assert client.get("recs:lightfm:current").decode() == live
+
+
+def test_a_replaced_version_expires_after_the_grace_period(client, tiny_world, tmp_path):
+    """Else every load would leave a whole copy of the set (and of the catalog) in Redis."""
+    vectors = np.random.default_rng(0).normal(size=(300, 4))
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}, vectors))
+    old_set = client.get("recs:lightfm:current").decode()
+    old_catalog = client.get("catalog:current").decode()
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "b.jsonl", {1: [7]}))
+    load_catalog(client, tiny_world)
+    old_keys = [*client.scan_iter(match=f"{old_set}:*"), *client.scan_iter(match=f"{old_catalog}:*")]
+    assert len(old_keys) == 6 + 4
+    assert all(0 < client.ttl(key) <= OLD_VERSION_GRACE_SECONDS for key in old_keys)
 
 
 def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):

@@ -13,12 +13,13 @@ from botify.catalog import Catalog
 from botify.item_space import ItemSpace
 from botify.load import load_catalog, load_recommendations
 from botify.recommenders.candidates import InOrder, SessionAware
+from botify.recommenders.sticky_artist import StickyArtist
 from botify.recommenders.top_pop import TopPop
 from botify.registry import EXPERIMENTS
 from botify.session import Session, pack_listen
 from botify.store import Store
 
-from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, write_recs
+from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, artist_vectors, write_recs
 
 HW2 = EXPERIMENTS["HW_2"]
 
@@ -62,6 +63,22 @@ def test_control_users_get_a_track_of_the_previous_artist(service):
     for user in users_in("C", 5):
         for track in (3, 57, 299):
             assert artist_of(next_track(service, user, track, 0.2)) == artist_of(track)
+
+
+def test_control_users_get_a_random_track_of_the_artist_not_always_the_same(service):
+    user = users_in("C", 1)[0]
+    served = {next_track(service, user, 55, 0.5) for _ in range(30)}
+    assert {artist_of(track) for track in served} == {artist_of(55)} and len(served) >= 3
+
+
+def test_each_arm_of_hw2_arms_serves_its_own_recommendation_set(start_botify, own_redis, tiny_world, tmp_path):
+    users = {arm: users_in(arm, 1, "HW_2_ARMS")[0] for arm in ("T1", "T2", "T3")}
+    with_features = write_recs(tmp_path / "lightfm.jsonl", {user: [10, 20, 30] for user in users.values()})
+    without = write_recs(tmp_path / "lightfm_nofeat.jsonl", {user: [150, 160, 170] for user in users.values()})
+    sets = {"lightfm": with_features, "lightfm_nofeat": without}  # in a Redis of its own: not the module's sets
+    arms = start_botify(tiny_world, sets, experiment="HW_2_ARMS", redis_url=own_redis.url)
+    first = {arm: next_track(arms, user, 0, 1.0) for arm, user in users.items()}
+    assert first == {"T1": 10, "T2": 150, "T3": 10}  # in order / without features / with features, session-aware
 
 
 def test_lightfm_never_repeats_a_track_within_a_session(service):
@@ -130,8 +147,14 @@ def test_in_order_serves_the_stored_order_without_repeats(store, tmp_path):
     assert serve_session(recommender, 7, 20, 4) == [10, 30, 40, 299]  # 20 was played; then the top track
 
 
-def test_lists_loaded_for_a_larger_catalog_never_serve_a_track_outside_the_live_one(store, tiny_world, tmp_path):
-    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 200, 12]}))
+@pytest.mark.parametrize("vectors", [None, artist_vectors()], ids=["lists only", "with item vectors"])
+def test_lists_loaded_for_a_larger_catalog_never_serve_a_track_outside_the_live_one(
+    store, tiny_world, tmp_path, vectors
+):
+    """A set loaded for the 300-track catalog, then a 15-track one: 15 is the first id past it, and the set's item
+    vectors (300 rows) no longer describe the catalog, so they are not used either."""
+    recs = write_recs(tmp_path / "r.jsonl", {7: [10, 15, 200, 12]}, vectors)
+    load_recommendations(store.client, "lightfm", recs)
     smaller = tmp_path / "smaller-world"
     smaller.mkdir()
     (smaller / "tracks.json").write_text("".join((tiny_world / "tracks.json").read_text().splitlines(True)[:15]))
@@ -139,7 +162,7 @@ def test_lists_loaded_for_a_larger_catalog_never_serve_a_track_outside_the_live_
     load_catalog(store.client, smaller)
     for recommender in (InOrder(store, "lightfm", fallback(store)), SessionAware(store, "lightfm", fallback(store))):
         store.end_session(7)
-        assert serve_session(recommender, 7, 0, 3) == [10, 12, 14]  # 200 skipped; then the top track
+        assert serve_session(recommender, 7, 0, 3) == [10, 12, 14]  # 15 and 200 skipped; then the top track
 
 
 def test_session_aware_without_vectors_keeps_list_order_then_falls_back(store, tmp_path):
@@ -154,6 +177,28 @@ def test_session_aware_falls_back_when_everything_near_is_played(store, tmp_path
     recommender = SessionAware(store, "lightfm", fallback(store))
     served = serve_session(recommender, 7, 0, 120)
     assert len(set(served)) == 120 and 0 not in served  # never a repeat, even past the neighbourhood
+
+
+def test_a_track_skipped_at_once_counts_as_played(store, tmp_path):
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}))
+    recommender = InOrder(store, "lightfm", fallback(store))
+    assert recommender.recommend_next(7, 10, 0.0) == 20  # 10 was listened to for no time at all: not served again
+    assert store.listen(7, 20, 0.0, "lightfm", 300).session.played.tolist() == [10, 20]
+
+
+def test_toppop_answers_among_the_100_most_popular_tracks_only(store):
+    recommender = TopPop(store.catalog, np.random.default_rng(0))
+    top = set(store.catalog().top_tracks[:100].tolist())  # of 300 tracks
+    answers = {recommender.recommend_next(1, 0, 0.5) for _ in range(200)}
+    assert answers <= top and len(answers) > 50
+
+
+def test_sticky_artist_as_a_fallback_never_picks_a_played_track(store):
+    catalog = store.catalog()
+    pick = StickyArtist(store.catalog, np.random.default_rng(0))
+    played = set(range(50, 59))  # artist 5's tracks but 59
+    assert {pick.pick(catalog, 55, played) for _ in range(20)} == {59}
+    assert pick.pick(catalog, 55, played | {59}) is None
 
 
 def session_of(*tracks: int) -> Session:
@@ -172,3 +217,22 @@ def test_session_aware_discounts_each_play_of_an_artist():
     assert recommender.choose(no_list, items, session_of(0, 0), catalog) == 3  # 1.1 x 0.64 = 0.70 < 0.8
     assert recommender.choose(no_list, items, session_of(4, 4, 0), catalog) == 1  # artist 1's plays: 3 at 0.512
     assert recommender.choose(no_list, items, session_of(1, 0), catalog) == 3  # 1 played: never again
+
+
+def test_session_aware_prefers_a_candidate_on_the_users_own_list():
+    """Context 0: track 3 (on the list, cosine 0.6) scores 0.8 + 0.15 = 0.95, track 4 (a neighbour only, cosine 0.8)
+    0.9; without the list, 4 wins."""
+    catalog = Catalog.build(np.array([0, 0, 1, 1, 2, 2]), np.arange(6))
+    vectors = np.array([[1, 0], [-1, 0], [0, -1], [0.6, 0.8], [0.8, 0.6], [0, -1]], dtype=np.float32)
+    items = ItemSpace(vectors, np.array([[4, 3]] * 6, dtype=np.int32))
+    recommender = SessionAware(None, "lightfm", [])
+    assert recommender.choose(np.array([3], dtype=np.int32), items, session_of(0), catalog) == 3
+    assert recommender.choose(np.empty(0, dtype=np.int32), items, session_of(0), catalog) == 4
+
+
+def test_session_aware_considers_the_context_artists_tracks_beyond_its_neighbours():
+    catalog = Catalog.build(np.array([0, 0, 0, 1, 1, 2]), np.arange(6))
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [-1, 0], [0, -1]], dtype=np.float32)
+    items = ItemSpace(vectors, np.array([[3]] * 6, dtype=np.int32))  # track 1 is no listed neighbour of 0
+    recommender = SessionAware(None, "lightfm", [])
+    assert recommender.choose(np.empty(0, dtype=np.int32), items, session_of(0), catalog) == 1  # 1.1 x 0.8 > 0.8

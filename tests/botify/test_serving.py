@@ -108,6 +108,18 @@ def test_a_redis_that_lost_the_catalog_is_served_from_the_catalog_in_memory(star
     assert requests.get(f"{service.url}/ready").json()["catalog"] is False
 
 
+def test_a_catalog_loaded_while_serving_is_served_within_the_check_interval(
+    start_botify, own_redis, tiny_world, tmp_path
+):
+    service = start_botify(tiny_world, redis_url=own_redis.url, workers=1)
+    assert requests.post(f"{service.url}/next/1", json={"track": 305, "time": 1}).status_code == 404
+    grown = write_world(tmp_path / "grown", [f"Artist {artist_of(track)}" for track in range(300)] + ["New"] * 10)
+    load_catalog(own_redis.client(), grown)
+    time.sleep(CATALOG_CHECK_SECONDS + 0.1)  # past the interval at which a worker re-reads the catalog pointer
+    answer = requests.post(f"{service.url}/next/1", json={"track": 305, "time": 1})
+    assert answer.status_code == 200 and 0 <= answer.json()["track"] < 310
+
+
 def test_without_any_catalog_listens_get_a_503_and_are_not_logged(own_redis, tmp_path, caplog):
     app = create_app(Settings(redis_url=own_redis.url, log_dir=tmp_path / "log")).test_client()
     for route in ("next", "last"):

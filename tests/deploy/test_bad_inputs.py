@@ -41,6 +41,7 @@ CASES = [
     ("fractional user", "POST", "/next/1.5", body(), {}, 404, "not found"),
     ("no user", "POST", "/next/", body(), {}, 404, "not found"),
     ("user beyond 64 bits", "POST", "/next/" + "9" * 30, body(), {}, 400, "user id"),
+    ("user one past the largest 64-bit id", "POST", f"/next/{2**63}", body(), {}, 400, "user id"),
     ("user id longer than a request line", "POST", "/next/" + "9" * 5000, body(), {}, 414, "uri too long"),
     ("header beyond the size limit", "POST", "/next/1", body(), {"X-Pad": "x" * 9000}, 431, "header fields too large"),
     ("unicode user", "POST", "/next/%E2%99%AB", body(), {}, 404, "not found"),
