@@ -44,3 +44,8 @@ def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
 def test_a_bad_split_is_an_input_error(text: str, reason: str) -> None:
     with pytest.raises(ABInputError, match=reason):
         parse_split(text, ["C", "T1"])
+
+
+def test_an_imbalance_significant_at_5pct_but_not_at_the_srm_threshold_is_no_mismatch() -> None:
+    check = srm_check({"C": 2080, "T1": 1920})  # chi2 = 6.4, p = 0.011
+    assert 0.001 < check.p_value < 0.05 and not check.mismatch

@@ -88,3 +88,18 @@ def test_users_for_a_5pct_effect_reach_80pct_power_in_simulation() -> None:
     assert power == pytest.approx(0.80, abs=0.03)
     assert mde_pct(9.0, n, 9.0, n, 10.0) == pytest.approx(5.0, abs=0.01)
     assert users_per_arm(1.0, 1.0, 0.0) is None
+
+
+def test_the_delta_ci_and_p_value_are_the_delta_method_written_out_on_small_arms() -> None:
+    control = np.array([3.0, 5.0, 4.0, 6.0, 2.0])
+    treatment = np.array([6.0, 7.5, 5.0, 9.0, 6.5, 8.0])
+    result = compare(control, treatment)
+    mc, mt = control.mean(), treatment.mean()
+    vc, vt = control.var(ddof=1) / 5, treatment.var(ddof=1) / 6  # the means' sample variances
+    dof = (vc + vt) ** 2 / (vc**2 / 4 + vt**2 / 5)  # Welch-Satterthwaite
+    se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
+    effect = mt / mc - 1
+    q = stats.t.ppf(0.975, dof)
+    assert result.effect_pct == pytest.approx(effect * 100)
+    assert (result.lower_pct, result.upper_pct) == pytest.approx(((effect - q * se) * 100, (effect + q * se) * 100))
+    assert result.p_value == pytest.approx(2 * stats.t.sf(effect / se, dof))

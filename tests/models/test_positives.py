@@ -103,3 +103,27 @@ def test_no_positives_and_catalog_mismatch_stop_with_a_reason() -> None:
         build_interactions(listens([(1, 5, 1.0, 1)]), 5, PositivesConfig(), np.random.default_rng(0))
     with pytest.raises(InputError, match="no positives left"):
         build_interactions(listens([(1, 1, 1.0, 1)]), 5, PositivesConfig(), np.random.default_rng(0))
+
+
+def test_k_core_repeats_until_the_thresholds_hold_after_a_cascade() -> None:
+    # track 9 has one fan (user 0): without it user 0 has one pair left, so user 0 goes too, and with it track 0's
+    # third fan
+    keep = k_core(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 9, 0, 1, 1, 0]), 2, 2)
+    assert keep.tolist() == [False, False, True, True, True, True]
+
+
+def test_the_last_day_split_holds_out_exactly_the_final_24_hours() -> None:
+    end, hour = 10 * DAY_MS, 3_600_000
+    rows = [(u, t, 1.0, 0) for u in range(2) for t in range(4)]
+    rows += [(0, 4, 1.0, end - 23 * hour), (1, 5, 1.0, end - 25 * hour), (1, 6, 1.0, end)]
+    config = PositivesConfig(min_user_positives=1, min_track_positives=1, split="last-day")
+    inter = build_interactions(listens(rows), 8, config, np.random.default_rng(0))
+    assert inter.valid[0].indices.tolist() == [4]  # 23 hours before the end: held out
+    assert inter.valid[1].indices.tolist() == [6]  # 25 hours before: trained on
+    assert 5 in inter.train[1].indices.tolist()
+
+
+def test_a_random_holdout_never_takes_all_of_a_users_pairs_even_at_a_large_share() -> None:
+    user_code = np.repeat(np.arange(3), [1, 2, 4])
+    valid = random_holdout(user_code, 0.6, np.random.default_rng(0))
+    assert np.bincount(user_code[valid], minlength=3).tolist() == [0, 1, 2]

@@ -160,7 +160,7 @@ def test_export_format_is_exact(trained: Trained, sim_logs, prepared) -> None:
         assert [sorted(r) for r in records] == [["tracks", "user"]] * len(records)
         users = [r["user"] for r in records]
         assert users == sorted(users) == interactions.users.tolist()
-        seen = interactions.all
+        seen = interactions.heard
         for row, record in enumerate(records):
             tracks = record["tracks"]
             assert len(tracks) == len(set(tracks)) == 50

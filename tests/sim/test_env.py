@@ -87,3 +87,11 @@ def test_passes_gymnasiums_environment_checker(world_dir):
     from gymnasium.utils.env_checker import check_env
 
     check_env(RecEnv(read_world(world_dir)), skip_render_check=True)
+
+
+def test_a_recommended_track_played_earlier_in_the_session_gets_zero(one_artist_world):
+    env = RecEnv(one_artist_world(FAN))
+    observation, _ = env.reset(seed=1)
+    fresh = next(track for track in range(12) if track != observation["track"])
+    assert env.step(fresh)[1] > 0.0
+    assert env.step(fresh)[1] == 0.0  # a repeat of a recommended track, not only of the start track

@@ -273,3 +273,15 @@ def test_a_summary_path_that_cannot_be_written_stops_the_run_before_any_session(
         text=True,
     )
     assert finished.returncode == 1 and not summary.exists()
+
+
+class RepeatLast:
+    """Recommends the track just played: every listen is a repeat, heard for 0."""
+
+    def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
+        return prev_track
+
+
+def test_an_episodes_time_is_the_sum_of_its_listens(world_dir):
+    result = run_episode(RecEnv(read_world(world_dir)), RecommenderAgent(RepeatLast()), "repeat", 0, 1, 0)
+    assert result.steps >= 1 and result.time == 0.0
