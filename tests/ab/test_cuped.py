@@ -47,3 +47,16 @@ def test_cuped_narrows_the_ci_and_keeps_the_effect() -> None:
     assert power.users_per_arm_cuped is not None and power.users_per_arm is not None
     assert power.users_per_arm_cuped < 0.5 * power.users_per_arm
     assert power.mde_pct_cuped < power.mde_pct
+
+
+def test_a_pre_period_covering_few_users_adjusts_them_and_says_so() -> None:
+    design = SyntheticDesign(users=400)
+    rng = np.random.default_rng(2)
+    traits = draw_traits(design, rng)
+    users = user_metrics(generate_events(design, rng, traits)).frame
+    pre = user_metrics(generate_events(design, rng, traits, period=0)).frame
+    few = pre.loc[pre.index[:100]]  # a quarter of the users
+    report = analyze(users, "HW_2", pre=few)
+    fit = next(f for f in report.cuped_fits if f.metric == "mean_time_per_session")
+    assert fit.covered_users == 100 and fit.theta > 0  # a small pre-period still adjusts the users it covers
+    assert any(w.startswith("warning: only 100 of 400 users have pre-period data") for w in report.warnings)

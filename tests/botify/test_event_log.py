@@ -250,6 +250,7 @@ def test_log_backups_beyond_the_setting_are_dropped_oldest_first(tmp_path: Path)
     log.close()
     names = sorted(path.name for path in (tmp_path / "log").iterdir())
     assert names == [log.path.name, f"{log.path.name}.1", f"{log.path.name}.2"]
+    assert all(900 < path.stat().st_size <= 1_000 for path in (tmp_path / "log").iterdir() if path != log.path)
     users = _lines(tmp_path / "log")
     assert max(users) == 39 and min(users) > 0 and sorted(users) == list(range(min(users), 40))
 

@@ -101,6 +101,8 @@ def test_bad_experiment_definitions_are_refused():
         Experiment("X", ("a", "b"), coverage=1.5)
     with pytest.raises(ValueError):
         Namespace("n", 0.6, 0.4)
+    with pytest.raises(ValueError, match=r"namespace range \[0.5, 0.5\)"):
+        Namespace("n", 0.5, 0.5)  # empty: an experiment that enrols nobody
 
 
 def test_events_carry_arms_of_every_registered_experiment():
