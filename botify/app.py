@@ -16,7 +16,7 @@ from botify.connection import redis_client
 from botify.event_log import EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
-from botify.registry import EXPERIMENTS, RECOMMENDERS
+from botify.registry import EXPERIMENTS, RECOMMENDATION_SETS, RECOMMENDERS
 from botify.settings import Settings
 from botify.store import REDIS_DOWN, Store, StoreUnavailable
 from botify.wiring import build_recommenders, check_fallback
@@ -63,7 +63,7 @@ class Services:
         redis_up = self.store.ping()
         if redis_up:
             self.store.guard.resume()
-        names = sorted({spec.recommendation_set for spec in RECOMMENDERS.values() if spec.recommendation_set})
+        names = RECOMMENDATION_SETS
         try:
             catalog = redis_up and self.store.catalog_version() is not None
             stale = self.store.stale_sets(names) if redis_up else []  # made for another catalog than the live one

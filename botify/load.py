@@ -147,15 +147,15 @@ def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[in
     return RecommendationSet.read(path, Target.live(client)).publish(client, name)
 
 
-def stale_sets(client: redis.Redis, fingerprint: str, reloaded: set[str]) -> list[str]:
-    """The live sets, other than `reloaded`, made for another catalog than `fingerprint` (a set loaded before
-    fingerprints were kept counts as made for the live catalog)."""
-    live = store.live_sets(client)
-    if not live:
+def sets_left_stale(client: redis.Redis, target: Target, reloaded: set[str]) -> list[str]:
+    """The live sets, other than `reloaded`, that a new catalog `target` would leave made for another one (none
+    when the live catalog is `target` already). Sets loaded before fingerprints were kept are first recorded as
+    made for the live catalog."""
+    live = store.live_catalog_fingerprint(client)
+    if live is None or live == target.fingerprint:
         return []
-    current = store.live_catalog_fingerprint(client)
-    made_for = {name: made or current for name, made in live.items() if name not in reloaded}
-    return [name for name, made in made_for.items() if made is not None and made != fingerprint]
+    store.stamp_sets(client, RECOMMENDATION_SETS, live)
+    return [name for name in store.stale_sets(client, RECOMMENDATION_SETS, target.fingerprint) if name not in reloaded]
 
 
 def parse_set(text: str) -> tuple[str, Path]:
@@ -206,7 +206,8 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
         target = catalog.target(args.data) if catalog is not None else Target.live(client)
-        stale = stale_sets(client, target.fingerprint, {name for name, _ in args.recs}) if catalog is not None else []
+        reloaded = {name for name, _ in args.recs}
+        stale = sets_left_stale(client, target, reloaded) if catalog is not None else []
         if stale and not args.allow_stale_sets:
             names = ", ".join(stale)
             raise DataError(

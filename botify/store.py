@@ -152,17 +152,31 @@ def live_catalog_fingerprint(client: redis.Redis) -> str | None:
     return catalog_fingerprint([json.loads(records[track]) for track in sorted(records, key=int)])
 
 
-def live_sets(client: redis.Redis) -> dict[str, str | None]:
-    """Every live recommendation set -> the fingerprint of the catalog it was made for (None: loaded before
-    fingerprints were kept)."""
-    prefix, suffix = recs_prefix(""), ":current"
-    pointers = sorted(client.scan_iter(match=f"{prefix}*{suffix}", count=1000))
-    versions = client.mget(pointers) if pointers else []
-    fingerprints = client.mget([f"{v.decode()}:catalog" for v in versions]) if versions else []
+def sets_made_for(client: redis.Redis, names: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """The live sets among `names` -> (live version, fingerprint of the catalog it was made for; None for a set
+    loaded before fingerprints were kept)."""
+    names = list(names)
+    versions = client.mget([f"{recs_prefix(name)}:current" for name in names]) if names else []
+    live = {name: version.decode() for name, version in zip(names, versions, strict=True) if version}
+    made = client.mget([f"{version}:catalog" for version in live.values()]) if live else []
     return {
-        pointer.decode()[len(prefix) : -len(suffix)]: fingerprint.decode() if fingerprint else None
-        for pointer, fingerprint in zip(pointers, fingerprints, strict=True)
+        name: (version, fingerprint.decode() if fingerprint else None)
+        for (name, version), fingerprint in zip(live.items(), made, strict=True)
     }
+
+
+def stale_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> list[str]:
+    """The live sets among `names` made for another catalog than `fingerprint`. A set without a fingerprint was
+    made for the live catalog: `stamp_sets` records it before another catalog replaces that one."""
+    return [name for name, (_, made) in sets_made_for(client, names).items() if made not in (None, fingerprint)]
+
+
+def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> None:
+    """Record `fingerprint` (the live catalog's, before a new catalog replaces it) as the catalog of the live sets
+    loaded before fingerprints were kept."""
+    for version, made in sets_made_for(client, names).values():
+        if made is None:
+            client.set(f"{version}:catalog", fingerprint)
 
 
 def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int]) -> str:
@@ -358,16 +372,12 @@ class Store:
     def has_set(self, name: str) -> bool:
         return self.client.exists(f"{recs_prefix(name)}:current") == 1
 
-    def stale_sets(self, names: list[str]) -> list[str]:
+    def stale_sets(self, names: Iterable[str]) -> list[str]:
         """The live sets among `names` made for another catalog than the live one (for readiness, not per request;
-        a set or catalog loaded before fingerprints were kept is not told)."""
-        catalog, *versions = self.client.mget(f"{CATALOG}:current", *(f"{recs_prefix(n)}:current" for n in names))
-        live = {name: version.decode() for name, version in zip(names, versions, strict=True) if version}
-        if catalog is None or not live:
-            return []
-        keys = [f"{catalog.decode()}:fingerprint", *(f"{version}:catalog" for version in live.values())]
-        fingerprint, *made_for = self.client.mget(keys)
-        return [name for name, made in zip(live, made_for, strict=True) if fingerprint and made and made != fingerprint]
+        a catalog loaded before fingerprints were kept has none to compare with)."""
+        version = self.catalog_version()
+        fingerprint = self.client.get(f"{version.decode()}:fingerprint") if version else None
+        return stale_sets(self.client, names, fingerprint.decode()) if fingerprint else []
 
     def end_session(self, user: int) -> None:
         self.client.delete(session_key(user))

@@ -439,3 +439,26 @@ def test_a_catalog_and_sets_loaded_before_fingerprints_are_checked_as_they_are(
         load_recommendations(client, "lightfm_nofeat", made_for(mine, other_world("same size", tmp_path)))
     result = run_load(redis_server.url, "--data", str(tmp_path / "same-size"), "--recs", f"lightfm_nofeat={mine}")
     assert "the live set(s) lightfm were made for" in result.stderr  # taken as made for the live catalog
+
+
+def test_sets_loaded_before_fingerprints_stay_made_for_their_own_world_across_world_changes(
+    client, redis_server, tiny_world, tmp_path
+):
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}))
+    catalog, recs = client.get("catalog:current"), client.get("recs:lightfm:current")
+    client.delete(catalog + b":fingerprint", recs + b":catalog")  # as an older botify left them
+    other = other_world("same size", tmp_path)
+    assert run_load(redis_server.url, "--data", str(other), "--allow-stale-sets").returncode == 0
+    assert Store(client).stale_sets(["lightfm", "lightfm_nofeat"]) == ["lightfm"]  # what /ready reports
+    again = run_load(redis_server.url, "--data", str(other))  # the same world again (compose's loader on `up`)
+    assert again.returncode == 0, again.stderr
+    assert Store(client).stale_sets(["lightfm"]) == ["lightfm"]  # still made for the first world
+    back = run_load(redis_server.url, "--data", str(tiny_world))  # the world it was made for: nothing left stale
+    assert back.returncode == 0, back.stderr
+    assert Store(client).stale_sets(["lightfm"]) == []
+
+
+def test_a_set_no_recommender_reads_does_not_hold_a_world_change_back(client, redis_server, tmp_path):
+    publish_recommendations(client, "lightfm2", [(1, [5])], catalog="another world")  # e.g. a misspelt old load
+    result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)))
+    assert result.returncode == 0, result.stderr
