@@ -65,7 +65,8 @@ def save_snapshot(client: redis.Redis, timeout: float = 600.0) -> bool:
 @contextmanager
 def open_redis(settings: Settings) -> Iterator[redis.Redis]:
     """A client for the configured Redis. Without `REDIS_URL`, the data folder's embedded server: reused when it
-    runs, otherwise started for the duration and stopped with a snapshot."""
+    runs, otherwise started for the duration and stopped with a snapshot (a `botify serve` that came to use it
+    meanwhile starts it again from that snapshot)."""
     if settings.redis_url:
         yield redis.Redis.from_url(settings.redis_url)
         return

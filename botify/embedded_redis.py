@@ -7,10 +7,13 @@ RDB snapshot), so separate commands (`load`, then `serve`) find the same server 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 import redis
 
@@ -18,6 +21,7 @@ from botify.process import stop_with_parent
 
 SOCKET_NAME = "redis.sock"
 SNAPSHOT_NAME = "dump.rdb"
+OWNER_NAME = "serve.pid"  # the pid of the `botify serve` looking after the folder's server, locked while it runs
 
 
 def redis_server_binary() -> str:
@@ -112,6 +116,35 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def shutdown(self, save: bool = True) -> None:
+        """Stop the server serving this folder, whoever started it (snapshotting first when `save`)."""
+        if self.process is not None:
+            self.stop(save)
+            return
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+            self.client().shutdown(save=save, nosave=not save)  # returns once it saved and closed
+
+    def claim(self) -> IO[str]:
+        """Become the one process looking after this folder's server (`botify serve`), while the returned file is
+        open. OSError naming the owner if there is one: two would each start it again when it dies, and the first to
+        stop would stop it under the other."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = open(self.directory / OWNER_NAME, "a+", encoding="utf-8")  # noqa: SIM115 (held while serving)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "?"
+            lock.close()
+            raise OSError(
+                f"another botify serve (pid {owner}) runs the embedded Redis of {self.directory.parent}: share it "
+                f"with REDIS_URL={self.url}, or give this one its own BOTIFY_DATA_DIR"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
 
     def kill(self) -> None:
         """Kill the server abruptly, as an outage would."""

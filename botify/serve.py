@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
 
 from botify.app import check_settings
 from botify.arguments import bounded
@@ -23,7 +21,6 @@ from botify.settings import Settings
 from botify.store import live_catalog_version
 
 REDIS_CHECK_SECONDS = 1.0
-OWNER_NAME = "serve.pid"  # in the embedded Redis's folder: the pid of the serve looking after it, locked while it runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,39 +56,27 @@ def check_log_dir(directory: Path) -> None:
         raise OSError(f"cannot write in BOTIFY_LOG_DIR {directory}: permission denied")
 
 
-def claim(embedded: EmbeddedRedis) -> IO[str]:
-    """Become the one `serve` looking after the embedded Redis of a data folder (held while the returned file is
-    open). OSError naming the other one: two would each start it again when it dies, and the first to stop would
-    stop it under the second."""
-    embedded.directory.mkdir(parents=True, exist_ok=True)
-    lock = open(embedded.directory / OWNER_NAME, "a+", encoding="utf-8")  # noqa: SIM115 (held for the process's life)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        owner = lock.read().strip() or "?"
-        lock.close()
-        raise OSError(
-            f"another botify serve (pid {owner}) runs the embedded Redis of {embedded.directory.parent}: share it "
-            f"with REDIS_URL={embedded.url}, or give this one its own BOTIFY_DATA_DIR"
-        ) from None
-    lock.truncate(0)
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
-
-
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     check_settings(settings)  # one line here, not a worker's traceback per boot attempt
     check_log_dir(settings.log_dir)
     check_address(args.host, args.port)
-    owner = None if settings.redis_url else claim(embedded_for(settings))  # noqa: F841 (held while serving)
+    embedded = None if settings.redis_url else embedded_for(settings)
+    owner = embedded.claim() if embedded else None  # noqa: F841 (held while serving)
+    try:
+        return serve(args, settings, embedded)
+    finally:
+        if embedded is not None:  # the folder's one owner: its Redis stops with a snapshot, whoever started it
+            embedded.shutdown(save=True)
+
+
+def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis | None) -> int:
+    """Start gunicorn on the configured Redis (the embedded one started if need be) and supervise it."""
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
     with open_redis(settings) as client:  # the embedded server, when started here, lives as long as gunicorn
-        env["REDIS_URL"] = settings.redis_url or embedded_for(settings).url
+        env["REDIS_URL"] = settings.redis_url or embedded.url
         if live_catalog_version(client) is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")
             save_snapshot(client)  # a Redis restarted from its snapshot comes back with it
@@ -109,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         server = subprocess.Popen(command, env=env, preexec_fn=stop_with_parent)
         started.append(server)
         print(f"botify serving on http://{args.host}:{args.port} (Redis: {env['REDIS_URL']})", flush=True)
-        return supervise(server, None if settings.redis_url else embedded_for(settings))
+        return supervise(server, embedded)
 
 
 def supervise(server: subprocess.Popen, embedded: EmbeddedRedis | None) -> int:

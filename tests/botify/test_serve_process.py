@@ -84,29 +84,55 @@ def test_a_second_serve_of_the_same_data_folder_is_refused_in_one_line(embedded_
     assert _alive(redis_pid) and is_ready(service.url)  # the first one's Redis is left alone
 
 
-def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world):
+HOLD_THE_FOLDERS_REDIS = """
+import sys
+from botify.connection import open_redis
+from botify.settings import Settings
+with open_redis(Settings.from_env()):  # as `botify load` does: starts the folder's Redis, stops it at the end
+    print("up", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("redis_started_by", ["serve", "a load still running"])
+def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world, redis_started_by):
     """A terminal's Ctrl-C signals the whole foreground process group: the embedded Redis must not get it too (it
-    would exit without a snapshot); serve stops it itself, snapshotting what was served."""
+    would exit without a snapshot); serve stops it itself, snapshotting what was served, also when a `botify load`
+    had started it (the load stops it with a snapshot as it ends, and serve starts it again from there)."""
     data = Path(tempfile.mkdtemp(prefix="botify-", dir="/tmp"))
     for name in ("tracks.json", "top_tracks.json"):
         shutil.copy(tiny_world / name, data / name)
-    port = free_port()
+    port, url = free_port(), None
     env = {**os.environ, "REDIS_URL": "", "BOTIFY_DATA_DIR": str(data), "BOTIFY_LOG_DIR": str(data / "log")}
+    holder = None
+    if redis_started_by != "serve":
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_THE_FOLDERS_REDIS], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert holder.stdout.readline() == b"up\n"
     command = [sys.executable, "-m", "botify", "serve", "--port", str(port), "--workers", "1"]
-    serve = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)  # as a shell's job
+    serve = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)  # a shell's job
+    url = f"http://127.0.0.1:{port}"
+    users = [user for user in range(100) if experiment_arms(user)["HW_2"] == "T1"][:2]  # LightFM keeps sessions
     try:
-        assert _until(lambda: is_ready(f"http://127.0.0.1:{port}"))
-        user = next(user for user in range(100) if experiment_arms(user)["HW_2"] == "T1")  # LightFM keeps a session
-        assert requests.post(f"http://127.0.0.1:{port}/next/{user}", json={"track": 5, "time": 1}).status_code == 200
+        assert _until(lambda: is_ready(url))
+        assert requests.post(f"{url}/next/{users[0]}", json={"track": 5, "time": 1}).status_code == 200
+        if holder is not None:
+            holder.communicate(b"\n", timeout=30)  # the load ends while serve runs on its Redis
+            assert _until(lambda: is_ready(url))  # started again by serve
+        for _ in range(2):  # a worker's connection from before a Redis restart fails once (that listen: a fallback)
+            assert requests.post(f"{url}/next/{users[1]}", json={"track": 5, "time": 1}).status_code == 200
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(timeout=30) == 0
         redis = EmbeddedRedis(data / "redis").start()  # the data folder's Redis, from the snapshot serve left
         try:
-            assert redis.client().exists(session_key(user)) == 1
+            assert [redis.client().exists(session_key(user)) for user in users] == [1, 1]
         finally:
             redis.stop(save=False)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(serve.pid, signal.SIGKILL)
         serve.wait()
+        if holder is not None and holder.poll() is None:
+            holder.kill()
         shutil.rmtree(data, ignore_errors=True)
