@@ -37,7 +37,7 @@ class LogStats:
     experiments_seen: set[str] = field(default_factory=set)
     routed_by: set[str] = field(default_factory=set)
     examples: list[str] = field(default_factory=list)
-    copies: list[str] = field(default_factory=list)  # files passed over: the same bytes as one read
+    copies: list[str] = field(default_factory=list)  # files whose first lines repeat another's: read once
 
 
 def log_files(paths: Iterable[Path | str]) -> list[Path]:

@@ -329,8 +329,8 @@ def build_report(
         report.warnings.append(f"warning: skipped {stats.malformed:,} malformed log line(s), e.g. {stats.examples[0]}")
     if stats.copies:
         report.warnings.append(
-            f"warning: read once: {len(stats.copies):,} log file(s) with the same bytes as another (the same log "
-            f"collected twice?), e.g. {stats.copies[0]}"
+            f"warning: {len(stats.copies):,} log file(s) repeat lines of another (the same log collected twice?), "
+            f"e.g. {stats.copies[0]}"
         )
     if stats.routed_elsewhere:
         others = ", ".join(sorted(stats.routed_by - {experiment}))

@@ -12,7 +12,6 @@ thread to wake, and a worker that is killed (even by SIGKILL) has lost none of t
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import math
 import os
@@ -20,7 +19,7 @@ import socket
 import threading
 import time
 import zlib
-from collections import Counter
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,15 +191,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _digest(path: Path) -> bytes | None:
-    """A hash of a file's bytes (None for a file gone since it was listed)."""
-    try:
-        with path.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").digest()
-    except FileNotFoundError:
-        return None
-
-
 def bytes_on_disk(files: Iterable[Path]) -> int:
     """The files' total size, for a progress bar over `read_lines` (a file gone since it was listed counts 0)."""
     return sum(_size(path) for path in files)
@@ -317,34 +307,48 @@ class LogReading:
     skipped: int = 0
     examples: list[str] = field(default_factory=list)  # "file:line: why", the first EXAMPLES
     damaged: list[str] = field(default_factory=list)  # "path: why", every file whose lines ended early
-    copies: list[str] = field(default_factory=list)  # "path: the same bytes as path", every file read once only
+    copies: list[str] = field(default_factory=list)  # "path: N lines ... other path", files that repeat another
+    _prefixes: dict[bytes, tuple[Path, array]] = field(default_factory=dict, repr=False)
 
     def events(self, files: Sequence[Path], progress: Callable[[int], None] | None = None) -> Iterator[Event]:
         """Every valid event of `files`, in order. Blank lines are passed over; every other line that is no valid
         event is skipped and counted, and so is a gzipped file cut short, once (the lines before it are read).
-        A file with the same bytes as one read before (the same log collected twice) is passed over and listed in
-        `copies`. `progress`: as `read_lines`'."""
-        first_with = {}  # content digest -> the file read with it
-        sizes = Counter(_size(path) for path in files)
+        A file that begins with the lines of one read before (the same worker's file collected twice, whole or
+        while it grew, plain or gzipped) has those lines read once and is listed in `copies`. `progress`: as
+        `read_lines`'."""
         for path in files:
-            size = _size(path)
-            if size and sizes[size] > 1:  # only files of equal size can be copies: only they are hashed
-                digest = _digest(path)
-                if digest in first_with:
-                    self.copies.append(f"{path}: the same bytes as {first_with[digest]}")
-                    if progress is not None:
-                        progress(size)
-                    continue
-                first_with[digest] = path
-            for number, line in enumerate(read_lines(path, self._damaged, progress), start=1):
-                if not line.strip():
-                    continue
-                self.lines += 1
-                event, reason = parse_event(line)
-                if event is None:
-                    self._skip(f"{path.name}:{number}", reason)
-                    continue
-                yield event
+            yield from self._file_events(path, progress)
+
+    def _file_events(self, path: Path, progress: Callable[[int], None] | None) -> Iterator[Event]:
+        # A log file only grows (or is emptied and starts anew): copies of it taken at different times share their
+        # first line and are prefixes of one another. Each line's running CRC of the file so far tells, line by
+        # line, whether this file still repeats the longest file read before with the same first line.
+        running, chain = 0, array("I")
+        known: tuple[Path, array] | None = None
+        repeated = 0
+        for number, line in enumerate(read_lines(path, self._damaged, progress), start=1):
+            running = zlib.crc32(line, running)
+            chain.append(running)
+            if number == 1:
+                known = self._prefixes.get(line)
+                key = line
+            if known is not None and number <= len(known[1]) and known[1][number - 1] == running:
+                repeated += 1
+                continue
+            known = None
+            if not line.strip():
+                continue
+            self.lines += 1
+            event, reason = parse_event(line)
+            if event is None:
+                self._skip(f"{path.name}:{number}", reason)
+                continue
+            yield event
+        if repeated:
+            other = self._prefixes[key][0]
+            self.copies.append(f"{path}: its first {repeated} lines are those of {other}, read once")
+        if chain and len(chain) > len(self._prefixes.get(key, (None, ()))[1]):
+            self._prefixes[key] = (path, chain)
 
     def _skip(self, where: str, reason: str) -> None:
         self.skipped += 1

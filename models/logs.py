@@ -67,7 +67,7 @@ def read_listens(paths: Sequence[Path], progress: bool = False) -> Listens:
     for note in reading.damaged:
         log.warning("%s", note)
     for copy in reading.copies:
-        log.warning("%s: read once (the same log collected twice?)", copy)
+        log.warning("%s (the same log collected twice?)", copy)
     return Listens(
         user=np.frombuffer(users, dtype=np.int64).copy(),
         track=np.frombuffer(tracks, dtype=np.int64).copy(),
