@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 "request line beyond gunicorn's limit: JSON 414": post(f"{url}/next/{'9' * 5000}", b"{}")[0] == 414,
                 "header beyond nginx's buffers: JSON 431": post(f"{url}/next/1", b"{}", {"X-Pad": "x" * 9000})[0]
                     == 431,
+                "an error page asked for directly: JSON 404": post(f"{url}/headers_too_large.json", b"{}")[0] == 404,
             }  # fmt: skip
             results["through_nginx"] = run_wrk(url, args.connections, args.duration, *size, args.seed)
             results["one_replica_direct"] = run_wrk(servers[0].url, args.connections, args.duration, *size, args.seed)
