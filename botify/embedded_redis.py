@@ -117,14 +117,6 @@ class EmbeddedRedis:
             self.process.wait()
         self.process = None
 
-    def shutdown(self, save: bool = True) -> None:
-        """Stop the server serving this folder, whoever started it (snapshotting first when `save`)."""
-        if self.process is not None:
-            self.stop(save)
-            return
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
-            self.client().shutdown(save=save, nosave=not save)  # returns once it saved and closed
-
     def claim(self) -> IO[str]:
         """Become the one process looking after this folder's server (`botify serve`), while the returned file is
         open. OSError naming the owner if there is one: two would each start it again when it dies, and the first to

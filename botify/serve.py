@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
+
 from botify.app import check_settings
 from botify.arguments import bounded
-from botify.connection import embedded_for, open_redis, save_snapshot
+from botify.connection import embedded_for, save_snapshot
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
 from botify.process import stop_with_parent
@@ -66,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return serve(args, settings, embedded)
     finally:
-        if embedded is not None:  # the folder's one owner: its Redis stops with a snapshot, whoever started it
-            embedded.shutdown(save=True)
+        if embedded is not None:  # a Redis serve started (or started again) stops with a snapshot of the sessions;
+            embedded.stop(save=True)  # one a running `load` started is left to it
 
 
 def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis | None) -> int:
@@ -75,7 +77,8 @@ def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis 
     env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
-    with open_redis(settings) as client:  # the embedded server, when started here, lives as long as gunicorn
+    client = embedded.start().client() if embedded else redis.Redis.from_url(settings.redis_url)
+    with client:
         env["REDIS_URL"] = settings.redis_url or embedded.url
         if live_catalog_version(client) is None and (settings.data_dir / "tracks.json").exists():
             print(f"catalog: {load_catalog(client, settings.data_dir)} tracks from {settings.data_dir}")

@@ -136,3 +136,24 @@ def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world, red
         if holder is not None and holder.poll() is None:
             holder.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_serve_that_stops_leaves_a_redis_a_running_load_started_to_that_load(tiny_world):
+    data = Path(tempfile.mkdtemp(prefix="botify-", dir="/tmp"))
+    for name in ("tracks.json", "top_tracks.json"):
+        shutil.copy(tiny_world / name, data / name)
+    env = {**os.environ, "REDIS_URL": "", "BOTIFY_DATA_DIR": str(data), "BOTIFY_LOG_DIR": str(data / "log")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FOLDERS_REDIS], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline() == b"up\n"
+        service = ServiceProcess.start(free_port(), data / "log", {"REDIS_URL": "", "BOTIFY_DATA_DIR": str(data)}, 1)
+        service.stop()
+        assert EmbeddedRedis(data / "redis").is_up()  # still serving the load
+        holder.communicate(b"\n", timeout=30)
+        assert holder.returncode == 0 and not EmbeddedRedis(data / "redis").is_up()  # stopped by the load
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        shutil.rmtree(data, ignore_errors=True)
