@@ -147,15 +147,13 @@ def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[in
     return RecommendationSet.read(path, Target.live(client)).publish(client, name)
 
 
-def sets_left_stale(client: redis.Redis, target: Target, reloaded: set[str]) -> list[str]:
-    """The live sets, other than `reloaded`, that a new catalog `target` would leave made for another one (none
-    when the live catalog is `target` already). Sets loaded before fingerprints were kept are first recorded as
-    made for the live catalog."""
-    live = store.live_catalog_fingerprint(client)
+def sets_left_stale(client: redis.Redis, live: str | None, target: Target, reloaded: set[str]) -> list[str]:
+    """The live sets, other than `reloaded`, that replacing the live catalog (fingerprint `live`) by `target` would
+    leave made for another catalog (none when the live catalog is `target` already)."""
     if live is None or live == target.fingerprint:
         return []
-    store.stamp_sets(client, RECOMMENDATION_SETS, live)
-    return [name for name in store.stale_sets(client, RECOMMENDATION_SETS, target.fingerprint) if name not in reloaded]
+    stale = store.stale_sets(client, RECOMMENDATION_SETS, target.fingerprint, live)
+    return [name for name in stale if name not in reloaded]
 
 
 def parse_set(text: str) -> tuple[str, Path]:
@@ -207,7 +205,8 @@ def run(args: argparse.Namespace) -> None:
     with open_redis(settings) as client:
         target = catalog.target(args.data) if catalog is not None else Target.live(client)
         reloaded = {name for name, _ in args.recs}
-        stale = sets_left_stale(client, target, reloaded) if catalog is not None else []
+        live = store.live_catalog_fingerprint(client) if catalog is not None else None
+        stale = sets_left_stale(client, live, target, reloaded) if catalog is not None else []
         if stale and not args.allow_stale_sets:
             names = ", ".join(stale)
             raise DataError(
@@ -223,6 +222,8 @@ def run(args: argparse.Namespace) -> None:
                 print(f"warning: {path} has no {fingerprint_path(path).name}: its world is not checked, only its ids")
             sets.append((name, path, recommendations))
         if catalog is not None:
+            if live is not None and live != target.fingerprint:  # sets without a fingerprint were made for `live`
+                store.stamp_sets(client, RECOMMENDATION_SETS, live)
             print(f"catalog: {catalog.publish(client)} tracks from {args.data}")
             if stale:
                 print(f"warning: {', '.join(stale)} stay live for another catalog: /ready reports them stale")

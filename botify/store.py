@@ -165,18 +165,27 @@ def sets_made_for(client: redis.Redis, names: Iterable[str]) -> dict[str, tuple[
     }
 
 
-def stale_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> list[str]:
+def stale_sets(client: redis.Redis, names: Iterable[str], fingerprint: str, live: str | None) -> list[str]:
     """The live sets among `names` made for another catalog than `fingerprint`. A set without a fingerprint was
-    made for the live catalog: `stamp_sets` records it before another catalog replaces that one."""
-    return [name for name, (_, made) in sets_made_for(client, names).items() if made not in (None, fingerprint)]
+    made for the live catalog, `live` (`stamp_sets` records it before another catalog replaces that one)."""
+    made_for = sets_made_for(client, names)
+    return [name for name, (_, made) in made_for.items() if (made or live) not in (None, fingerprint)]
+
+
+# Record a set version's catalog unless it has one, and only while it is still the live version (a load that replaced
+# it meanwhile has put expiries on its keys: a key written now would outlive them). KEYS: the set's pointer, the
+# version's catalog key. ARGV: the version, the fingerprint.
+STAMP_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[2], ARGV[2], 'NX') end
+"""
 
 
 def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> None:
-    """Record `fingerprint` (the live catalog's, before a new catalog replaces it) as the catalog of the live sets
+    """Record `fingerprint` (the live catalog's, as a new catalog replaces it) as the catalog of the live sets
     loaded before fingerprints were kept."""
-    for version, made in sets_made_for(client, names).values():
+    for name, (version, made) in sets_made_for(client, names).items():
         if made is None:
-            client.set(f"{version}:catalog", fingerprint)
+            client.eval(STAMP_SCRIPT, 2, f"{recs_prefix(name)}:current", f"{version}:catalog", version, fingerprint)
 
 
 def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int]) -> str:
@@ -377,7 +386,7 @@ class Store:
         a catalog loaded before fingerprints were kept has none to compare with)."""
         version = self.catalog_version()
         fingerprint = self.client.get(f"{version.decode()}:fingerprint") if version else None
-        return stale_sets(self.client, names, fingerprint.decode()) if fingerprint else []
+        return stale_sets(self.client, names, fingerprint.decode(), fingerprint.decode()) if fingerprint else []
 
     def end_session(self, user: int) -> None:
         self.client.delete(session_key(user))

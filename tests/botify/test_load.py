@@ -448,6 +448,8 @@ def test_sets_loaded_before_fingerprints_stay_made_for_their_own_world_across_wo
     catalog, recs = client.get("catalog:current"), client.get("recs:lightfm:current")
     client.delete(catalog + b":fingerprint", recs + b":catalog")  # as an older botify left them
     other = other_world("same size", tmp_path)
+    assert run_load(redis_server.url, "--data", str(other)).returncode == 1  # refused: it would leave lightfm stale
+    assert client.exists(recs + b":catalog") == 0  # and a refused load writes nothing
     assert run_load(redis_server.url, "--data", str(other), "--allow-stale-sets").returncode == 0
     assert Store(client).stale_sets(["lightfm", "lightfm_nofeat"]) == ["lightfm"]  # what /ready reports
     again = run_load(redis_server.url, "--data", str(other))  # the same world again (compose's loader on `up`)
