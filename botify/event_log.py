@@ -325,13 +325,15 @@ class LogReading:
         # line, whether this file still repeats the longest file read before with the same first line.
         running, chain = 0, array("I")
         known: tuple[Path, array] | None = None
+        key: bytes | None = None
         repeated = 0
         for number, line in enumerate(read_lines(path, self._damaged, progress), start=1):
-            running = zlib.crc32(line, running)
+            # the same CRC whether or not the line has its newline yet (a copy taken as it was being written)
+            running = zlib.crc32(b"\n", zlib.crc32(line[:-1] if line.endswith(b"\n") else line, running))
             chain.append(running)
-            if number == 1:
-                known = self._prefixes.get(line)
-                key = line
+            if number == 1 and line.strip():
+                key = line if line.endswith(b"\n") else line + b"\n"
+                known = self._prefixes.get(key)
             if known is not None and number <= len(known[1]) and known[1][number - 1] == running:
                 repeated += 1
                 continue
@@ -347,7 +349,7 @@ class LogReading:
         if repeated:
             other = self._prefixes[key][0]
             self.copies.append(f"{path}: its first {repeated} lines are those of {other}, read once")
-        if chain and len(chain) > len(self._prefixes.get(key, (None, ()))[1]):
+        if key is not None and len(chain) > len(self._prefixes.get(key, (None, ()))[1]):
             self._prefixes[key] = (path, chain)
 
     def _skip(self, where: str, reason: str) -> None:

@@ -292,3 +292,30 @@ def test_a_line_the_disk_takes_only_part_of_is_cut_off_and_reported(tmp_path: Pa
     [path] = (tmp_path / "log").iterdir()
     assert path.stat().st_size < 1_000 and path.read_bytes().endswith(b"\n")
     assert _lines(tmp_path / "log") == list(range(result["answered"]))
+
+
+@pytest.mark.parametrize("cut", ["after a newline", "before a newline"])
+def test_a_copy_taken_while_the_file_grew_has_its_lines_read_once(tmp_path: Path, cut: str) -> None:
+    lines = [(_line(user=user) + "\n").encode() for user in range(5)]
+    early = b"".join(lines[:3])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "events.jsonl").write_bytes(early if cut == "after a newline" else early[:-1])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "events.jsonl.1").write_bytes(b"".join(lines))  # the same file, whole, collected later
+    reading = LogReading()
+    users = [
+        event.user for event in reading.events([tmp_path / "a" / "events.jsonl", tmp_path / "b" / "events.jsonl.1"])
+    ]
+    assert users == [0, 1, 2, 3, 4] and reading.skipped == 0
+    assert reading.copies == [
+        f"{tmp_path / 'b' / 'events.jsonl.1'}: its first 3 lines are those of {tmp_path / 'a' / 'events.jsonl'}, "
+        "read once"
+    ]
+
+
+def test_files_that_share_only_a_blank_first_line_are_no_copies(tmp_path: Path) -> None:
+    first, second = tmp_path / "x.jsonl", tmp_path / "y.jsonl"
+    first.write_text("\n" + _line(user=1) + "\n")
+    second.write_text("\n" + _line(user=2) + "\n")
+    reading = LogReading()
+    assert [event.user for event in reading.events([first, second])] == [1, 2] and reading.copies == []
