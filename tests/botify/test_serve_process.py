@@ -124,6 +124,7 @@ def test_ctrl_c_in_a_terminal_keeps_the_sessions_in_the_snapshot(tiny_world, red
             assert requests.post(f"{url}/next/{users[1]}", json={"track": 5, "time": 1}).status_code == 200
         os.killpg(serve.pid, signal.SIGINT)
         assert serve.wait(timeout=30) == 0
+        assert _until(lambda: not EmbeddedRedis(data / "redis").is_up())  # stopped with serve
         redis = EmbeddedRedis(data / "redis").start()  # the data folder's Redis, from the snapshot serve left
         try:
             assert [redis.client().exists(session_key(user)) for user in users] == [1, 1]
