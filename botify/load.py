@@ -87,17 +87,16 @@ class CatalogFiles:
 
     tracks: list[dict]
     top: list[int]
+    target: Target  # the catalog these files make, for the sets loaded with it
 
     @classmethod
     def read(cls, data_dir: Path) -> CatalogFiles:
         tracks = read_tracks(data_dir / "tracks.json")
-        return cls(tracks, read_top_tracks(data_dir / "top_tracks.json", len(tracks)))
-
-    def target(self, data_dir: Path) -> Target:
-        return Target(len(self.tracks), catalog_fingerprint(self.tracks), str(data_dir))
+        top = read_top_tracks(data_dir / "top_tracks.json", len(tracks))
+        return cls(tracks, top, Target(len(tracks), catalog_fingerprint(tracks), str(data_dir)))
 
     def publish(self, client: redis.Redis) -> int:
-        store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top)
+        store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top, self.target.fingerprint)
         return len(self.tracks)
 
 
@@ -147,11 +146,9 @@ def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[in
     return RecommendationSet.read(path, Target.live(client)).publish(client, name)
 
 
-def sets_left_stale(client: redis.Redis, live: str | None, target: Target, reloaded: set[str]) -> list[str]:
-    """The live sets, other than `reloaded`, that replacing the live catalog (fingerprint `live`) by `target` would
-    leave made for another catalog (none when the live catalog is `target` already)."""
-    if live is None or live == target.fingerprint:
-        return []
+def sets_left_stale(client: redis.Redis, live: str, target: Target, reloaded: set[str]) -> list[str]:
+    """The live sets, other than `reloaded`, that replacing the live catalog (fingerprint `live`) by `target`
+    would leave made for another catalog."""
     stale = store.stale_sets(client, RECOMMENDATION_SETS, target.fingerprint, live)
     return [name for name in stale if name not in reloaded]
 
@@ -203,10 +200,10 @@ def run(args: argparse.Namespace) -> None:
     if missing:
         raise DataError(f"{missing[0]}: no such file")
     with open_redis(settings) as client:
-        target = catalog.target(args.data) if catalog is not None else Target.live(client)
-        reloaded = {name for name, _ in args.recs}
+        target = catalog.target if catalog is not None else Target.live(client)
         live = store.live_catalog_fingerprint(client) if catalog is not None else None
-        stale = sets_left_stale(client, live, target, reloaded) if catalog is not None else []
+        replaced = live is not None and live != target.fingerprint  # a new world takes the live one's place
+        stale = sets_left_stale(client, live, target, {name for name, _ in args.recs}) if replaced else []
         if stale and not args.allow_stale_sets:
             names = ", ".join(stale)
             raise DataError(
@@ -222,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
                 print(f"warning: {path} has no {fingerprint_path(path).name}: its world is not checked, only its ids")
             sets.append((name, path, recommendations))
         if catalog is not None:
-            if live is not None and live != target.fingerprint:  # sets without a fingerprint were made for `live`
+            if replaced:  # sets without a fingerprint were made for the catalog going out
                 store.stamp_sets(client, RECOMMENDATION_SETS, live)
             print(f"catalog: {catalog.publish(client)} tracks from {args.data}")
             if stale:

@@ -188,9 +188,11 @@ def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> N
             client.eval(STAMP_SCRIPT, 2, f"{recs_prefix(name)}:current", f"{version}:catalog", version, fingerprint)
 
 
-def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int]) -> str:
-    """Write track metadata, the artist of each track, the top tracks and the catalog's fingerprint; switch the
-    catalog pointer."""
+def publish_catalog(
+    client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
+) -> str:
+    """Write track metadata, the artist of each track, the top tracks and the catalog's fingerprint
+    (`botify.data_files.catalog_fingerprint` of `tracks`); switch the catalog pointer."""
     version = new_version(client, CATALOG)
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, len(tracks), WRITE_BATCH):
@@ -200,7 +202,7 @@ def publish_catalog(client: redis.Redis, tracks: list[dict], artist_of: np.ndarr
             pipe.execute()
         pipe.set(f"{version}:artist_of", pack_ints(artist_of), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
-        pipe.set(f"{version}:fingerprint", catalog_fingerprint(tracks), ex=UNFINISHED_VERSION_SECONDS)
+        pipe.set(f"{version}:fingerprint", fingerprint, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
     switch_to(client, CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
     return version
