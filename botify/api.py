@@ -11,6 +11,7 @@ import flask
 import orjson
 from flask import Response, current_app, request
 from flask_restful import Resource, abort
+from werkzeug.exceptions import HTTPException
 
 from botify.event_log import EventLogError
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
@@ -49,6 +50,18 @@ def log_or_unavailable(served: Services, *event: object, **fields: object) -> No
         unavailable(f"{error}; try again shortly")
 
 
+def read_body() -> bytes:
+    """The request's body. A body the server cannot read is the client's error, a 400: gunicorn refuses chunked
+    framing (a bad chunk size, extension, terminator or trailer) only when the app reads the body, with its own
+    exceptions, which would otherwise escape as a 500 with a traceback."""
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:  # werkzeug's own (a body over the limit, a client gone mid-body): already a 4xx
+        raise
+    except Exception as error:  # noqa: BLE001 (the server's parser errors: gunicorn's are not OSError)
+        abort(400, message=f"the body could not be read: {error}")
+
+
 def parse_listen(user: int) -> tuple[int, float]:
     """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
     if user > MAX_ID:
@@ -57,7 +70,7 @@ def parse_listen(user: int) -> tuple[int, float]:
     declared = request.content_length
     if declared is not None and declared > limit:
         abort(413, message=f"body too large: at most {limit} bytes")
-    raw = request.get_data(cache=True)
+    raw = read_body()
     if declared is None and len(raw) > limit:  # chunked: the read stops one byte past the limit
         abort(413, message=f"body too large: at most {limit} bytes")
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -148,6 +149,49 @@ def test_the_table_is_large_enough():
 )
 def test_malformed_request_gets_a_4xx_with_a_message(service, method, path, payload, headers, status, words):
     answer_status, answer = send(service.url, method, path, payload, headers)
+    assert (answer_status, words in str(answer.get("message", "")).lower()) == (status, True), answer
+
+
+LISTEN = b'{"track": 5, "time": 0.5}'
+
+
+def chunked_listen(size: bytes = b"%x" % len(LISTEN), terminator: bytes = b"\r\n", last: bytes = b"0\r\n\r\n") -> bytes:
+    head = b"POST /next/1 HTTP/1.1\r\nHost: botify\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + size + b"\r\n" + LISTEN + terminator + last
+
+
+# Chunked framing gunicorn refuses only when the app reads the body (name, request bytes, status, words): sent byte
+# for byte, as no HTTP client library would frame them.
+RAW_CASES = [
+    ("chunk size not hex", chunked_listen(size=b"zz"), 400, "invalid chunk size"),
+    ("negative chunk size", chunked_listen(size=b"-1a"), 400, "invalid chunk size"),
+    ("chunk without its CRLF", chunked_listen(terminator=b"XX"), 400, "chunk terminator"),
+    ("control byte in a chunk extension", chunked_listen(size=b"%x;x=\x01" % len(LISTEN)), 400, "chunk extension"),
+    ("malformed trailer", chunked_listen(last=b"0\r\nnot a header\r\n\r\n"), 400, "not a header"),
+]
+
+
+def send_raw(url: str, request: bytes) -> tuple[int, dict]:
+    """The first answer to `request`, sent as it is (gunicorn may answer the rest of the bytes again, then close)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        text = answer.read()
+    try:
+        return answer.status, json.loads(text)
+    except ValueError:
+        return answer.status, {"not JSON": text[:200].decode("latin-1")}
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "words"), [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES]
+)
+def test_a_chunked_body_that_cannot_be_read_gets_a_400_with_a_message(service, request_bytes, status, words):
+    """Those were 500s with a traceback in the service's log (sometimes an HTML page): gunicorn's parser raised
+    its own exceptions out of `request.get_data()`."""
+    answer_status, answer = send_raw(service.url, request_bytes)
     assert (answer_status, words in str(answer.get("message", "")).lower()) == (status, True), answer
 
 
