@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from flask import Flask
 from flask_restful import Api
+from werkzeug.exceptions import BadHost, HTTPException
 
 from botify import api
 from botify.catalog import Catalog
@@ -88,6 +89,25 @@ class Services:
         self.events.write(event)
 
 
+class BotifyApi(Api):
+    """flask-restful's Api, whose error routing answers every error in JSON. To decide who answers an error,
+    flask-restful matches the request's URL again, and that match can raise in turn: for a Host header that is no
+    host name (a DNS label over 63 characters, an empty one: werkzeug's BadHost), and for a path werkzeug redirects
+    (`DELETE /next//4`: the method is refused, and matching the URL for an allowed method answers a redirect to
+    `/next/4`). That second exception escaped Flask's error handling: a 500 with a traceback, on any path."""
+
+    def _should_use_fr_error_handler(self) -> bool:
+        try:
+            return super()._should_use_fr_error_handler()
+        except HTTPException:  # the URL cannot be matched again: answer the original error as the API does
+            return True
+
+    def handle_error(self, e: Exception):
+        if isinstance(e, BadHost):
+            e.data = {"message": "bad Host header: not a host name"}
+        return super().handle_error(e)
+
+
 def check_settings(settings: Settings) -> None:
     """ValueError naming what is wrong with settings a service could not start with."""
     if settings.experiment not in EXPERIMENTS:
@@ -98,7 +118,7 @@ def check_settings(settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     check_settings(settings)
-    app = Flask("botify")
+    app = Flask("botify", static_folder=None)  # no `/static/<path>` route, whose errors would be Flask's HTML pages
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # a chunked body read one byte past the limit
     app.config["BOTIFY_SETTINGS"] = settings
     store = Store(redis_client(settings), settings.session_ttl)
@@ -113,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services.known_catalog()  # warm the catalog cache and the outage fallback when Redis is there
     app.extensions["botify"] = services
 
-    rest = Api(app, catch_all_404s=True)
+    rest = BotifyApi(app, catch_all_404s=True)
     rest.representations = {"application/json": api.output_json}
     rest.add_resource(api.Hello, "/")
     rest.add_resource(api.Health, "/health")
