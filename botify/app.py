@@ -10,6 +10,7 @@ import numpy as np
 from flask import Flask
 from flask_restful import Api
 from werkzeug.exceptions import BadHost, HTTPException
+from werkzeug.routing import IntegerConverter
 
 from botify import api
 from botify.catalog import Catalog
@@ -89,6 +90,14 @@ class Services:
         self.events.write(event)
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """`<int:...>` in ASCII digits only. werkzeug's matches any Unicode digit (its regex is `\\d+`):
+    `/next/%D9%A1%D9%A2` (Arabic-Indic 12) was served and logged as user 12, `/track/%EF%BC%95` (a fullwidth 5)
+    answered track 5."""
+
+    regex = r"[0-9]+"
+
+
 class BotifyApi(Api):
     """flask-restful's Api, whose error routing answers every error in JSON. To decide who answers an error,
     flask-restful matches the request's URL again, and that match can raise in turn: for a Host header that is no
@@ -121,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("botify", static_folder=None)  # no `/static/<path>` route, whose errors would be Flask's HTML pages
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # a chunked body read one byte past the limit
     app.config["BOTIFY_SETTINGS"] = settings
+    app.url_map.converters["int"] = AsciiIntegerConverter
     store = Store(redis_client(settings), settings.session_ttl)
     rng = np.random.default_rng([settings.seed, os.getpid()])
     services = Services(

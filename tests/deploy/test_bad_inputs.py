@@ -59,6 +59,8 @@ CASES = [
     ("user id longer than a request line", "POST", "/next/" + "9" * 5000, body(), {}, 414, "uri too long"),
     ("header beyond the size limit", "POST", "/next/1", body(), {"X-Pad": "x" * 9000}, 431, "header fields too large"),
     ("unicode user", "POST", "/next/%E2%99%AB", body(), {}, 404, "not found"),
+    ("user in Arabic-Indic digits", "POST", "/next/%D9%A1%D9%A2", body(), {}, 404, "not found"),
+    ("track in fullwidth digits", "GET", "/track/%EF%BC%95", b"", {}, 404, "not found"),
     ("unknown route", "POST", "/admin/reload", body(), {}, 404, "not found"),
     ("Flask's static route, GET", "GET", "/static/x", b"", {}, 404, "not found"),
     ("Flask's static route, POST", "POST", "/static/x", body(), {}, 404, "not found"),
