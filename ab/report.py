@@ -26,6 +26,7 @@ from ab.stats import Comparison, compare, holm, mde_pct, users_per_arm
 
 TARGET_EFFECT = 0.05  # the relative effect the power section sizes the experiment for
 POWER = 0.8
+MIN_ALPHA = 1e-15  # a round floor: below ~2e-16, 1 - alpha / 2 rounds to 1.0 and the CIs and the power are infinite
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,9 @@ def _compare_all(
 
 
 def _variances(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    return {arm: part[list(METRICS)].var() for arm, part in frame.groupby("arm")}
+    """Each arm's variance of each metric over its users with a finite value (as `compare` counts them)."""
+    finite = frame[list(METRICS)].replace([np.inf, -np.inf], np.nan)
+    return {arm: part.var() for arm, part in finite.groupby(frame["arm"])}
 
 
 def analyze(
@@ -204,8 +207,8 @@ def analyze(
 
     `pre`: the same metrics from a pre-experiment period (index: user) for CUPED.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ABInputError(f"alpha must be in (0, 1), got {alpha}")
+    if not MIN_ALPHA <= alpha < 1.0:
+        raise ABInputError(f"alpha must be in [{MIN_ALPHA:g}, 1), got {alpha}")
     frame = users[users["arm"].notna()]
     arms = sorted_arms(frame["arm"].astype(str))
     if not arms:

@@ -113,12 +113,14 @@ def users_per_arm(
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> int | None:
-    """Users per arm for a two-sided test at `alpha` to detect a relative `effect` with `power`."""
+    """Users per arm for a two-sided test at `alpha` to detect a relative `effect` with `power`; None when there is
+    no finite answer (a zero mean, variances too large for a float)."""
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     delta = effect * abs(control_mean)
     if delta == 0.0:
         return None  # a relative effect of a zero mean is undefined
-    return math.ceil(z**2 * (control_var + treatment_var) / delta**2)
+    users = z**2 * (control_var + treatment_var) / delta**2
+    return math.ceil(users) if math.isfinite(users) else None
 
 
 def mde_pct(

@@ -267,3 +267,30 @@ def test_out_of_range_counts_and_seeds_are_one_line_usage_errors(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"argument {flag}: {value} is not >=" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_listen_whose_latency_overflows_the_metric_is_left_out_of_the_power_section_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log line may carry any finite latency; 1e308 s is infinite once in ms. The comparison leaves that user out of
+    the metric; the power section summed every user's variance and stopped the report with a traceback (NaN ->
+    math.ceil)."""
+    write_log(generate_events(SyntheticDesign(users=200), np.random.default_rng(7)), tmp_path / "log", "HW_2")
+    arms = {"user": 10**9, "time": 0.5, "experiment": "HW_2", "experiments": {"HW_2": "C"}}
+    listens = [{"message": "next", "timestamp": 1, "track": 1, "latency": 1e308, "recommendation": 2, **arms},
+               {"message": "last", "timestamp": 2, "track": 2, "latency": 0.1, **arms}]  # fmt: skip
+    (tmp_path / "log" / "slow.jsonl").write_text("".join(json.dumps(listen) + "\n" for listen in listens))
+    assert main(["report", "--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out")]) == 0
+    power = json.loads((tmp_path / "out" / "ab_report.json").read_text())["power"]["rows"]
+    latency = next(row for row in power if row["metric"] == "mean_request_latency")
+    assert latency["users_per_arm"] > 0 and "| T1 | mean_request_latency |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("alpha", ["1e-320", "1e-17"])
+def test_an_alpha_too_small_for_a_float_quantile_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], alpha: str
+) -> None:
+    """1 - alpha / 2 rounds to 1.0: the quantiles were infinite and the report ended with a traceback."""
+    write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2")
+    args = ("--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out"), "--alpha", alpha)
+    assert _one_line_error(capsys, *args) == f"error: alpha must be in [1e-15, 1), got {float(alpha)}"

@@ -90,6 +90,12 @@ def test_users_for_a_5pct_effect_reach_80pct_power_in_simulation() -> None:
     assert users_per_arm(1.0, 1.0, 0.0) is None
 
 
+@pytest.mark.parametrize("variance", [1e308, math.inf, math.nan])
+def test_users_per_arm_has_no_answer_for_variances_beyond_a_float(variance: float) -> None:
+    """Finite user values can have a variance that overflows (latencies of 1e160 s): no number, not a traceback."""
+    assert users_per_arm(variance, variance, 1e-3) is None
+
+
 def test_the_delta_ci_and_p_value_are_the_delta_method_written_out_on_small_arms() -> None:
     control = np.array([3.0, 5.0, 4.0, 6.0, 2.0])
     treatment = np.array([6.0, 7.5, 5.0, 9.0, 6.5, 8.0])
