@@ -19,7 +19,7 @@ from botify.connection import embedded_for, save_snapshot
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
 from botify.process import stop_with_parent
-from botify.settings import Settings
+from botify.settings import MAX_WORKERS, Settings
 from botify.store import live_catalog_version
 
 REDIS_CHECK_SECONDS = 1.0
@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     host, port = Settings.bind.rsplit(":", 1)
     parser.add_argument("--host", default=host, help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=bounded(int, 1, 65535), default=int(port), help="port (default: %(default)s)")
-    parser.add_argument("--workers", type=bounded(int, 1, 512), help="gunicorn workers (default: BOTIFY_WORKERS or 2)")
+    parser.add_argument(
+        "--workers", type=bounded(int, 1, MAX_WORKERS), help="gunicorn workers (default: BOTIFY_WORKERS or 2)"
+    )
 
 
 def check_address(host: str, port: int) -> None:

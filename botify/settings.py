@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+MAX_WORKERS = 512  # gunicorn workers: a typo's 10**20 would fork until the machine gives out
+MAX_SESSION_TTL = 2**31 - 1  # seconds (68 years): Redis refuses an expiry beyond ~9.2e15 s, on every listen
 
-def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     text = env.get(name)
     if text is None:
         return default
@@ -18,6 +21,8 @@ def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1) ->
         raise ValueError(f"{name} must be a whole number, got {text!r}") from None
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -59,13 +64,13 @@ class Settings:
             "data_dir": Path(env.get("BOTIFY_DATA_DIR", base.data_dir)),
             "log_dir": Path(env.get("BOTIFY_LOG_DIR", base.log_dir)),
             "bind": env.get("BOTIFY_BIND", base.bind),
-            "workers": _whole(env, "BOTIFY_WORKERS", base.workers),
+            "workers": _whole(env, "BOTIFY_WORKERS", base.workers, maximum=MAX_WORKERS),
             "threads": _whole(env, "BOTIFY_THREADS", base.threads),
             "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),
             "fallback": tuple(
                 name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name
             ),
-            "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl),
+            "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl, maximum=MAX_SESSION_TTL),
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
             "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
             "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),

@@ -8,6 +8,7 @@ import redis
 
 from botify.load import load_catalog, load_recommendations
 from botify.session import MAX_LISTENS, Session, pack_listen
+from botify.settings import MAX_SESSION_TTL, Settings
 from botify.store import Store, session_key
 
 from .conftest import write_recs
@@ -31,6 +32,13 @@ def test_each_listen_is_appended_and_read_back_with_the_users_list(store):
     assert context.session.times.tolist() == [0.25, 1.0, 0.5]
     assert context.candidates.tolist() == [10, 20, 30]
     assert store.client.ttl(session_key(7)) > 0
+
+
+def test_the_longest_session_ttl_the_settings_take_is_one_redis_takes(store):
+    """A TTL Redis refuses (beyond ~9.2e15 s) failed every list-based /next with a 500; the settings stop below it."""
+    longest = Store(store.client, Settings.from_env({"BOTIFY_SESSION_TTL": str(MAX_SESSION_TTL)}).session_ttl)
+    assert longest.listen(7, 5, 0.5, "lightfm", TRACKS).session.played.tolist() == [5]
+    assert store.client.ttl(session_key(7)) > MAX_SESSION_TTL - 60
 
 
 def test_a_user_without_a_list_still_has_a_session(store):
