@@ -47,6 +47,11 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port` as gunicorn's bind and URLs spell it: an IPv6 literal in brackets (`[::1]:5001`)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def is_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/ready", timeout=3) as answer:
@@ -76,7 +81,7 @@ class ServiceProcess:
         command = [sys.executable, "-m", "botify", "serve", "--host", host, "--port", str(port)]
         command += ["--workers", str(workers)]
         process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL)
-        service = cls(f"http://{host}:{port}", Path(log_dir), process)
+        service = cls(f"http://{host_port(host, port)}", Path(log_dir), process)
         deadline = time.monotonic() + timeout
         try:
             while not is_ready(service.url):

@@ -18,7 +18,7 @@ from botify.arguments import bounded
 from botify.connection import embedded_for, save_snapshot
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
-from botify.process import stop_with_parent
+from botify.process import host_port, stop_with_parent
 from botify.settings import MAX_WORKERS, Settings
 from botify.store import live_catalog_version
 
@@ -38,7 +38,7 @@ def check_address(host: str, port: int) -> None:
     """OSError naming why `host:port` cannot be listened on. gunicorn itself would not say it in one line, and
     with SO_REUSEPORT it would quietly share a port another botify already serves instead of failing."""
     try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, protocol, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
         raise OSError(f"cannot resolve --host {host!r}: {error.strerror}") from None
     with socket.socket(family, kind, protocol) as probe:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis | None) -> int:
     """Start gunicorn on the configured Redis (the embedded one started if need be) and supervise it."""
-    env = dict(os.environ, BOTIFY_BIND=f"{args.host}:{args.port}")
+    env = dict(os.environ, BOTIFY_BIND=host_port(args.host, args.port))  # `::1:5001` was no address to gunicorn
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
     client = embedded.start().client() if embedded else redis.Redis.from_url(settings.redis_url)
@@ -98,7 +98,7 @@ def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis 
             signal.signal(sig, forward)  # before gunicorn starts: a signal can never leave it running alone
         server = subprocess.Popen(command, env=env, preexec_fn=stop_with_parent)
         started.append(server)
-        print(f"botify serving on http://{args.host}:{args.port} (Redis: {env['REDIS_URL']})", flush=True)
+        print(f"botify serving on http://{env['BOTIFY_BIND']} (Redis: {env['REDIS_URL']})", flush=True)
         return supervise(server, embedded)
 
 

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 import redis
+import requests
 
-from botify.process import free_port
+from botify.process import ServiceProcess, free_port
 
 
 def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -103,3 +104,18 @@ def test_serve_with_a_bad_address_or_worker_count_is_one_line(args, reason):
     assert result.returncode in (1, 2) and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("botify serve: ") and reason in line
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_serve_listens_on_an_ipv6_host(redis_server, tiny_world, tmp_path, host):
+    """`--host ::1` was handed to gunicorn as `::1:PORT`, which it refused with "'' is not a valid port number"."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    assert botify("load", "--data", str(tiny_world), REDIS_URL=redis_server.url).returncode == 0
+    env = {"REDIS_URL": redis_server.url, "BOTIFY_DATA_DIR": str(tiny_world)}
+    service = ServiceProcess.start(free_port(), tmp_path / "log", env, workers=1, host=host)
+    try:
+        assert service.url.startswith("http://[::1]:")
+        answer = requests.post(f"{service.url}/last/5", json={"track": 3, "time": 0.5}, timeout=10)
+        assert (answer.status_code, answer.json()) == (200, {"user": 5})
+    finally:
+        service.stop()
