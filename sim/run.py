@@ -66,7 +66,12 @@ def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError, ValueError) as error:  # ValueError: no module name (":factory")
             raise SimError(f"cannot load agent {name!r}: {error}") from None
-        recommender = factory(world)
+        if not callable(factory):
+            raise SimError(f"agent {name!r}: {attribute} is a {type(factory).__name__}, not a factory(world)")
+        try:
+            recommender = factory(world)
+        except Exception as error:  # noqa: BLE001 (the factory's own code: one line says what it raised)
+            raise SimError(f"agent {name!r}: {attribute}(world) raised {type(error).__name__}: {error}") from None
         try:
             return RecommenderAgent(recommender)
         except TypeError:
@@ -236,6 +241,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.seed < 0 or args.max_steps < 0:
         parser.error("--seed and --max-steps must not be negative")
     args.agent = [a for value in (args.agent or ["remote"]) for a in value.split(",") if a]
+    if not args.agent:  # `--agent ""` or `--agent ,`: no session would run, and an empty table would say nothing
+        parser.error("--agent names no agent")
     repeated = [name for name in dict.fromkeys(args.agent) if args.agent.count(name) > 1]
     if repeated:
         parser.error(f"--agent {', '.join(repeated)} given more than once (an agent's sessions make one row)")

@@ -230,6 +230,10 @@ def _first_user(**fields):
         (None, ["--agent", "remote", "--url", "http://127.0.0.1:abc"], "bad service URL 'http://127.0.0.1:abc'"),
         (None, ["--agent", ":foo"], "cannot load agent ':foo'"),
         (None, ["--agent", "builtins:str"], "agent 'builtins:str': str() returned a str, not a recommender"),
+        (None, ["--agent", "math:pi"], "agent 'math:pi': pi is a float, not a factory(world)"),
+        (None, ["--agent", "os:system"], "agent 'os:system': system(world) raised TypeError"),
+        (None, ["--agent", ""], "--agent names no agent"),
+        (None, ["--agent", ",,"], "--agent names no agent"),
     ],
 )
 def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, message):
