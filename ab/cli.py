@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ def _mapping(pairs: Sequence[str], flag: str) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise ABInputError(f"{flag} {pair!r} is not like T1=0.1") from None
+        if not math.isfinite(out[name.strip()]):  # NaN passed the range checks and was written into the log
+            raise ABInputError(f"{flag} {pair!r} is not a finite number")
     return out
 
 

@@ -44,6 +44,8 @@ class SyntheticDesign:
                 "need 0 < mean_listen * 2 * (1 + effect) < 1 and effect > -1, so a listen's "
                 "expected fraction stays inside (0, 1)"
             )
+        if min([0.0, *self.latency_effect.values()]) <= -1.0:
+            raise ValueError("need a latency effect > -1, so a request's latency stays positive")
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,24 @@ def test_counts_below_one_are_one_line_errors(
     assert not (tmp_path / "log").exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "error"),
+    [
+        ("--effect", "T1=nan", "error: --effect 'T1=nan' is not a finite number"),
+        ("--latency-effect", "T1=inf", "error: --latency-effect 'T1=inf' is not a finite number"),
+        ("--latency-effect", "T1=-2", "error: need a latency effect > -1, so a request's latency stays positive"),
+    ],
+)
+def test_effects_that_would_write_an_unreadable_log_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, error: str
+) -> None:
+    """Those wrote NaN, Infinity or negative latencies into the log and exited 0; the reader then skipped every line of
+    the arm as malformed."""
+    assert main(["simulate", "--out", str(tmp_path / "log"), "--users", "50", flag, value]) == 2
+    assert capsys.readouterr() == ("", error + "\n")
+    assert not (tmp_path / "log").exists()
+
+
 def test_a_given_title_still_marks_the_cuped_plot() -> None:
     assert plot_title("HW_2", "Day 2", cuped=True) == "Day 2 (CUPED)"
     assert plot_title("HW_2", "Day 2", cuped=False) == "Day 2"
