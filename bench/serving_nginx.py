@@ -6,8 +6,9 @@ The compose file's nginx config runs here with only what Docker provides swapped
 the replicas' addresses (Docker's DNS name `recommender` -> 127.0.0.1 ports), the listen address and
 nginx's own paths. Then it checks what the proxy promises (answers pass through on kept-alive upstream
 connections; an oversized body gets a JSON 413, a request line or a header too long a JSON 414 or 431; no
-replica left gets a JSON 503) and measures throughput and latency through nginx against one replica asked
-directly. Needs nginx and wrk (Debian: `apt-get install -y nginx wrk`).
+replica left gets a JSON 503; clients that stall mid-request, more of them than the replicas have threads, hold
+nginx's connections, not the replicas' threads) and measures throughput and latency through nginx against one
+replica asked directly. Needs nginx and wrk (Debian: `apt-get install -y nginx wrk`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -62,6 +64,17 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+@contextmanager
+def stalled_clients(url: str, count: int):
+    """`count` connections that each send a request head and part of its body, then nothing more, while inside."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    head = b'POST /next/1 HTTP/1.1\r\nHost: botify\r\nContent-Length: 25\r\n\r\n{"track"'
+    with ExitStack() as stack:
+        for _ in range(count):
+            stack.enter_context(socket.create_connection((host, int(port)), timeout=5)).sendall(head)
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                     == 431,
                 "an error page asked for directly: JSON 404": post(f"{url}/headers_too_large.json", b"{}")[0] == 404,
             }  # fmt: skip
+            with stalled_clients(url, 4 * args.replicas * args.workers * Settings.threads):
+                time.sleep(0.5)  # long enough for the stalled heads to reach a replica, were they passed on
+                checks["clients stalled mid-request hold nginx, not the replicas"] = (
+                    post(f"{url}/next/1", b'{"track": 5, "time": 0.5}')[0] == 200
+                )
             results["through_nginx"] = run_wrk(url, args.connections, args.duration, *size, args.seed)
             results["one_replica_direct"] = run_wrk(servers[0].url, args.connections, args.duration, *size, args.seed)
             for server in servers:
