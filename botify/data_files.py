@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 
@@ -17,14 +18,24 @@ class DataError(ValueError):
     """A data file does not say what the service needs; the message says what and where."""
 
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # `\ud800`..`\udfff`: half of a pair, or a lone one
+
+
 def parse_json(raw: bytes, where: str) -> object:
     """JSON from bytes (decoded by json, so text that is not UTF-8 is bad JSON like any other); a DataError
-    naming `where` (a file, or a file and line) if it is not JSON."""
+    naming `where` (a file, or a file and line) if it is not JSON, or holds a string that is no Unicode text (a
+    lone surrogate escape, which json accepts and nothing can encode: Redis, a fingerprint, an answer)."""
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, RecursionError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text or nested too deep"
         raise DataError(f"{where}: not JSON ({reason})") from None
+    if SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise DataError(f"{where}: not JSON (a \\u escape of half a surrogate pair, alone)") from None
+    return value
 
 
 def read_json_lines(path: Path) -> list[dict]:

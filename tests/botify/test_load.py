@@ -272,6 +272,8 @@ def test_a_top_tracks_file_that_is_not_utf8_is_refused_naming_it(tiny_world, tmp
     ("line", "error"),
     [
         (b'{"track": 1, "artist": "a", "title": "\xff"}', r"tracks.json:2: not JSON \(not UTF-8 text"),
+        (b'{"track": 1, "artist": "a", "title": "\\ud800"}', r"tracks.json:2: not JSON \(a \\u escape of half a"),
+        (b'{"track": 1, "artist": "\\udc00x", "title": "t"}', r"tracks.json:2: not JSON \(a \\u escape of half a"),
         (b'{"track": true, "artist": "a", "title": "t"}', "every track needs an integer 'track', 'artist', 'title'"),
         (b'{"track": 1, "title": "t"}', "every track needs an integer 'track', 'artist', 'title'"),
         (b'{"track": 2, "artist": "a", "title": "t"}', r"track ids must be exactly 0\.\.1, each once"),
@@ -464,3 +466,12 @@ def test_a_set_no_recommender_reads_does_not_hold_a_world_change_back(client, re
     publish_recommendations(client, "lightfm2", [(1, [5])], catalog="another world")  # e.g. a misspelt old load
     result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)))
     assert result.returncode == 0, result.stderr
+
+
+def test_a_title_escaped_as_a_surrogate_pair_is_text_and_loads(client, tmp_path):
+    (tmp_path / "tracks.json").write_bytes(
+        b'{"track": 0, "artist": "a", "title": "\\ud83c\\udfb5 \\u00e9"}\n{"track": 1, "artist": "a", "title": "t"}\n'
+    )
+    (tmp_path / "top_tracks.json").write_text("[0]")
+    load_catalog(client, tmp_path)
+    assert Store(client).track(0)["title"] == "\U0001f3b5 \u00e9"
