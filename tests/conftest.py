@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,12 @@ from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A suite started in the background by a shell without job control (`(make test &)`, some CI runners) inherits
+# SIGINT ignored, and would pass it on to every program it starts: the Ctrl-C tests could not interrupt them. A
+# handler here is reset to the default in those programs, so each installs Python's own again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
