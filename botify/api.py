@@ -13,14 +13,14 @@ from flask import Response, current_app, request
 from flask_restful import Resource, abort
 from werkzeug.exceptions import HTTPException
 
-from botify.event_log import EventLogError
+from botify.event_log import INT64_MAX, EventLogError
 from botify.registry import DEFAULT_RECOMMENDER, experiment_arms
 from botify.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from botify.app import Services
 
-MAX_ID = 2**63 - 1
+MAX_ID = INT64_MAX  # a user id the event log's readers take (int64)
 
 
 def services() -> Services:

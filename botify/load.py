@@ -28,6 +28,7 @@ from botify.data_files import (
     read_top_tracks,
     read_tracks,
 )
+from botify.event_log import INT64_MAX
 from botify.item_space import nearest_tracks
 from botify.registry import RECOMMENDATION_SETS
 from botify.settings import Settings
@@ -44,8 +45,10 @@ def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, l
         raise DataError(f"{path}: no such file")
     for number, record in enumerate(read_json_lines(path), start=1):
         user, tracks = record.get("user"), record.get("tracks")
-        if type(user) is not int or user < 0 or not isinstance(tracks, list):
-            raise DataError(f"{path}: record {number} needs a non-negative integer 'user' and a 'tracks' list")
+        if type(user) is not int or not 0 <= user <= INT64_MAX or not isinstance(tracks, list):
+            raise DataError(
+                f"{path}: record {number} needs a 'user' in 0..2^63-1 (the ids /next takes) and a 'tracks' list"
+            )
         if not all(type(t) is int and 0 <= t < catalog_size for t in tracks):
             raise DataError(f"{path}: record {number} has track ids outside the catalog (0..{catalog_size - 1})")
         yield user, tracks

@@ -290,6 +290,8 @@ def test_a_bad_catalog_line_is_refused_naming_the_file(tmp_path, line, error):
     ("damage", "error"),
     [
         (lambda recs: recs.write_text("\n"), "no recommendations"),
+        (lambda recs: recs.write_text(f'{{"user": {2**63}, "tracks": [7]}}\n'), r"needs a 'user' in 0\.\.2\^63-1"),
+        (lambda recs: recs.write_text('{"user": -1, "tracks": [7]}\n'), r"needs a 'user' in 0\.\.2\^63-1"),
         (lambda recs: recs.with_suffix(".npy").write_text("not numpy"), r"not a \.npy file of numbers"),
         (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), "x")), r"not a \.npy array of numbers"),
     ],
