@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 MAX_WORKERS = 512  # gunicorn workers: a typo's 10**20 would fork until the machine gives out
+MAX_THREADS = 512  # per worker: at gunicorn's 1,000 connections per worker or more, none is kept alive
 MAX_SESSION_TTL = 2**31 - 1  # seconds (68 years): Redis refuses an expiry beyond ~9.2e15 s, on every listen
 
 
@@ -65,7 +66,7 @@ class Settings:
             "log_dir": Path(env.get("BOTIFY_LOG_DIR", base.log_dir)),
             "bind": env.get("BOTIFY_BIND", base.bind),
             "workers": _whole(env, "BOTIFY_WORKERS", base.workers, maximum=MAX_WORKERS),
-            "threads": _whole(env, "BOTIFY_THREADS", base.threads),
+            "threads": _whole(env, "BOTIFY_THREADS", base.threads, maximum=MAX_THREADS),
             "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),
             "fallback": tuple(
                 name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name

@@ -29,6 +29,7 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("BOTIFY_WORKERS", "abc", "BOTIFY_WORKERS must be a whole number, got 'abc'"),
         ("BOTIFY_WORKERS", "0", "BOTIFY_WORKERS must be at least 1, got 0"),
         ("BOTIFY_WORKERS", str(10**20), f"BOTIFY_WORKERS must be at most 512, got {10**20}"),  # forked without end
+        ("BOTIFY_THREADS", "1000", "BOTIFY_THREADS must be at most 512, got 1000"),  # no connection kept alive
         ("BOTIFY_SESSION_TTL", "-5", "BOTIFY_SESSION_TTL must be at least 1, got -5"),
         ("BOTIFY_SESSION_TTL", str(10**16), f"BOTIFY_SESSION_TTL must be at most 2147483647, got {10**16}"),
         ("BOTIFY_LOG_LEVEL", "loud", "BOTIFY_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'lo"),
