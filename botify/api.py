@@ -20,8 +20,6 @@ from botify.store import StoreUnavailable
 if TYPE_CHECKING:
     from botify.app import Services
 
-MAX_ID = INT64_MAX  # a user id the event log's readers take (int64)
-
 
 def services() -> Services:
     """What the app was built with (`create_app`): store, experiment, recommenders, event log."""
@@ -64,8 +62,8 @@ def read_body() -> bytes:
 
 def parse_listen(user: int) -> tuple[int, float]:
     """The body `{"track": int, "time": float in [0, 1]}` of /next and /last, or a 4xx with the reason."""
-    if user > MAX_ID:
-        abort(400, message=f"user id must be at most {MAX_ID}")
+    if user > INT64_MAX:  # the largest id the event log's readers take (int64), as `botify load` checks too
+        abort(400, message=f"user id must be at most {INT64_MAX}")
     limit = current_app.config["BOTIFY_SETTINGS"].max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
