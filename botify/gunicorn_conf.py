@@ -12,7 +12,7 @@ import os
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
-from botify.settings import Settings  # noqa: E402 (stdlib only: numpy is not imported yet)
+from botify.settings import WORKER_NUMBER, Settings  # noqa: E402 (stdlib only: numpy is not imported yet)
 
 settings = Settings.from_env()
 bind = settings.bind
@@ -33,6 +33,11 @@ accesslog = None
 loglevel = settings.log_level
 # Heartbeat files in memory: on a disk-backed /tmp (a container's overlay) their fchmod can stall a worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def post_fork(server, worker):
+    """Tell the app which worker it is (1, 2, ... in spawn order): it seeds its random picks with that number."""
+    os.environ[WORKER_NUMBER] = str(worker.age)
 
 
 def post_worker_init(worker):

@@ -10,6 +10,7 @@ from pathlib import Path
 MAX_WORKERS = 512  # gunicorn workers: a typo's 10**20 would fork until the machine gives out
 MAX_THREADS = 512  # per worker: at gunicorn's 1,000 connections per worker or more, none is kept alive
 MAX_SESSION_TTL = 2**31 - 1  # seconds (68 years): Redis refuses an expiry beyond ~9.2e15 s, on every listen
+WORKER_NUMBER = "BOTIFY_WORKER_NUMBER"  # set in each gunicorn worker by `botify.gunicorn_conf`
 
 
 def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -53,6 +54,7 @@ class Settings:
     max_body_bytes: int = 4096
     redis_timeout: float = 0.25
     seed: int = 0
+    worker_number: int = 0  # gunicorn's 1, 2, ... in spawn order; 0: not a gunicorn worker (the process id stands in)
     log_level: str = "warning"  # gunicorn's own messages (its access log is off)
 
     @classmethod
@@ -75,6 +77,7 @@ class Settings:
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
             "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
             "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),
+            "worker_number": _whole(env, WORKER_NUMBER, base.worker_number, minimum=0),
             "log_level": _choice(env, "BOTIFY_LOG_LEVEL", base.log_level, LOG_LEVELS),
         }
         return replace(cls(**values), **overrides)  # type: ignore[arg-type]

@@ -141,17 +141,21 @@ class SimulatedLogs:
 
 @pytest.fixture(scope="module")
 def simulate_through_botify(start_module_botify, tmp_path_factory: pytest.TempPathFactory):
-    """Factory: `simulate(seed, tracks, users, episodes, experiment)` makes a `sim.world` world, serves it with the real
-    botify under `experiment`, runs `episodes` sessions of the simulator's listeners through HTTP, stops the service."""
+    """Factory: `simulate(seed, tracks, users, episodes, experiment, **variables)` makes a `sim.world` world, serves
+    it with the real botify under `experiment` (and `BOTIFY_*` variables), runs `episodes` sessions of the simulator's
+    listeners through HTTP, stops the service. One worker answers one sequential client, so the service's random
+    picks, and the logs' listens, are the same on every run: what tests learn from them cannot change between runs."""
 
-    def simulate(seed: int, tracks: int, users: int, episodes: int, experiment: str = "HW_2") -> SimulatedLogs:
+    def simulate(
+        seed: int, tracks: int, users: int, episodes: int, experiment: str = "HW_2", **variables: str
+    ) -> SimulatedLogs:
         data = tmp_path_factory.mktemp("simulated") / "data"
         world = [sys.executable, "-m", "sim.world", "--out", str(data), "--seed", str(seed),
                  "--tracks", str(tracks), "--users", str(users)]  # fmt: skip
         subprocess.run(world, cwd=REPO, check=True, capture_output=True)
-        service = start_module_botify(data, experiment=experiment)
+        service = start_module_botify(data, experiment=experiment, workers=1, **variables)
         run = [sys.executable, "-m", "sim.run", "--data", str(data), "--agent", "remote", "--url", service.url,
-               "--episodes", str(episodes), "--seed", str(seed), "--processes", "2", "--quiet"]  # fmt: skip
+               "--episodes", str(episodes), "--seed", str(seed), "--processes", "1", "--quiet"]  # fmt: skip
         subprocess.run(run, cwd=REPO, check=True, capture_output=True)
         service.stop()
         return SimulatedLogs(data, service.log_dir)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from botify.event_log import log_files
 from sim.catalog import read_world, write_world
 from sim.env import RecEnv
 from sim.errors import AgentError
@@ -181,6 +182,21 @@ class TracingAgent(RemoteAgent):
         if endpoint == "next":
             self.answered.append(answer["track"])
         return answer
+
+
+def test_a_run_served_by_one_worker_is_the_same_on_every_run(simulate_through_botify):
+    """The service's random picks are seeded by `BOTIFY_SEED` and the worker's number, not its process id: one
+    worker answering the same sequential client twice logs the same listens, and another seed other ones."""
+
+    def listens(**variables: str) -> list[tuple]:
+        logs = simulate_through_botify(seed=5, tracks=200, users=30, episodes=150, experiment="EXPLORE", **variables)
+        records = [json.loads(line) for path in log_files([logs.logs]) for line in path.read_text().splitlines()]
+        return [(r["user"], r["track"], r["time"], r["recommendation"]) for r in records if r["message"] == "next"]
+
+    first, again, other_seed = listens(), listens(), listens(BOTIFY_SEED="1")
+    assert len(first) > 500
+    assert first == again
+    assert first != other_seed
 
 
 def test_one_simulator_process_spreads_its_sessions_over_the_workers(start_botify, tiny_world):
