@@ -49,7 +49,9 @@ def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, l
             raise DataError(
                 f"{path}: record {number} needs a 'user' in 0..2^63-1 (the ids /next takes) and a 'tracks' list"
             )
-        if not all(type(t) is int and 0 <= t < catalog_size for t in tracks):
+        if not all(type(t) is int for t in tracks):
+            raise DataError(f'{path}: record {number} has track ids that are not integers (1.0, "1" are not)')
+        if not all(0 <= t < catalog_size for t in tracks):
             raise DataError(f"{path}: record {number} has track ids outside the catalog (0..{catalog_size - 1})")
         yield user, tracks
 

@@ -75,13 +75,19 @@ def run_load(redis_url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(client, redis_server, tmp_path):
+@pytest.mark.parametrize(
+    ("tracks", "reason"),
+    [([5, 100_000], "outside the catalog"), ([5, 1.0], "not integers"), ([5, "6"], "not integers")],
+)
+def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(
+    client, redis_server, tmp_path, tracks, reason
+):
     load_recommendations(client, "lightfm", write_recs(tmp_path / "good.jsonl", {1: [5, 6]}))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"user": 1, "tracks": [5, 100_000]}) + "\n")
+    bad.write_text(json.dumps({"user": 1, "tracks": tracks}) + "\n")
     result = run_load(redis_server.url, "--recs", f"lightfm={bad}")
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "outside the catalog" in result.stderr
+    assert result.stderr.count("\n") == 1 and reason in result.stderr, result.stderr
     assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
 
 
