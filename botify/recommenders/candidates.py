@@ -6,7 +6,7 @@ only when every pick is exhausted is the most popular track (or, without one, th
 `InOrder` serves the list as stored.
 `SessionAware` widens the user's list with the tracks nearest to the session's context track (the one
 listened to longest lately) in the model's item space and with the context's artist, so it also
-serves users without a list, and re-ranks the unplayed candidates in one pass (see the class).
+serves users without a list, and re-ranks the unplayed candidates (see the class).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from botify.store import Store
 ARTIST_FATIGUE = 0.8  # score multiplier per play of the same artist in the session
 PERSONAL_BONUS = 0.15  # relevance added to candidates on the user's own list
 CONTEXT_ARTIST_BONUS = 0.1  # relevance added to tracks by the context track's artist
+FATIGUE_VISITS = 8  # candidates scored one by one before the rest are scored together (see best_after_fatigue)
 
 
 class CandidateRecommender:
@@ -80,18 +81,40 @@ class SessionAware(CandidateRecommender):
             return first_not_in(candidates, session.played_tracks())  # no usable vectors: the list as it is
         # A track in the pool twice (on the list and near the context) is scored twice; the higher score counts.
         pool = np.concatenate([candidates, items.nearest(context), catalog.same_artist_tracks(context)])
+        artists = catalog.artist_of.take(pool)
+        relevance = ((1.0 + items.similarity(pool, context)) / 2.0).astype(np.float64)
+        relevance[: len(candidates)] += PERSONAL_BONUS
+        relevance += CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
         played = np.sort(session.played)  # per request, work grows with the session and the pool, not the catalog
-        unplayed = played[np.searchsorted(played, pool).clip(max=len(played) - 1)] != pool
-        on_list = (np.arange(len(pool)) < len(candidates))[unplayed]
-        pool = pool[unplayed]
-        if len(pool) == 0:
-            return None
-        artists = catalog.artist_of[pool]
-        relevance = (
-            (1.0 + items.similarity(pool, context)) / 2.0
-            + PERSONAL_BONUS * on_list
-            + CONTEXT_ARTIST_BONUS * (artists == catalog.artist_of[context])
-        )
-        played_artists = np.sort(catalog.artist_of[played])
-        plays = np.searchsorted(played_artists, artists, "right") - np.searchsorted(played_artists, artists)
-        return int(pool[int(np.argmax(relevance * ARTIST_FATIGUE**plays))])
+        relevance[played.take(np.searchsorted(played, pool), mode="clip") == pool] = -np.inf
+        best = best_after_fatigue(relevance, artists, np.sort(catalog.artist_of.take(played)))
+        return None if best is None else int(pool[best])
+
+
+def artist_plays(played_artists: np.ndarray, artists: np.ndarray | int) -> np.ndarray:
+    """How often each of `artists` was played, from the session's sorted played artists."""
+    return np.searchsorted(played_artists, artists, "right") - np.searchsorted(played_artists, artists)
+
+
+def best_after_fatigue(relevance: np.ndarray, artists: np.ndarray, played_artists: np.ndarray) -> int | None:
+    """The index of the highest relevance x ARTIST_FATIGUE ** (plays of its artist), the first on ties; None when
+    every relevance is -inf (nothing left to offer). `relevance` is used up.
+
+    Fatigue only lowers a score, so candidates are visited from the most relevant down and the visit stops at the
+    first one whose relevance cannot beat the best score so far: one or two visits usually settle it, each a
+    handful of scalar operations. Past FATIGUE_VISITS visits, the rest are scored in one vectorized pass."""
+    best_score, best = -np.inf, None
+    for _ in range(FATIGUE_VISITS):
+        index = int(relevance.argmax())
+        upper = relevance[index]
+        if upper == -np.inf or upper <= best_score:  # later ones at most tie, from further down
+            return best
+        relevance[index] = -np.inf
+        score = upper * ARTIST_FATIGUE ** artist_plays(played_artists, artists[index])
+        if score > best_score or (score == best_score and index < best):
+            best_score, best = score, index
+    scores = relevance * ARTIST_FATIGUE ** artist_plays(played_artists, artists)
+    index = int(scores.argmax())
+    if scores[index] > best_score or (scores[index] == best_score > -np.inf and index < best):
+        best = index
+    return best

@@ -12,7 +12,14 @@ import requests
 from botify.catalog import Catalog
 from botify.item_space import ItemSpace
 from botify.load import load_catalog, load_recommendations
-from botify.recommenders.candidates import InOrder, SessionAware
+from botify.recommenders import candidates as candidates_module
+from botify.recommenders.candidates import (
+    ARTIST_FATIGUE,
+    CONTEXT_ARTIST_BONUS,
+    PERSONAL_BONUS,
+    InOrder,
+    SessionAware,
+)
 from botify.recommenders.sticky_artist import StickyArtist
 from botify.recommenders.top_pop import TopPop
 from botify.registry import EXPERIMENTS
@@ -236,3 +243,45 @@ def test_session_aware_considers_the_context_artists_tracks_beyond_its_neighbour
     items = ItemSpace(vectors, np.array([[3]] * 6, dtype=np.int32))  # track 1 is no listed neighbour of 0
     recommender = SessionAware(None, "lightfm", [])
     assert recommender.choose(np.empty(0, dtype=np.int32), items, session_of(0), catalog) == 1  # 1.1 x 0.8 > 0.8
+
+
+def scored_pick(candidates: np.ndarray, items: ItemSpace, session: Session, catalog: Catalog) -> int | None:
+    """The session-aware pick by its definition: every unplayed candidate scored one by one, the first of the best."""
+    context = session.context_track()
+    pool = np.concatenate([candidates, items.nearest(context), catalog.same_artist_tracks(context)]).tolist()
+    played_artists = catalog.artist_of[session.played].tolist()
+    best, best_score = None, -np.inf
+    for index, track in enumerate(pool):
+        if track in session.played_tracks():
+            continue
+        artist = int(catalog.artist_of[track])
+        relevance = float((1.0 + items.similarity(np.array([track]), context)[0]) / 2.0)  # float32 cosine
+        relevance += PERSONAL_BONUS if index < len(candidates) else 0.0
+        relevance += CONTEXT_ARTIST_BONUS if artist == catalog.artist_of[context] else 0.0
+        score = relevance * ARTIST_FATIGUE ** played_artists.count(artist)
+        if score > best_score:
+            best, best_score = track, score
+    return best
+
+
+@pytest.mark.parametrize("visits", [0, 1, 3, candidates_module.FATIGUE_VISITS, 1000])
+def test_session_aware_picks_the_best_scored_unplayed_candidate_whatever_the_visit_budget(monkeypatch, visits):
+    """Random catalogs (few artists, repeated vectors: ties and heavy fatigue) and sessions drawn from the pool."""
+    monkeypatch.setattr(candidates_module, "FATIGUE_VISITS", visits)
+    rng = np.random.default_rng(visits)
+    recommender = SessionAware(None, "lightfm", [])
+    outcomes = set()
+    for case in range(300):
+        tracks, artists = int(rng.integers(20, 200)), int(rng.integers(1, 12))
+        catalog = Catalog.build(rng.integers(artists, size=tracks), np.arange(tracks))
+        shared = rng.normal(size=(int(rng.integers(1, 6)), 4)).astype(np.float32)
+        vectors = shared[rng.integers(len(shared), size=tracks)]
+        vectors = vectors if case % 2 else rng.normal(size=(tracks, 4)).astype(np.float32)
+        items = ItemSpace(vectors, rng.integers(tracks, size=(tracks, 10)).astype(np.int32))
+        candidates = rng.choice(tracks, size=int(rng.integers(0, min(tracks, 30))), replace=False).astype(np.int32)
+        played = rng.choice(tracks, size=int(rng.integers(1, 3 * tracks)))
+        session = Session.from_bytes(b"".join(pack_listen(int(t), float(rng.random())) for t in played), tracks)
+        expected = scored_pick(candidates, items, session, catalog)
+        assert recommender.choose(candidates, items, session, catalog) == expected, case
+        outcomes.add(expected is None)
+    assert outcomes == {True, False}  # both a pick and "everything near is played" were exercised
