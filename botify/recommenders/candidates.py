@@ -101,7 +101,7 @@ def best_after_fatigue(relevance: np.ndarray, artists: np.ndarray, played_artist
     every relevance is -inf (nothing left to offer). `relevance` is used up.
 
     Fatigue only lowers a score, so candidates are visited from the most relevant down and the visit stops at the
-    first one whose relevance cannot beat the best score so far: one or two visits usually settle it, each a
+    first one whose relevance cannot beat the best score so far: one visit usually settles it, each a
     handful of scalar operations. Past FATIGUE_VISITS visits, the rest are scored in one vectorized pass."""
     best_score, best = -np.inf, None
     for _ in range(FATIGUE_VISITS):

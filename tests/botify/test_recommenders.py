@@ -266,7 +266,7 @@ def scored_pick(candidates: np.ndarray, items: ItemSpace, session: Session, cata
 
 @pytest.mark.parametrize("visits", [0, 1, 3, candidates_module.FATIGUE_VISITS, 1000])
 def test_session_aware_picks_the_best_scored_unplayed_candidate_whatever_the_visit_budget(monkeypatch, visits):
-    """Random catalogs (few artists, repeated vectors: ties and heavy fatigue) and sessions drawn from the pool."""
+    """Small random catalogs (few artists, shared vectors: ties and heavy fatigue), sessions over the whole catalog."""
     monkeypatch.setattr(candidates_module, "FATIGUE_VISITS", visits)
     rng = np.random.default_rng(visits)
     recommender = SessionAware(None, "lightfm", [])
