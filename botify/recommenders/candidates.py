@@ -91,7 +91,7 @@ class SessionAware(CandidateRecommender):
         return None if best is None else int(pool[best])
 
 
-def artist_plays(played_artists: np.ndarray, artists: np.ndarray | int) -> np.ndarray:
+def artist_plays(played_artists: np.ndarray, artists: np.ndarray | np.integer) -> np.ndarray | np.integer:
     """How often each of `artists` was played, from the session's sorted played artists."""
     return np.searchsorted(played_artists, artists, "right") - np.searchsorted(played_artists, artists)
 
@@ -114,7 +114,7 @@ def best_after_fatigue(relevance: np.ndarray, artists: np.ndarray, played_artist
         if score > best_score or (score == best_score and index < best):
             best_score, best = score, index
     scores = relevance * ARTIST_FATIGUE ** artist_plays(played_artists, artists)
+    if best is not None:
+        scores[best] = best_score  # the visited best competes again; argmax takes the first on ties
     index = int(scores.argmax())
-    if scores[index] > best_score or (scores[index] == best_score > -np.inf and index < best):
-        best = index
-    return best
+    return None if scores[index] == -np.inf else index

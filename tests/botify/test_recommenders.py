@@ -249,10 +249,10 @@ def scored_pick(candidates: np.ndarray, items: ItemSpace, session: Session, cata
     """The session-aware pick by its definition: every unplayed candidate scored one by one, the first of the best."""
     context = session.context_track()
     pool = np.concatenate([candidates, items.nearest(context), catalog.same_artist_tracks(context)]).tolist()
-    played_artists = catalog.artist_of[session.played].tolist()
+    played, played_artists = session.played_tracks(), catalog.artist_of[session.played].tolist()
     best, best_score = None, -np.inf
     for index, track in enumerate(pool):
-        if track in session.played_tracks():
+        if track in played:
             continue
         artist = int(catalog.artist_of[track])
         relevance = float((1.0 + items.similarity(np.array([track]), context)[0]) / 2.0)  # float32 cosine
