@@ -39,6 +39,7 @@ bench: bench-tools
 	$(PY) bench/serving_load.py
 	$(PY) bench/serving_load.py --experiment AA
 	$(PY) bench/serving_profile.py --gil
+	$(PY) bench/serving_inprocess.py
 	$(PY) bench/serving_nginx.py
 
 clean:
