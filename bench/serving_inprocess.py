@@ -3,13 +3,14 @@
 One command (from the repository root): `.venv/bin/python bench/serving_inprocess.py`
 
 The benchmark world (see serving_load.py) is loaded into a real redis-server on loopback and botify's app is
-built on it as `botify serve` builds it (HW_2). The same kind of requests as the serving benchmark (random users
-of the 12,000 ids, random tracks) are passed to the app one after another, and this process's CPU time per
-request is measured for:
+built on it by `create_app`, as each gunicorn worker builds it (HW_2; without the workers' `gc.freeze()`). The
+same kind of requests as the serving benchmark (random users of the 12,000 ids, random tracks) are passed to the
+app one after another, and this process's CPU time per request is measured for:
 - the Flask hello-world (`bench/serving_hello.py`): the framework's own cost;
 - botify, a user of HW_2's StickyArtist arm;
 - botify, a user of the LightFM arm, as served (one Redis call, session-aware re-ranking);
-- the same with the Redis call answered from memory (each request's reply, recorded from the real call before);
+- the same with the Redis call answered from memory (each request's reply, recorded from the real call before,
+  so its session is the one as recorded: a listen shorter than the served variants see);
 - the same with the re-ranking replaced by the list in stored order (the registry's `lightfm_in_order`);
 - both.
 Taking parts out one at a time says what each costs. The variants alternate within each round, in a new order each

@@ -40,6 +40,13 @@ def unavailable(message: str) -> NoReturn:
     flask.abort(output_json({"message": message}, 503, {"Retry-After": "1"}))
 
 
+def refuse_while_the_log_fails(served: Services) -> None:
+    """While the event log is known to fail, a listen is refused before it is recorded anywhere: a client's retries
+    of a listen answered 503 would otherwise each count once more in its Redis session."""
+    if served.events.failing is not None and not served.events.healthy():
+        unavailable(f"the event log cannot take the listen ({served.events.failing}); try again shortly")
+
+
 def log_or_unavailable(served: Services, *event: object, **fields: object) -> None:
     """Log the event before answering; a listen the log cannot take is not answered as served (503)."""
     try:
@@ -113,6 +120,8 @@ class Track(Resource):
             data = served.store.guard.call(served.store.track, track)
         except StoreUnavailable:
             unavailable("the track store is unreachable; try again shortly")
+        except LookupError:
+            unavailable("no catalog loaded (see /ready): tracks cannot be looked up; try again shortly")
         if data is None:
             abort(404, message=f"unknown track {track}")
         return data
@@ -123,6 +132,7 @@ class NextTrack(Resource):
         started = time.perf_counter()
         prev_track, prev_time = parse_listen(user)
         served = services()
+        refuse_while_the_log_fails(served)
         arms = experiment_arms(user)
         arm = arms.get(served.experiment.name)
         name = served.experiment.recommender_for(arm) if arm else DEFAULT_RECOMMENDER
@@ -136,6 +146,7 @@ class LastTrack(Resource):
         started = time.perf_counter()
         prev_track, prev_time = parse_listen(user)
         served = services()
+        refuse_while_the_log_fails(served)
         with contextlib.suppress(StoreUnavailable):  # unreachable: the session state expires by itself
             served.store.guard.call(served.store.end_session, user)
         log_or_unavailable(served, "last", user, prev_track, prev_time, started, experiment_arms(user))

@@ -18,12 +18,11 @@ from botify.connection import redis_client
 from botify.event_log import EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
+from botify.recommenders.top_pop import TOP_K
 from botify.registry import EXPERIMENTS, RECOMMENDATION_SETS, RECOMMENDERS
 from botify.settings import Settings
 from botify.store import REDIS_DOWN, Store, StoreUnavailable
 from botify.wiring import build_recommenders, check_fallback
-
-OUTAGE_TOP_K = 100
 
 
 @dataclass
@@ -55,9 +54,9 @@ class Services:
             return self.outage_pick(prev_track)
 
     def outage_pick(self, prev_track: int) -> int:
-        """Serving without Redis: a popular track remembered in process."""
+        """Serving without Redis: one of TopPop's tracks (but the previous one), from the catalog in process."""
         catalog = self.store.cached_catalog()
-        top = catalog.top_tracks[:OUTAGE_TOP_K] if catalog is not None else np.empty(0, dtype=np.int32)
+        top = catalog.top_tracks[:TOP_K] if catalog is not None else np.empty(0, dtype=np.int32)
         options = top[top != prev_track]
         return int(self.rng.choice(options)) if len(options) else prev_track
 

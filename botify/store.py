@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -32,10 +34,13 @@ OLD_VERSION_GRACE_SECONDS = 60
 UNFINISHED_VERSION_SECONDS = 3600  # a version is written expiring and kept when it goes live: an interrupted load
 # leaves nothing behind for long
 CATALOG_CHECK_SECONDS = 1.0
+NO_CATALOG = "no catalog loaded: run `python -m botify load --data DIR`"
 WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
+REFUSAL_LOG_SECONDS = 60.0  # a command Redis refuses is logged at most this often (it may refuse every request)
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -50,6 +55,7 @@ class RedisGuard:
     def __init__(self, retry_seconds: float = REDIS_RETRY_SECONDS) -> None:
         self.retry_seconds = retry_seconds
         self.down_until = 0.0
+        self.refusal_logged_until = 0.0
 
     def failed(self, error: Exception) -> None:
         if isinstance(error, redis.TimeoutError):
@@ -63,7 +69,9 @@ class RedisGuard:
         self.down_until = 0.0
 
     def call(self, call: Callable[..., T], *args: object) -> T:
-        """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone."""
+        """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone, or refuses
+        the command (out of memory under `maxmemory`, a read-only replica after a failover): callers serve from
+        memory, and the refusal is logged (at most once a minute) for the operator."""
         if self.suspended():
             raise StoreUnavailable("Redis is left alone after a timeout")
         try:
@@ -71,6 +79,15 @@ class RedisGuard:
         except REDIS_DOWN as error:
             self.failed(error)
             raise StoreUnavailable(str(error)) from error
+        except redis.ResponseError as error:
+            self.refused(error)
+            raise StoreUnavailable(str(error)) from error
+
+    def refused(self, error: redis.ResponseError) -> None:
+        now = time.monotonic()
+        if now >= self.refusal_logged_until:
+            self.refusal_logged_until = now + REFUSAL_LOG_SECONDS
+            logger.error("Redis refused a command: %s; serving from memory meanwhile", error)
 
 
 def recs_prefix(name: str) -> str:
@@ -269,6 +286,14 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET
 """
 
 
+class ThreadConnection:
+    """A connection checked out of `pool` for one thread, given back when the thread's locals are dropped (it ended)."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.connection = pool.get_connection()
+        weakref.finalize(self, pool.release, self.connection)
+
+
 @dataclass
 class CandidateContext:
     """What one /next needs of a recommendation set, read in the same call that records the listen."""
@@ -286,7 +311,8 @@ class Store:
         self.session_ttl = session_ttl
         self._lock = threading.Lock()
         self._catalog: tuple[bytes, Catalog] | None = None
-        self._catalog_checked = 0.0
+        self._catalog_checked = -CATALOG_CHECK_SECONDS  # never: the first call reads the pointer
+        self._catalog_missing = False  # the pointer was read and no catalog was live
         self._items: dict[str, tuple[bytes, ItemSpace | None]] = {}
         self._listen_sha = hashlib.sha1(LISTEN_SCRIPT.encode()).hexdigest()
         self._thread = threading.local()
@@ -302,18 +328,22 @@ class Store:
         return live_catalog_version(self.client)
 
     def catalog(self) -> Catalog:
-        """The live catalog; its pointer is re-read at most once a second. Raises LookupError if none."""
+        """The live catalog; its pointer is re-read at most once a second, whether one was live or not.
+        Raises LookupError if none."""
         now = time.monotonic()
-        if self._catalog is not None and now - self._catalog_checked < CATALOG_CHECK_SECONDS:
-            return self._catalog[1]
+        if now - self._catalog_checked < CATALOG_CHECK_SECONDS:
+            if self._catalog_missing:
+                raise LookupError(NO_CATALOG)
+            if self._catalog is not None:
+                return self._catalog[1]
         with self._lock:
             version = self.catalog_version()
+            self._catalog_checked, self._catalog_missing = now, version is None
             if version is None:
-                raise LookupError("no catalog loaded: run `python -m botify load --data DIR`")
+                raise LookupError(NO_CATALOG)
             if self._catalog is None or self._catalog[0] != version:
                 artist_of, top = self.client.mget(f"{version.decode()}:artist_of", f"{version.decode()}:top")
                 self._catalog = (version, Catalog.build(unpack_ints(artist_of), unpack_ints(top)))
-            self._catalog_checked = now
             return self._catalog[1]
 
     def cached_catalog(self) -> Catalog | None:
@@ -332,8 +362,11 @@ class Store:
             return cached
 
     def track(self, track: int) -> dict | None:
+        """The track's metadata, None for a track the live catalog lacks; LookupError when none is live."""
         version = self.catalog_version()
-        raw = self.client.hget(f"{version.decode()}:tracks", track) if version else None
+        if version is None:
+            raise LookupError(NO_CATALOG)
+        raw = self.client.hget(f"{version.decode()}:tracks", track)
         return json.loads(raw) if raw else None
 
     def listen(self, user: int, track: int, time: float, name: str, tracks: int) -> CandidateContext:
@@ -352,10 +385,13 @@ class Store:
 
     def _call(self, *command: object) -> object:
         """One command on this thread's own connection: the hot path skips the pool's checkout and retry layers.
-        A connection that failed is dropped (its replies may be out of step) and reopened by the next call."""
-        connection = getattr(self._thread, "connection", None)
-        if connection is None:
-            connection = self._thread.connection = self.client.connection_pool.get_connection()
+        A connection that failed is dropped (its replies may be out of step) and reopened by the next call.
+        The connection goes back to the pool when its thread ends (servers that start a thread, or a greenlet, per
+        connection or request would otherwise leave one open Redis connection behind each)."""
+        held = getattr(self._thread, "held", None)
+        if held is None:
+            held = self._thread.held = ThreadConnection(self.client.connection_pool)
+        connection = held.connection
         try:
             connection.send_command(*command)
             return connection.read_response()

@@ -10,14 +10,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
 from botify.app import create_app
 from botify.event_log import PATH_CHECK_SECONDS
 from botify.load import load_catalog, load_recommendations
 from botify.registry import EXPERIMENTS
+from botify.session import Session
 from botify.settings import Settings
-from botify.store import CATALOG_CHECK_SECONDS
+from botify.store import CATALOG_CHECK_SECONDS, session_key
 
 from .conftest import artist_of, write_recs, write_world
 
@@ -106,6 +108,26 @@ def test_a_redis_that_lost_the_catalog_is_served_from_the_catalog_in_memory(star
     assert all(0 <= answer.json()["track"] < 300 for answer in answers)
     assert requests.post(f"{service.url}/next/1", json={"track": 300, "time": 1}).status_code == 404
     assert requests.get(f"{service.url}/ready").json()["catalog"] is False
+    metadata = requests.get(f"{service.url}/track/5")  # not "unknown track": the catalog is what is missing
+    assert (metadata.status_code, metadata.json()["message"].startswith("no catalog loaded")) == (503, True)
+
+
+def test_while_no_catalog_is_live_a_worker_asks_redis_for_one_at_most_once_a_second(
+    start_botify, own_redis, tiny_world
+):
+    service = start_botify(tiny_world, redis_url=own_redis.url, workers=1)
+    control = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "C")  # StickyArtist: no Redis call
+    assert requests.post(f"{service.url}/next/{control}", json={"track": 5, "time": 1}).status_code == 200
+    client = own_redis.client()
+    client.flushdb()
+    time.sleep(CATALOG_CHECK_SECONDS + 0.1)
+    before = client.info("stats")["total_commands_processed"]
+    started = time.monotonic()
+    answers = [requests.post(f"{service.url}/next/{control}", json={"track": 5, "time": 1}) for _ in range(40)]
+    seconds = time.monotonic() - started
+    commands = client.info("stats")["total_commands_processed"] - before - 1  # the INFO above
+    assert [answer.status_code for answer in answers] == [200] * 40  # from the catalog in memory
+    assert 1 <= commands <= 2 * (seconds / CATALOG_CHECK_SECONDS + 1)  # a GET of the pointer per second, not 40+
 
 
 def test_a_catalog_loaded_while_serving_is_served_within_the_check_interval(
@@ -153,6 +175,30 @@ def test_keep_alive_connections_are_spread_over_the_workers(start_botify, tiny_w
     assert len(lines_per_worker) == 2 and sum(lines_per_worker) == 16 and lines_per_worker[0] >= 2
 
 
+def test_while_redis_refuses_writes_the_lightfm_arm_is_served_from_memory_and_recovers(
+    start_botify, own_redis, tiny_world, tmp_path, capfd
+):
+    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
+    recs = write_recs(tmp_path / "lightfm.jsonl", {treated: [11, 12, 13]})
+    service = start_botify(tiny_world, {"lightfm": recs}, redis_url=own_redis.url, workers=1)
+    client = own_redis.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)  # every write is refused (OOM)
+    try:
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            client.set("probe", 1)
+        answers = [requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}) for _ in range(5)]
+    finally:
+        client.config_set("maxmemory", 0)
+    assert [answer.status_code for answer in answers] == [200] * 5  # not a 500 with a traceback
+    assert all(answer.json()["track"] in range(200, 300) for answer in answers)  # TopPop's top 100, from memory
+    requests.post(f"{service.url}/last/{treated}", json={"track": 5, "time": 1})
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).json()["track"] == 11
+    service.stop()
+    logged = capfd.readouterr().err
+    assert logged.count("Redis refused a command") == 1 and "OOM command not allowed" in logged  # not per request
+
+
 def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_it_can(start_botify, tiny_world):
     service = start_botify(tiny_world, workers=1)
     assert requests.post(f"{service.url}/next/1", json={"track": 5, "time": 1}).status_code == 200
@@ -168,6 +214,26 @@ def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_
     assert requests.get(f"{service.url}/ready").json()["ready"] is True
     assert requests.post(f"{service.url}/last/3", json={"track": 5, "time": 1}).status_code == 200
     assert [(event["message"], event["user"]) for event in service.events()] == [("last", 3)]
+
+
+def test_listens_refused_while_the_event_log_fails_are_not_recorded_in_the_session(
+    start_botify, redis_server, tiny_world, tmp_path
+):
+    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
+    recs = write_recs(tmp_path / "r.jsonl", {treated: [11, 12, 13]})
+    service = start_botify(tiny_world, {"lightfm": recs}, workers=1)
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).status_code == 200
+    [path] = service.log_dir.iterdir()
+    path.unlink()
+    path.mkdir()
+    time.sleep(PATH_CHECK_SECONDS + 0.1)
+    retries = [requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}) for _ in range(4)]
+    assert [answer.status_code for answer in retries] == [503] * 4
+    session = Session.from_bytes(redis.Redis.from_url(redis_server.url).get(session_key(treated)), 300)
+    # The first 503 found the log failing after recording its listen; the retries were refused before that.
+    assert session.played.tolist() == [5, 6]
+    path.rmdir()
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}).status_code == 200
 
 
 def test_ready_reports_a_set_made_for_another_catalog_as_stale(own_redis, tiny_world, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import numpy as np
 import pytest
 import redis
@@ -96,3 +99,21 @@ def test_context_is_the_longest_recent_listen_latest_on_ties():
     assert session((1, 0.9), (2, 0.9), (3, 0.5)).context_track() == 2
     assert session((1, 1.0), (2, 0.1), (3, 0.2), (4, 0.3)).context_track() == 4  # 1 is no longer recent
     assert np.array_equal(session((1, 0.5), (TRACKS, 0.5), (2, np.nan)).played, [1])
+
+
+def test_a_threads_redis_connection_goes_back_to_the_pool_when_the_thread_ends(own_redis, tiny_world, tmp_path):
+    """Servers that start a thread per connection or request (werkzeug's, say) must not leave one open Redis
+    connection behind each: Redis itself counts its clients."""
+    client = redis.Redis.from_url(own_redis.url)
+    load_catalog(client, tiny_world)
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}))
+    store = Store(redis.Redis.from_url(own_redis.url))
+    played = []
+    for step in range(20):  # one short-lived thread after another, as such a server runs them
+        listen = (7, step, 0.5, "lightfm", TRACKS)
+        thread = threading.Thread(target=lambda listen=listen: played.append(store.listen(*listen)))
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(played[-1].session.played) == 20  # every thread's listen went through
+    assert client.info("clients")["connected_clients"] <= 3  # this client, the store's one pooled connection
