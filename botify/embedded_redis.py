@@ -7,8 +7,6 @@ RDB snapshot), so separate commands (`load`, then `serve`) find the same server 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import shutil
 import subprocess
 import time
@@ -17,7 +15,7 @@ from typing import IO
 
 import redis
 
-from botify.process import stop_with_parent
+from botify.process import Claimed, claim, stop_with_parent
 
 SOCKET_NAME = "redis.sock"
 SNAPSHOT_NAME = "dump.rdb"
@@ -122,21 +120,13 @@ class EmbeddedRedis:
         open. OSError naming the owner if there is one: two would each start it again when it dies, and the first to
         stop would stop it under the other."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = open(self.directory / OWNER_NAME, "a+", encoding="utf-8")  # noqa: SIM115 (held while serving)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            owner = lock.read().strip() or "?"
-            lock.close()
+            return claim(self.directory / OWNER_NAME)
+        except Claimed as held:
             raise OSError(
-                f"another botify serve (pid {owner}) runs the embedded Redis of {self.directory.parent}: share it "
-                f"with REDIS_URL={self.url}, or give this one its own BOTIFY_DATA_DIR"
+                f"another botify serve (pid {held.owner}) runs the embedded Redis of {self.directory.parent}: share "
+                f"it with REDIS_URL={self.url}, or give this one its own BOTIFY_DATA_DIR"
             ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
-        return lock
 
     def kill(self) -> None:
         """Kill the server abruptly, as an outage would."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -45,6 +47,31 @@ def stop_with_parent() -> None:
     so a killed `botify serve` leaves no gunicorn or Redis running alone (Linux; elsewhere nothing happens)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Claimed(OSError):
+    """Another process holds the lock; `owner` is the pid it wrote there ("?" if none)."""
+
+    def __init__(self, path: Path, owner: str) -> None:
+        super().__init__(f"{path} is held by process {owner}")
+        self.owner = owner
+
+
+def claim(path: Path) -> IO[str]:
+    """An exclusive lock on `path` (created if need be), with this process's pid written in it, held while the
+    returned file is open (the kernel lets go when the process ends, however it ends). Claimed if another holds it."""
+    lock = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held by the caller)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "?"
+        lock.close()
+        raise Claimed(path, owner) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 def host_port(host: str, port: int) -> str:

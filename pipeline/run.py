@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import ServiceProcess, free_port
+from botify.process import Claimed, ServiceProcess, claim, free_port
 from sim.cli import Parser
 
 
@@ -52,6 +52,7 @@ SERVICE_WORKERS = 2  # gunicorn workers of the service each day runs against
 # Two keep-alive simulator connections per service worker: gunicorn's reuse_port sockets spread connections by hash,
 # and with one per worker both often landed on the same worker (day 1 at half speed).
 SIMULATOR_PROCESSES = 2 * SERVICE_WORKERS
+RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
 
 
@@ -240,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value is not None})
     try:
         args.out.mkdir(parents=True, exist_ok=True)
+        lock = claim(args.out / RUN_LOCK)  # noqa: F841 (held until the run ends)
+    except Claimed as held:  # two runs would overwrite each other's world and logs, and stop each other's Redis
+        print(f"pipeline: another run (pid {held.owner}) writes to {args.out}: give this one its own --out",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except OSError as error:
         print(f"pipeline: cannot use --out {args.out}: {error.strerror}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import numpy as np
 
 from sim.catalog import World
 from sim.env import RecEnv, Session
+from sim.errors import AgentError
 from sim.listener import appeal
 
 
@@ -131,7 +132,13 @@ class RecommenderAgent(Agent):
             begin(rng)
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        return int(self.recommender.recommend_next(user, prev_track, prev_track_time))
+        try:
+            track = self.recommender.recommend_next(user, prev_track, prev_track_time)
+        except Exception as error:  # noqa: BLE001 (the recommender's own code: one line says what it raised)
+            raise AgentError(f"recommend_next raised {type(error).__name__}: {error}") from None
+        if isinstance(track, bool) or not isinstance(track, (int, np.integer)):  # 3.7 is no track, nor is True
+            raise AgentError(f"recommend_next returned {track!r}, not a track id (an int)")
+        return int(track)
 
     def end(self, user: int, last_track: int, last_time: float) -> None:
         end_session = getattr(self.recommender, "end_session", None)

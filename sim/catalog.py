@@ -107,7 +107,7 @@ def read_embeddings(path: Path) -> np.ndarray:
         raise DataError(f"missing data file: {path}")
     try:
         embeddings = np.load(path, allow_pickle=False)
-    except ValueError as error:
+    except (ValueError, EOFError) as error:  # EOFError: an empty file
         raise DataError(f"{path}: not a numeric .npy array ({error})") from None
     if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.number):
         raise DataError(f"{path}: expected a 2-d numeric array, got shape {embeddings.shape}")
@@ -143,8 +143,12 @@ def _finite(record: dict[str, Any], name: str, where: str, positive: bool = Fals
 
 def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
     listeners = []
+    first_line: dict[int, int] = {}  # user id -> the line that defined it
     for number, record in enumerate(_json_lines(path), 1):
         where = f"{path}:{number}"
+        user = _field(record, "user", int, where)
+        if first_line.setdefault(user, number) != number:  # two listeners would share one service-side session
+            raise DataError(f"{where}: user {user} is already defined on line {first_line[user]}")
         interests = record.get("interests")
         if not isinstance(interests, list) or not interests:
             raise DataError(f"{where}: field 'interests' must be a non-empty list of track ids")
@@ -152,7 +156,7 @@ def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
             raise DataError(f"{where}: interests must be track ids in 0..{n_tracks - 1}")
         listeners.append(
             Listener(
-                user=_field(record, "user", int, where),
+                user=user,
                 interests=tuple(interests),
                 consume_bias=_finite(record, "consume_bias", where),
                 consume_sharpness=_finite(record, "consume_sharpness", where, positive=True),

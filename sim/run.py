@@ -38,7 +38,7 @@ from sim.cli import Parser, run_cli
 from sim.env import RecEnv, draw_listener
 from sim.errors import AgentError, SimError
 from sim.remote import RemoteAgent
-from sim.summary import EpisodeResult, format_table, summarize
+from sim.summary import EpisodeResult, Summary, format_table, summarize
 
 IN_PROCESS_AGENTS = ("random", "toppop", "sticky-artist", "oracle")
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -128,6 +128,7 @@ def load_world(data: Path) -> World:
 
 
 _worker: tuple[Job, RecEnv, Agent] | None = None
+_worker_failure: str | None = None  # why this pool worker could not start (its first task reports it)
 
 
 def _start_worker(job: Job) -> None:
@@ -144,10 +145,17 @@ def _start_pool_worker(job: Job) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1, user_api="blas")
-    _start_worker(job)
+    global _worker_failure
+    try:
+        _start_worker(job)
+    except Exception as error:  # noqa: BLE001 (raised here, the pool would restart the worker forever)
+        reason = str(error) if isinstance(error, (SimError, OSError)) else f"{type(error).__name__}: {error}"
+        _worker_failure = f"a simulator process could not start: {reason}"
 
 
 def _run_episodes(task: tuple[int, list[int]]) -> list[EpisodeResult]:
+    if _worker_failure is not None:
+        raise SimError(_worker_failure)
     assert _worker is not None, "worker not started"
     job, env, agent = _worker
     day, episodes = task
@@ -259,6 +267,11 @@ def check_writable(path: Path) -> None:
         path.unlink()
 
 
+def write_summary(path: Path, seed: int, episodes: int, rows: list[Summary]) -> None:
+    summary = {"seed": seed, "episodes": episodes, "results": [row.to_dict() for row in rows]}
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.out:
@@ -276,16 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             job = Job(args.data, name, args.url, args.max_steps or None, args.seed)
             with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet) as bar:
                 results.extend(run_day(job, day, args.episodes, args.processes, bar))
+        if args.out:  # after every day: a run that fails later keeps the days it finished
+            write_summary(args.out, args.seed, args.episodes, summarize(results))
         if day < args.days:
             if args.between_days:
                 between_days(args.between_days, day)
             if args.pause:
                 pause(day)
-    rows = summarize(results)
-    print(format_table(rows))
-    if args.out:
-        summary = {"seed": args.seed, "episodes": args.episodes, "results": [r.to_dict() for r in rows]}
-        args.out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            load_world.cache_clear()  # the hook or the pause may have changed the world: each day reads it anew
+    print(format_table(summarize(results)))
     return 0
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import child_pids
+from botify.process import child_pids, claim
+from pipeline.run import RUN_LOCK
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -145,3 +146,16 @@ def test_an_interrupt_stops_the_run_and_says_so_in_one_line(tmp_path):
         assert not EmbeddedRedis(out / "redis").is_up()
     finally:
         kill_all(run, started)
+
+
+def test_a_second_run_on_the_same_out_folder_is_refused_in_one_line_and_starts_nothing(tmp_path):
+    """Two runs on one folder would overwrite each other's world and logs, and the first to end would stop the
+    embedded Redis under the other."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with claim(out / RUN_LOCK):  # as the first run holds it
+        second = tiny_pipeline(out, stderr=subprocess.PIPE)
+        _, stderr = second.communicate(timeout=60)
+    assert second.returncode == 1
+    assert stderr == f"pipeline: another run (pid {os.getpid()}) writes to {out}: give this one its own --out\n"
+    assert sorted(path.name for path in out.iterdir()) == [RUN_LOCK]  # no Redis, no world

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from sim.agents import RecommenderAgent
 from sim.catalog import read_world
 from sim.env import RecEnv
-from sim.errors import AgentError
+from sim.errors import AgentError, SimError
 from sim.run import Job, build_agent, episode_generators, main, run_day, run_episode, user_lanes
 
 
@@ -80,6 +81,15 @@ def test_days_run_the_hook_between_them(tmp_path, world_dir):
     rows = _summary(tmp_path, world_dir, "--agent", "random", "--episodes", "20", "--days", "3", "--between-days", hook)
     assert [(r["agent"], r["day"], r["sessions"]) for r in rows] == [("random", d, 20) for d in (1, 2, 3)]
     assert marker.read_text().split() == ["1", "2"]
+
+
+def test_a_run_that_fails_after_a_day_keeps_the_summary_of_the_days_it_finished(tmp_path, world_dir):
+    out = tmp_path / "summary.json"
+    args = ["--data", str(world_dir), "--quiet", "--out", str(out), "--agent", "random,toppop", "--episodes", "20"]
+    with pytest.raises(SimError, match="failed with exit code 1 after day 2"):
+        main([*args, "--days", "3", "--between-days", '[ "$SIM_DAY" -lt 2 ]'])
+    rows = json.loads(out.read_text())["results"]
+    assert sorted((r["agent"], r["day"]) for r in rows) == [(a, d) for a in ("random", "toppop") for d in (1, 2)]
 
 
 def test_pause_waits_for_enter_between_days(world_dir):
@@ -210,6 +220,11 @@ def _first_user(**fields):
     return setup
 
 
+def _repeat_first_user(path):
+    lines = (path / "users.json").read_text().splitlines()
+    (path / "users.json").write_text("\n".join([*lines, lines[0]]) + "\n")
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -234,6 +249,24 @@ def _first_user(**fields):
         (None, ["--agent", "os:system"], "agent 'os:system': system(world) raised TypeError"),
         (None, ["--agent", ""], "--agent names no agent"),
         (None, ["--agent", ",,"], "--agent names no agent"),
+        (lambda p: (p / "tracks.npy").write_bytes(b""), ["--agent", "random"], "tracks.npy: not a numeric .npy array"),
+        (_repeat_first_user, ["--agent", "random"], "is already defined on line 1"),
+        (  # a hook that breaks the world between days: the next day reads it as it is, in one process or several
+            None,
+            [
+                "--agent",
+                "random",
+                "--days",
+                "2",
+                "--episodes",
+                "100",
+                "--processes",
+                "2",
+                "--between-days",
+                "echo x > {data}/users.json",
+            ],
+            "users.json:1",
+        ),
     ],
 )
 def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, message):
@@ -243,7 +276,7 @@ def test_bad_config_exits_with_one_line(tmp_path, world_dir, setup, args, messag
         (data / f.name).write_bytes(f.read_bytes())
     if setup is not None:
         setup(data)
-    args = [a.format(port=_free_port()) for a in args]
+    args = [a.format(port=_free_port(), data=data) for a in args]
     finished = subprocess.run(
         [sys.executable, "-m", "sim.run", "--data", str(data), "--quiet", *args], capture_output=True, text=True
     )
@@ -289,3 +322,27 @@ class RepeatLast:
 def test_an_episodes_time_is_the_sum_of_its_listens(world_dir):
     result = run_episode(RecEnv(read_world(world_dir)), RecommenderAgent(RepeatLast()), "repeat", 0, 1, 0)
     assert result.steps >= 1 and result.time == 0.0
+
+
+@pytest.mark.parametrize(
+    ("agent", "processes", "message"),
+    [
+        (  # raised while a pool worker starts: the pool would restart it forever, printing a traceback each time
+            "agents_for_tests:fails_in_workers",
+            "2",
+            "could not start: agent 'agents_for_tests:fails_in_workers': fails_in_workers(world) raised RuntimeError",
+        ),
+        ("agents_for_tests:answers_none", "1", "recommend_next returned None, not a track id"),
+        ("agents_for_tests:answers_a_float", "2", "recommend_next returned 3.7, not a track id"),
+        ("agents_for_tests:raises_key_error", "1", "recommend_next raised KeyError: 'user 5'"),
+    ],
+)
+def test_an_in_process_agent_that_fails_is_one_line_whatever_the_processes(world_dir, agent, processes, message):
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--quiet", "--agent", agent]
+    command += ["--episodes", "100", "--processes", processes]
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert finished.returncode == 1
+    assert finished.stderr.count("\n") == 1, finished.stderr
+    assert message in finished.stderr
