@@ -300,14 +300,30 @@ def _check_read(stats: LogStats, experiment: str | None, paths: Sequence[Path | 
         raise ABInputError(f"no valid event in {where}: {stats.malformed:,} malformed line(s){example}")
 
 
-def _read_users(paths: Sequence[Path | str], experiment: str | None, progress: bool) -> tuple[UserMetrics, LogStats]:
+def _read(paths: Sequence[Path | str], experiment: str | None, progress: bool) -> tuple[pd.DataFrame, LogStats]:
     events, stats = read_events(paths, experiment, progress=progress)
     _check_read(stats, experiment, paths)
+    return events, stats
+
+
+def _users(events: pd.DataFrame, paths: Sequence[Path | str]) -> UserMetrics:
     metrics = user_metrics(events)
     if metrics.frame.empty:
         where = ", ".join(str(p) for p in paths)
         raise ABInputError(f"no session in {where} ever ended (no 'last' event)")
-    return metrics, stats
+    return metrics
+
+
+def _pre_period(paths: Sequence[Path | str], started: float, progress: bool) -> tuple[pd.DataFrame, int]:
+    """Users' metrics from the `--pre-logs` events before the experiment's first event, and how many events were
+    left out for coming later (a folder overlapping the test would put the treatment's effect into the covariate,
+    and CUPED would subtract part of it)."""
+    events, _ = _read(paths, None, progress)
+    during = events["timestamp"].to_numpy() >= started
+    if during.all():
+        where = ", ".join(str(p) for p in paths)
+        raise ABInputError(f"--pre-logs {where}: no event before the experiment's first one, nothing to adjust by")
+    return _users(events[~during], paths).frame, int(during.sum())
 
 
 def build_report(
@@ -324,10 +340,18 @@ def build_report(
 ) -> ABReport:
     """Read the logs, analyse `experiment`, and (with `out`) write the table, JSON and plot there."""
     logs = [logs] if isinstance(logs, str | Path) else list(logs)
-    metrics, stats = _read_users(logs, experiment, progress)
-    pre = _read_users(pre_logs, None, progress)[0].frame if pre_logs else None
+    events, stats = _read(logs, experiment, progress)
+    metrics = _users(events, logs)
+    pre, pre_left_out = None, 0
+    if pre_logs:
+        pre, pre_left_out = _pre_period(pre_logs, float(events["timestamp"].min()), progress)
     report = analyze(metrics.frame, experiment, alpha=alpha, ci=ci, split=split, pre=pre)
     report.log_stats = stats
+    if pre_left_out:
+        report.warnings.append(
+            f"note: {pre_left_out:,} --pre-logs event(s) at or after the experiment's start were left out of CUPED's "
+            "pre-period"
+        )
     if stats.malformed:
         report.warnings.append(f"warning: skipped {stats.malformed:,} malformed log line(s), e.g. {stats.examples[0]}")
     if stats.copies:

@@ -5,13 +5,15 @@ The relative effect (treatment mean / control mean - 1) has two CIs:
 
 * `delta` (default): the delta method, as GrowthBook does: the ratio's variance includes the
   control mean's own variance, var ~ vt / mc^2 + mt^2 vc / mc^4 (vc, vt: variances of the means),
-  with the Welch-Satterthwaite degrees of freedom for the quantile.
+  with the Welch-Satterthwaite degrees of freedom of those two terms for the quantile. When it has no
+  spread while an arm varies (a treatment of zeros: the ratio is 0 whatever the control), the course's CI.
 * `course`: the course's notebook, Welch's absolute CI divided by the control mean (treats the
   control mean as known, so it is too narrow when the effect is large: a nominal 95% CI covered a
   +300% effect in ~85% of simulated experiments with 430 users per arm, the delta method's in ~94%).
 
 The p-value reported is the one of the test that the CI inverts, so `significant` (the CI
 excludes 0) and `p_value < alpha` always agree; scipy's Welch p-value is kept beside it.
+A control mean of 0 has no relative effect: the effect and CI are NaN, and Welch's test decides.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ class Comparison:
     welch_p_value: float
     dof: float
     ci_method: str
+    alpha: float = 0.05
 
     @property
     def significant(self) -> bool:
+        if math.isnan(self.effect_pct):  # a zero control mean: no relative CI, Welch's test decides
+            return bool(self.p_value < self.alpha)
         return bool(self.lower_pct > 0 or self.upper_pct < 0)
 
 
@@ -77,20 +82,25 @@ def compare(
     welch_p = float(test.pvalue) if test is not None else float(mt == mc)  # no variance: exact answer
     if mc == 0.0:
         nan = math.nan
-        return Comparison(c.size, t.size, mc, mt, nan, nan, nan, nan, welch_p, dof, ci)
+        return Comparison(c.size, t.size, mc, mt, nan, nan, nan, welch_p, welch_p, dof, ci, alpha)
     effect = mt / mc - 1.0
-    se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
-    if test is None or se == 0.0:
+    from_treatment, from_control = vt / mc**2, mt**2 * vc / mc**4  # the ratio's variance, term by arm
+    se = math.sqrt(from_treatment + from_control)
+    if test is None:  # neither arm varies: the exact answer
         lower, upper, p_value = effect, effect, float(effect == 0.0)
-    elif ci == "course":
+    elif ci == "course" or se == 0.0:  # se 0 while an arm varies: a treatment of zeros, whose ratio has no spread
         low, high = test.confidence_interval(1 - alpha)
         lower, upper = sorted((float(low) / mc, float(high) / mc))
         p_value = welch_p
     else:
+        dof = (from_treatment + from_control) ** 2 / (
+            from_treatment**2 / (t.size - 1) + from_control**2 / (c.size - 1)
+        )  # Welch-Satterthwaite for the ratio's two terms (not the difference's: too many with unequal arms)
         q = float(stats.t.ppf(1 - alpha / 2, dof))
         lower, upper = effect - q * se, effect + q * se
         p_value = float(2 * stats.t.sf(abs(effect) / se, dof))
-    return Comparison(c.size, t.size, mc, mt, effect * 100, lower * 100, upper * 100, p_value, welch_p, dof, ci)
+    effects = (effect * 100, lower * 100, upper * 100)
+    return Comparison(c.size, t.size, mc, mt, *effects, p_value, welch_p, dof, ci, alpha)
 
 
 def holm(p_values: list[float] | np.ndarray) -> np.ndarray:

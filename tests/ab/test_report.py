@@ -312,3 +312,17 @@ def test_an_alpha_too_small_for_a_float_quantile_is_a_one_line_error(
     write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2")
     args = ("--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out"), "--alpha", alpha)
     assert _one_line_error(capsys, *args) == f"error: alpha must be in [1e-15, 1), got {float(alpha)}"
+
+
+def test_pre_logs_that_overlap_the_experiment_give_cuped_only_what_came_before_it(logs, report) -> None:
+    """A `--pre-logs` folder holding the test's own days (their parent folder, say) would put the treatment's
+    effect into CUPED's covariate, and CUPED would subtract part of it."""
+    overlapping = build_report(logs[0], "HW_2", pre_logs=[logs[1], logs[0]])
+    for metric in METRICS:
+        for arm in ("T1", "T3"):
+            expected = report.effect(metric, arm, cuped=True)
+            assert overlapping.effect(metric, arm, cuped=True).effect_pct == pytest.approx(expected.effect_pct)
+    note = "--pre-logs event(s) at or after the experiment's start were left out"
+    assert any(note in warning for warning in overlapping.warnings)
+    with pytest.raises(ABInputError, match="no event before the experiment's first one"):
+        build_report(logs[0], "HW_2", pre_logs=[logs[0]])

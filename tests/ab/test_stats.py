@@ -102,10 +102,40 @@ def test_the_delta_ci_and_p_value_are_the_delta_method_written_out_on_small_arms
     result = compare(control, treatment)
     mc, mt = control.mean(), treatment.mean()
     vc, vt = control.var(ddof=1) / 5, treatment.var(ddof=1) / 6  # the means' sample variances
-    dof = (vc + vt) ** 2 / (vc**2 / 4 + vt**2 / 5)  # Welch-Satterthwaite
-    se = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
+    from_treatment, from_control = vt / mc**2, mt**2 * vc / mc**4  # the ratio's variance, by arm
+    dof = (from_treatment + from_control) ** 2 / (from_treatment**2 / 5 + from_control**2 / 4)  # Satterthwaite
+    se = math.sqrt(from_treatment + from_control)
     effect = mt / mc - 1
     q = stats.t.ppf(0.975, dof)
     assert result.effect_pct == pytest.approx(effect * 100)
     assert (result.lower_pct, result.upper_pct) == pytest.approx(((effect - q * se) * 100, (effect + q * se) * 100))
     assert result.p_value == pytest.approx(2 * stats.t.sf(effect / se, dof))
+
+
+def test_the_delta_method_takes_its_degrees_of_freedom_from_the_ratios_terms_not_the_difference() -> None:
+    """5 control users against 200 treated with a x3 effect: the treatment's spread dominates the difference's
+    variance, the control's term (x mt^2 / mc^2) the ratio's, so the quantile has about the control's degrees of
+    freedom (the difference's Welch dof, ~15 here, gave too narrow a CI)."""
+    rng = np.random.default_rng(3)
+    control, treatment = rng.normal(10, 2, size=5), rng.normal(30, 20, size=200)
+    result = compare(control, treatment)
+    assert 4.0 <= result.dof <= 6.0
+    assert result.dof < stats.ttest_ind(treatment, control, equal_var=False).df / 2
+
+
+def test_a_treatment_of_zeros_against_a_varying_control_is_not_an_exact_answer() -> None:
+    result = compare([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    welch = stats.ttest_ind([0.0, 0.0, 0.0], [1.0, 2.0, 3.0], equal_var=False)
+    assert result.effect_pct == pytest.approx(-100.0)
+    assert result.p_value == pytest.approx(welch.pvalue) and result.p_value > 0.05
+    assert result.lower_pct < -100.0 < result.upper_pct and not result.significant
+
+
+def test_a_zero_control_mean_has_no_relative_effect_and_welchs_test_decides() -> None:
+    rng = np.random.default_rng(4)
+    control, treatment = np.zeros(50), rng.normal(1.0, 0.5, size=50)
+    result = compare(control, treatment)
+    assert math.isnan(result.effect_pct) and math.isnan(result.lower_pct)
+    assert result.p_value == result.welch_p_value < 1e-6
+    assert result.significant
+    assert not compare(np.zeros(50), rng.normal(0.0, 0.5, size=50)).significant
