@@ -347,6 +347,12 @@ def build_report(
         pre, pre_left_out = _pre_period(pre_logs, float(events["timestamp"].min()), progress)
     report = analyze(metrics.frame, experiment, alpha=alpha, ci=ci, split=split, pre=pre)
     report.log_stats = stats
+    unseen = sorted(set(events["arm"].dropna().astype(str)) - set(report.arms))
+    if unseen:  # e.g. an arm whose recommender crashed: it served listens, but no session of it ended
+        report.warnings.append(
+            f"warning: arm(s) {', '.join(unseen)} logged events but no ended session: absent from the table and "
+            "from the sample-ratio check, which cannot see a missing arm"
+        )
     if pre_left_out:
         report.warnings.append(
             f"note: {pre_left_out:,} --pre-logs event(s) at or after the experiment's start were left out of CUPED's "

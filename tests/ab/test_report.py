@@ -326,3 +326,19 @@ def test_pre_logs_that_overlap_the_experiment_give_cuped_only_what_came_before_i
     assert any(note in warning for warning in overlapping.warnings)
     with pytest.raises(ABInputError, match="no event before the experiment's first one"):
         build_report(logs[0], "HW_2", pre_logs=[logs[0]])
+
+
+def test_an_arm_with_events_but_no_ended_session_is_named_in_a_warning(tmp_path) -> None:
+    """An arm whose recommender crashed served listens that never ended a session: the table and the SRM check
+    (over the arms with users) cannot show it, so the report says so."""
+    design = SyntheticDesign(users=600, split={"C": 1, "T1": 1, "T2": 1})
+    rng = np.random.default_rng(5)
+    events = generate_events(design, rng)
+    crashed = events[~((events["arm"] == "T2") & (events["message"] == "last"))]
+    write_log(crashed, tmp_path / "log", design.experiment)
+    report = build_report(tmp_path / "log", "HW_2")
+    assert report.arms == ["C", "T1"]
+    assert any("arm(s) T2 logged events but no ended session" in warning for warning in report.warnings)
+    whole = tmp_path / "whole"
+    write_log(events, whole, design.experiment)
+    assert not any("no ended session" in warning for warning in build_report(whole, "HW_2").warnings)
