@@ -252,7 +252,7 @@ def _int64(value: object) -> bool:
     return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
-def _finite(value: object) -> bool:
+def finite_number(value: object) -> bool:
     """A JSON number that is neither a bool, NaN nor infinite."""
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
@@ -281,11 +281,11 @@ def parse_event(line: str | bytes) -> tuple[Event | None, str]:
         return None, "user is missing or not a 64-bit integer"
     if not _int64(track):
         return None, "track is missing or not a 64-bit integer"
-    if not _finite(timestamp) or not INT64_MIN <= timestamp <= INT64_MAX:
+    if not finite_number(timestamp) or not INT64_MIN <= timestamp <= INT64_MAX:
         return None, "timestamp is missing or not a 64-bit number of milliseconds"
-    if not _finite(time) or not 0 <= time <= 1:
+    if not finite_number(time) or not 0 <= time <= 1:
         return None, "time is missing or outside [0, 1]"
-    if not _finite(latency) or latency < 0:
+    if not finite_number(latency) or latency < 0:
         return None, "latency is missing, negative or not finite"
     recommendation = get("recommendation")  # the course's logger writes null on `last` lines
     if recommendation is not None and not _int64(recommendation):

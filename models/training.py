@@ -8,7 +8,6 @@ with more threads LightFM's lock-free (Hogwild) updates race, so results differ 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,15 +17,11 @@ import scipy.sparse as sp
 from lightfm import LightFM
 from tqdm import tqdm
 
+from botify.event_log import finite_number
 from models.metrics import Metrics, ranking_metrics
 from models.recommend import Scorer, top_k
 
 LOSSES = ("warp", "bpr", "warp-kos")
-
-
-def _finite(value: object) -> bool:
-    """A hyperparameter that is a real number: not a bool, NaN or infinite (they come from JSON and the CLI)."""
-    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -47,10 +42,10 @@ class LightFMParams:
         for name in ("no_components", "max_sampled"):
             if type(value := getattr(self, name)) is not int or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not _finite(self.learning_rate) or self.learning_rate <= 0:
+        if not finite_number(self.learning_rate) or self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
         for name in ("user_alpha", "item_alpha"):
-            if not _finite(value := getattr(self, name)) or value < 0:
+            if not finite_number(value := getattr(self, name)) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
     def as_dict(self) -> dict[str, str | int | float]:
