@@ -7,8 +7,9 @@ ended and are left out, as the course does.
 Timestamps are whole ms and each worker writes its own file, so a `next` and a `last` of a user can
 share a timestamp with no order between them. The log's own chain orders them: a `last` reports the
 listen of the track its session's final `next` recommended. A tied `next` whose recommendation is the
-`last`'s track comes before it; a tied `next` that recommended something else starts the next session
-and comes after it. A log without recommendations puts the `next` first (the far more common case).
+`last`'s track comes before it, and so does one whose recommendation is such a `next`'s track, back along the
+chain; a tied `next` off the chain starts the next session and comes after it. A log without recommendations
+puts the `next` first (the far more common case).
 """
 
 from __future__ import annotations
@@ -94,9 +95,15 @@ def _tie_order(frame: pd.DataFrame) -> np.ndarray:
         return order
     last_at = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
     tied = nexts[pd.MultiIndex.from_arrays([user[nexts], timestamp[nexts]]).isin(last_at)]
-    if len(tied):
-        chained = pd.MultiIndex.from_arrays([user[tied], timestamp[tied], recommendation[tied]]).isin(
-            pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last], track[is_last]])
-        )
-        order[tied[~chained]] = 2
+    # Follow the chain back from each tied `last`: the `next` that recommended its track, then the `next` that
+    # recommended that one's track, and so on (a session can log several requests in one millisecond).
+    recommended = pd.MultiIndex.from_arrays([user[tied], timestamp[tied], recommendation[tied]])
+    chained = np.zeros(len(tied), dtype=bool)
+    wanted = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last], track[is_last]])
+    while len(wanted):
+        found = recommended.isin(wanted) & ~chained
+        chained |= found
+        step = tied[found]
+        wanted = pd.MultiIndex.from_arrays([user[step], timestamp[step], track[step]])
+    order[tied[~chained]] = 2
     return order

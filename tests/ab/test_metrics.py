@@ -85,6 +85,22 @@ def test_the_logged_chain_orders_a_tie_of_a_last_and_the_next_sessions_first_nex
     assert metrics.open_session_events == 1
 
 
+def test_a_chain_of_several_requests_in_the_lasts_millisecond_stays_in_its_session() -> None:
+    # one millisecond: start track 100 -> recommended 2, played -> recommended 3, played and the session ended;
+    # a new session's first `next` (start track 50 -> 51) in the same millisecond goes after it
+    rows = [
+        (1, 20, "last", 0.25, 0.001, "C"),
+        (1, 20, "next", 0.5, 0.001, "C"),
+        (1, 20, "next", 1.0, 0.001, "C"),
+        (1, 20, "next", 0.75, 0.001, "C"),
+    ]
+    chain = [(3, UNKNOWN), (2, 3), (100, 2), (50, 51)]
+    metrics = user_metrics(_events(rows, chain))
+    one = metrics.frame.loc[1]
+    assert one["sessions"] == 1 and one["tracks"] == 3 and one["time"] == pytest.approx(1.75)
+    assert metrics.open_session_events == 1
+
+
 def test_a_user_seen_in_two_arms_is_dropped() -> None:
     events = _events(
         [(1, 1, "last", 0.5, 0.001, "C"), (1, 2, "last", 0.5, 0.001, "T1"), (2, 1, "last", 0.5, 0.001, "C")]
