@@ -27,8 +27,10 @@ test: lint
 	$(PY) -m pytest $(ARGS)
 
 # Benchmarks (figures in README): the serving ones need wrk and nginx (Debian packages) and py-spy.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)  # apt-get as root; through sudo otherwise
+
 bench-tools: venv
-	command -v wrk >/dev/null && command -v nginx >/dev/null || (apt-get update && apt-get install -y wrk nginx)
+	command -v wrk >/dev/null && command -v nginx >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk nginx)
 	$(PY) -m pip install --quiet py-spy==0.4.3
 
 bench: bench-tools

@@ -123,7 +123,7 @@ class Variant:
 
 def run(args: argparse.Namespace) -> dict:
     size = WorldSize()
-    world = write_world(args.world, np.random.default_rng(args.seed))
+    world = write_world(args.world, args.seed)
     rng = np.random.default_rng(args.seed)
     control, treatment = arm_users(size, "C"), arm_users(size, "T1")
     rounds: dict[str, list[float]] = {}

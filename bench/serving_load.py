@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("serving_load: wrk is not installed; install it with `apt-get install -y wrk`", file=sys.stderr)
         return 1
-    world = write_world(args.world, np.random.default_rng(args.seed))
+    world = write_world(args.world, args.seed)
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {"hello": [], "botify": []}
     fixed_runs: dict[tuple[str, float], list[dict]] = {}

@@ -27,7 +27,6 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"serving_nginx: {tool} is not installed; install it with `apt-get install -y {tool}`", file=sys.stderr
             )
             return 1
-    world = write_world(args.world, np.random.default_rng(args.seed))
+    world = write_world(args.world, args.seed)
     size = (world.size.requesting_users, world.size.tracks)
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k not in ("world", "out")}}
     with (
@@ -138,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.process.terminate()
                 server.process.wait(timeout=30)
             status, answer = post(f"{url}/next/1", b'{"track": 5, "time": 0.5}')
-            checks["no replica left: JSON 503"] = status == 503 and "replica" in answer["message"]
+            checks["no replica left: JSON 503"] = status == 503 and answer["message"].startswith(
+                "no recommender replica answered"
+            )
             results["checks"] = checks
         finally:
             nginx.terminate()

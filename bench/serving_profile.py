@@ -19,7 +19,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from serving_load import WRK_SCRIPT
 from serving_servers import BOTIFY_APP, REPO, gunicorn, loaded_redis
 from serving_world import write_world
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if tool is None:
             print(f"serving_profile: missing a tool; install it with `{install}`", file=sys.stderr)
             return 1
-    world = write_world(args.world, np.random.default_rng(args.seed))
+    world = write_world(args.world, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch, loaded_redis(Path(scratch), world) as redis:
         env = {"REDIS_URL": redis.url, "BOTIFY_LOG_DIR": str(Path(scratch) / "log")}

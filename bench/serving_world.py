@@ -35,12 +35,14 @@ class World:
     size: WorldSize
 
 
-def write_world(out: Path, rng: np.random.Generator, size: WorldSize = WorldSize()) -> World:
-    """Write the world once; an existing one of the same size is reused (it is deterministic by seed)."""
+def write_world(out: Path, seed: int, size: WorldSize = WorldSize()) -> World:
+    """Write the world once; an existing one of the same size and seed is reused (it is deterministic by seed)."""
     recs = out / "recs" / "lightfm.jsonl"
     stamp = out / "size.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == size.__dict__:
+    made = {**size.__dict__, "seed": seed}
+    if stamp.exists() and json.loads(stamp.read_text()) == made:
         return World(out, recs, size)
+    rng = np.random.default_rng(seed)
     recs.parent.mkdir(parents=True, exist_ok=True)
     artist_of = rng.integers(size.artists, size=size.tracks)
     with open(out / "tracks.json", "w", encoding="utf-8") as tracks:
@@ -52,5 +54,5 @@ def write_world(out: Path, rng: np.random.Generator, size: WorldSize = WorldSize
             tracks = rng.choice(size.tracks, size=size.candidates, replace=False).tolist()
             lists.write(json.dumps({"user": user, "tracks": tracks}) + "\n")
     np.save(recs.with_suffix(".npy"), rng.normal(size=(size.tracks, size.dim)).astype(np.float32))
-    stamp.write_text(json.dumps(size.__dict__))
+    stamp.write_text(json.dumps(made))
     return World(out, recs, size)

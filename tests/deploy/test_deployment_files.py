@@ -79,10 +79,18 @@ class Deployment:
         """(service, config text) of the nginx service's mounted config."""
         for name, service in self.services.items():
             for volume in service.get("volumes", []):
-                source, target = volume.split(":")[:2]
+                source, target = mount(volume)
                 if target == "/etc/nginx/nginx.conf" and (self.root / source).is_file():
                     return name, (self.root / source).read_text(encoding="utf-8")
         return None
+
+
+def mount(volume: str | dict) -> tuple[str, str]:
+    """(source, target) of a compose volume, in the short syntax (`SRC:DST[:ro]`) or the long one."""
+    if isinstance(volume, dict):
+        return volume["source"], volume["target"]
+    source, target = volume.split(":")[:2]
+    return source, target
 
 
 def interpolate(value):
@@ -176,7 +184,7 @@ def check_build_and_mounts(d: Deployment) -> list[str]:
             if not (context / "Dockerfile").is_file():
                 problems.append(f"{name}: build context {service['build']!r} has no Dockerfile")
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = mount(volume)[0]
             if source.startswith((".", "/")):
                 if not (d.root / source).exists() and not gitignored(d.root, source):
                     problems.append(f"{name}: bind-mount source {source!r} does not exist")
@@ -231,7 +239,7 @@ def check_command(d: Deployment, service: str, command: list[str], routes: Map) 
         if not flags:
             return [f"{where}: `python -m {module} {subcommand}` is not a command"]
         problems = [f"{where}: unknown flag {arg}" for arg in command[4:] if arg.startswith("--") and arg not in flags]
-        mounts = [volume.split(":")[1] for volume in d.services[service].get("volumes", [])]
+        mounts = [mount(volume)[1] for volume in d.services[service].get("volumes", [])]
         for arg in command[4:]:
             path = arg.split("=", 1)[-1]
             if path.startswith("/") and not any(path == m or path.startswith(m.rstrip("/") + "/") for m in mounts):
