@@ -7,10 +7,11 @@ PY := $(VENV)/bin/python
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The serving stack at the versions the image installs (deploy/constraints.txt): what is tested is what ships.
+$(VENV)/.installed: pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -c deploy/constraints.txt
 	touch $@
 
 demo: venv
