@@ -41,9 +41,15 @@ class World:
 
     def artist_tracks(self) -> list[np.ndarray]:
         """Track ids of each artist code, ascending."""
-        order = np.argsort(self.artists, kind="stable")
-        bounds = np.searchsorted(self.artists[order], np.arange(len(self.artist_names) + 1))
+        order, bounds = group_by_artist(self.artists, len(self.artist_names))
         return [order[bounds[a] : bounds[a + 1]] for a in range(len(self.artist_names))]
+
+
+def group_by_artist(artist_of: np.ndarray, artists: int) -> tuple[np.ndarray, np.ndarray]:
+    """Track ids ordered by artist code (ascending ids within one), and where each artist's run starts and ends:
+    artist a's tracks are `order[bounds[a]:bounds[a + 1]]`."""
+    order = np.argsort(artist_of, kind="stable")
+    return order, np.searchsorted(artist_of[order], np.arange(artists + 1))
 
 
 def _text(path: Path) -> str:

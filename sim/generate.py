@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.catalog import popularity_order
+from sim.catalog import group_by_artist, popularity_order
 
 
 @dataclass(frozen=True)
@@ -251,8 +251,7 @@ def _make_users(
     related: np.ndarray,
 ) -> list[dict[str, Any]]:
     """Interests chained through related artists: with prob. ``openness`` a user jumps anywhere."""
-    order = np.argsort(artist_of, kind="stable")
-    bounds = np.searchsorted(artist_of[order], np.arange(artist_fans.shape[0] + 1))
+    order, bounds = group_by_artist(artist_of, artist_fans.shape[0])
     cumulative_all = np.cumsum(track_popularity)
     n = config.users
     counts = 1 + rng.binomial(5, 0.5, size=n)
