@@ -102,12 +102,16 @@ class ServiceProcess:
         workers: int = 2,
         host: str = "127.0.0.1",
         timeout: float = 60.0,
+        with_parent: bool = False,
     ) -> ServiceProcess:
-        """Serve with `env` on top of this process's environment; returns once `/ready` answers 200."""
+        """Serve with `env` on top of this process's environment; returns once `/ready` answers 200. `with_parent`:
+        the service stops when this process dies, even by SIGKILL (`stop_with_parent`; only from a process without
+        other threads, as any `preexec_fn`)."""
         variables = {**os.environ, **(env or {}), "BOTIFY_LOG_DIR": str(log_dir)}
         command = [sys.executable, "-m", "botify", "serve", "--host", host, "--port", str(port)]
         command += ["--workers", str(workers)]
-        process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL)
+        preexec = stop_with_parent if with_parent else None
+        process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL, preexec_fn=preexec)
         service = cls(f"http://{host_port(host, port)}", Path(log_dir), process)
         deadline = time.monotonic() + timeout
         try:

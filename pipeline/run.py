@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
-from botify.process import Claimed, ServiceProcess, claim, free_port
+from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
 from sim.cli import Parser
 
 
@@ -71,7 +71,7 @@ def python(*args: str, env: dict[str, str] | None = None) -> None:
     A run stopped meanwhile stops the command as Ctrl-C would, and waits for it: it ends its own workers and says
     so in its one line (killed outright, its worker processes would be orphaned and print tracebacks)."""
     command = [sys.executable, *args]
-    child = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    child = subprocess.Popen(command, env={**os.environ, **(env or {})}, preexec_fn=stop_with_parent)  # a SIGKILL too
     try:
         code = child.wait()
     except BaseException as stopped:
@@ -116,7 +116,7 @@ class Run:
         env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
         for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
             stale.unlink()
-        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=SERVICE_WORKERS)
+        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=SERVICE_WORKERS, with_parent=True)
         summary = self.out / "sim" / f"{logs}.json"
         try:
             python("-m", "sim.run", "--data", str(self.data), "--agent", "remote", "--url", service.url,

@@ -97,6 +97,22 @@ def test_sigterm_during_a_day_stops_the_service_the_simulator_and_redis(tmp_path
         kill_all(run, started)
 
 
+def test_sigkill_during_a_day_leaves_no_service_simulator_or_redis_running(tmp_path):
+    """A SIGKILL cannot be caught: what the run started is told by the kernel (PR_SET_PDEATHSIG) instead."""
+    out = tmp_path / "run"
+    run = tiny_pipeline(out)
+    started: dict[int, str] = {}
+    try:
+        started = started_once(run, day_one_runs, timeout=120)
+        assert day_one_runs(list(started.values())), f"day 1 never started: {started}"
+        time.sleep(1.0)
+        run.kill()
+        run.wait(timeout=10)
+        assert still_alive(started) == {}
+    finally:
+        kill_all(run, started)
+
+
 # A day's service that never becomes ready (an empty Redis, no catalog to load), driven by the pipeline's own code.
 SERVE_A_DAY = """
 import signal, sys
