@@ -52,7 +52,8 @@ def test_serve_with_a_log_dir_it_cannot_create_is_one_line(tmp_path, log_dir, re
     port = free_port()
     result = botify("serve", "--port", str(port), REDIS_URL="redis://127.0.0.1:1/0", BOTIFY_LOG_DIR=str(where))
     if reason is None:  # a missing folder is made, and serve goes on to fail at the unreachable Redis
-        assert where.is_dir() and "connecting to" in result.stderr
+        assert where.is_dir() and result.returncode == 1 and "connecting to" in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
     else:
         assert (result.returncode, result.stdout, result.stderr) == (1, "", f"botify serve: {reason.format(where)}\n")
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ast
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 from werkzeug.routing import Map
+from werkzeug.serving import make_server
 
 from botify.app import create_app
 from botify.registry import EXPERIMENTS
@@ -105,14 +107,36 @@ def routes(redis_server, tmp_path_factory) -> Map:
     return app.url_map
 
 
-def test_every_route_beyond_the_public_api_refuses_a_caller_without_a_token(start_botify, small_world, routes):
-    rules = {rule.rule: rule for rule in routes.iter_rules()}
-    assert set(rules) >= PUBLIC_ROUTES
-    extra = sorted(set(rules) - PUBLIC_ROUTES)
-    service = start_botify(small_world.data_dir, small_world.recs) if extra else None
-    for path in extra:
-        rule = rules[path]
-        url = service.url + routes.bind("localhost").build(rule.endpoint, dict.fromkeys(rule.arguments, 1))
+def open_routes(base_url: str, url_map: Map) -> list[str]:
+    """Routes beyond the public API that answer a caller without a token (anything but 401, 403, 404 or 405)."""
+    found = []
+    for rule in url_map.iter_rules():
+        if rule.rule in PUBLIC_ROUTES:
+            continue
+        url = base_url + url_map.bind("localhost").build(rule.endpoint, dict.fromkeys(rule.arguments, 1))
         for method in ("GET", "POST"):
             answer = requests.request(method, url, json={}, timeout=10)
-            assert answer.status_code in (401, 403, 404, 405), f"{method} {path} is open: {answer.status_code}"
+            if answer.status_code not in (401, 403, 404, 405):
+                found.append(f"{method} {rule.rule}: {answer.status_code}")
+    return found
+
+
+def test_every_route_beyond_the_public_api_refuses_a_caller_without_a_token(start_botify, small_world, routes):
+    assert {rule.rule for rule in routes.iter_rules()} >= PUBLIC_ROUTES
+    service = start_botify(small_world.data_dir, small_world.recs)
+    assert open_routes(service.url, routes) == []
+
+
+def test_the_route_check_finds_an_admin_route_open_to_anyone(redis_server, tmp_path):
+    """The check above is not empty by construction: a reload route added without a token is caught."""
+    app = create_app(Settings(redis_url=redis_server.url, log_dir=tmp_path / "log"))
+    app.add_url_rule("/admin/reload", "reload", lambda: {"reloaded": True}, methods=["POST"])
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert open_routes(f"http://127.0.0.1:{server.server_port}", app.url_map) == ["POST /admin/reload: 200"]
+    finally:
+        server.shutdown()
+        thread.join()
+        app.extensions["botify"].events.close()

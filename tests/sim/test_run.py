@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tqdm import tqdm
 
-from sim.agents import RecommenderAgent
+from sim.agents import RecommenderAgent, StickyArtistAgent
 from sim.catalog import read_world
 from sim.env import RecEnv
 from sim.errors import AgentError, SimError
@@ -319,9 +319,29 @@ class RepeatLast:
         return prev_track
 
 
+class RecordingEnv(RecEnv):
+    """The environment, keeping the listen time of every step it scored."""
+
+    def __init__(self, world) -> None:
+        super().__init__(world)
+        self.times: list[float] = []
+
+    def step(self, action):
+        observation, time, terminated, truncated, info = super().step(action)
+        self.times.append(time)
+        return observation, time, terminated, truncated, info
+
+
 def test_an_episodes_time_is_the_sum_of_its_listens(world_dir):
-    result = run_episode(RecEnv(read_world(world_dir)), RecommenderAgent(RepeatLast()), "repeat", 0, 1, 0)
-    assert result.steps >= 1 and result.time == 0.0
+    world = read_world(world_dir)
+    results = {}
+    for agent, name in ((StickyArtistAgent(world), "sticky-artist"), (RecommenderAgent(RepeatLast()), "repeat")):
+        env = RecordingEnv(world)
+        results[name] = run_episode(env, agent, name, 0, 1, 0)
+        assert results[name].steps == len(env.times) >= 1
+        assert results[name].time == pytest.approx(round(sum(env.times), 2))
+    assert results["sticky-artist"].time > 0.0
+    assert results["repeat"].time == 0.0  # repeats of the start track: every listen scores 0
 
 
 @pytest.mark.parametrize(
