@@ -107,7 +107,9 @@ def best_after_fatigue(relevance: np.ndarray, artists: np.ndarray, played_artist
     for _ in range(FATIGUE_VISITS):
         index = int(relevance.argmax())
         upper = relevance[index]
-        if upper == -np.inf or upper <= best_score:  # later ones at most tie, from further down
+        # Nothing further down can beat the best: lower, or equal from a later index (argmax gives the first of
+        # equals; an equal bound from an earlier index, unfatigued, would tie and win as the first).
+        if upper == -np.inf or upper < best_score or (upper == best_score and index > best):
             return best
         relevance[index] = -np.inf
         score = upper * ARTIST_FATIGUE ** artist_plays(played_artists, artists[index])

@@ -285,3 +285,12 @@ def test_session_aware_picks_the_best_scored_unplayed_candidate_whatever_the_vis
         assert recommender.choose(candidates, items, session, catalog) == expected, case
         outcomes.add(expected is None)
     assert outcomes == {True, False}  # both a pick and "everything near is played" were exercised
+
+
+@pytest.mark.parametrize("visits", [0, 1, candidates_module.FATIGUE_VISITS])
+def test_a_fatigued_score_tied_by_a_less_relevant_earlier_candidate_goes_to_the_earlier_one(monkeypatch, visits):
+    """1.0 fatigued once is 0.8, exactly the unfatigued 0.8 before it in the pool: the first on ties wins, as when
+    every candidate is scored one by one (the early stop must not end the visit on an equal bound)."""
+    monkeypatch.setattr(candidates_module, "FATIGUE_VISITS", visits)
+    relevance, artists, played_artists = np.array([0.8, 1.0]), np.array([0, 1]), np.array([1])
+    assert candidates_module.best_after_fatigue(relevance, artists, played_artists) == 0
