@@ -48,10 +48,24 @@ SCALES = {
 }
 
 
-SERVICE_WORKERS = 2  # gunicorn workers of the service each day runs against
-# Two keep-alive simulator connections per service worker: gunicorn's reuse_port sockets spread connections by hash,
-# and with one per worker both often landed on the same worker (day 1 at half speed).
-SIMULATOR_PROCESSES = 2 * SERVICE_WORKERS
+@dataclass(frozen=True)
+class Concurrency:
+    """How many service workers, simulator processes and LightFM threads a run uses."""
+
+    service_workers: int
+    simulator_processes: int
+    lightfm_threads: int | None  # None: every core
+
+
+# The default: one worker answering one sequential simulator, LightFM on one thread. The service's random picks are
+# seeded per worker, and draw in the order the requests come; LightFM's threads update the model without locks. So
+# a seed gives the same logs, models and tables (the measured latencies aside) on every run.
+REPRODUCIBLE = Concurrency(service_workers=1, simulator_processes=1, lightfm_threads=1)
+# --parallel: about twice as fast on 2 cores; which worker answers which request, and LightFM's updates, then vary
+# from run to run, and so do the figures, by a few percent. Two keep-alive simulator connections per service worker:
+# gunicorn's reuse_port sockets spread connections by hash, and with one per worker both often landed on the same
+# worker (day 1 at half speed).
+PARALLEL = Concurrency(service_workers=2, simulator_processes=4, lightfm_threads=None)
 RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
 
@@ -101,7 +115,7 @@ class Run:
     scale_name: str
     scale: Scale
     seed: int
-    processes: int
+    concurrency: Concurrency
     redis_url: str
 
     @property
@@ -116,12 +130,13 @@ class Run:
         env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
         for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
             stale.unlink()
-        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=SERVICE_WORKERS, with_parent=True)
+        workers = self.concurrency.service_workers
+        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=workers, with_parent=True)
         summary = self.out / "sim" / f"{logs}.json"
         try:
             python("-m", "sim.run", "--data", str(self.data), "--agent", "remote", "--url", service.url,
-                   "--episodes", str(episodes), "--seed", str(seed), "--processes", str(self.processes),
-                   "--out", str(summary))  # fmt: skip
+                   "--episodes", str(episodes), "--seed", str(seed),
+                   "--processes", str(self.concurrency.simulator_processes), "--out", str(summary))  # fmt: skip
         finally:
             service.stop()
 
@@ -218,14 +233,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--processes", type=int, default=SIMULATOR_PROCESSES, help="simulator processes (default: 2 per service worker)"
+        "--parallel",
+        action="store_true",
+        help="2 service workers, 4 simulator processes, LightFM on every core: about twice as fast, and figures "
+        "that move by a few percent from run to run (default: one of each, the same figures for a seed)",
     )
     parser.add_argument("--day1-episodes", type=int, help="override the scale's day-1 sessions")
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
     parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
     parser.add_argument("--epochs", type=int, help="override the scale's epochs")
     args = parser.parse_args(argv)
-    for name in ("processes", "day1_episodes", "episodes", "trials", "epochs"):  # before any step starts
+    for name in ("day1_episodes", "episodes", "trials", "epochs"):  # before any step starts
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.seed < 0:
@@ -254,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         if embedded is not None:
             step("redis: starting the embedded server")
             embedded.start()
-        run = Run(args.out, args.scale, scale, args.seed, args.processes, os.environ.get("REDIS_URL") or embedded.url)
+        concurrency = PARALLEL if args.parallel else REPRODUCIBLE
+        run = Run(args.out, args.scale, scale, args.seed, concurrency, os.environ.get("REDIS_URL") or embedded.url)
         return execute(run)
     except subprocess.CalledProcessError as error:
         print(f"pipeline: step failed: {' '.join(map(str, error.cmd[1:]))}", file=sys.stderr)
@@ -282,9 +301,11 @@ def execute(run: Run) -> int:
     run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)
 
     step(f"models: LightFM with item features, Optuna {run.scale.trials} trials x {run.scale.epochs} epochs")
+    threads = () if run.concurrency.lightfm_threads is None else ("--threads", str(run.concurrency.lightfm_threads))
     python("-m", "models", "train", "--logs", str(run.logs("day1")), "--data", str(run.data),
            "--out", str(run.out / "models"), "--trials", str(run.scale.trials), "--epochs", str(run.scale.epochs),
-           "--min-positives", str(run.scale.min_positives), "--seed", str(run.seed), "--load", env=env)  # fmt: skip
+           "--min-positives", str(run.scale.min_positives), "--seed", str(run.seed), *threads, "--load",
+           env=env)  # fmt: skip
 
     day2_seed = run.seed + 2
     step(f"day 2: HW_2 A/B test, {run.scale.episodes} sessions over HTTP")

@@ -6,20 +6,48 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from botify.embedded_redis import EmbeddedRedis
 
 
-def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tmp_path):
-    out = tmp_path / "run"
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # the embedded Redis
+def run_tiny(out: Path) -> None:
+    """`python -m pipeline --scale tiny` on its own embedded Redis."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
 
-    day1 = [json.loads(line) for path in (out / "logs" / "day1").iterdir() for line in path.open()]
+
+def logged(out: Path, day: str) -> list[dict]:
+    """A day's events in the order they were logged (one service worker: one file)."""
+    return [json.loads(line) for path in sorted((out / "logs" / day).iterdir()) for line in path.open()]
+
+
+def measured_apart(event: dict) -> dict:
+    """An event without what is measured rather than drawn: when it happened and how long it took."""
+    return {key: value for key, value in event.items() if key not in ("timestamp", "latency")}
+
+
+def effects_apart_from_latency(out: Path, experiment: str) -> list[dict]:
+    report = json.loads((out / "ab" / experiment / "ab_report.json").read_text())
+    return [effect for effect in report["effects"] if effect["metric"] != "mean_request_latency"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    run_tiny(out)
+    return out
+
+
+def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tiny_run):
+    out = tiny_run
+    day1 = logged(out, "day1")
     assert len(day1) > 5_000 and {event["experiments"]["EXPLORE"] for event in day1} == {"C", "T1", "T2"}
     assert (out / "models" / "lightfm.jsonl").stat().st_size > 0 and (out / "models" / "lightfm.npy").exists()
 
@@ -38,3 +66,20 @@ def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tmp_path):
     assert "HW_2: LightFM session-aware (T1) vs StickyArtist (C)" in summary and "of the headroom" in summary
     assert "A/A (StickyArtist in both arms)" in summary
     assert not EmbeddedRedis(out / "redis").is_up()  # the run stopped what it started
+
+
+def test_a_rerun_with_the_same_seed_gives_the_same_logs_models_and_results(tiny_run, tmp_path):
+    """The default run: one service worker, one sequential simulator, LightFM on one thread."""
+    first, second = tiny_run, tmp_path / "second"
+    run_tiny(second)
+
+    for day in ("day1", "HW_2", "AA"):
+        events = logged(first, day)
+        assert len(events) > 1_000
+        assert [measured_apart(e) for e in events] == [measured_apart(e) for e in logged(second, day)]
+    for export in ("lightfm.jsonl", "lightfm.npy", "lightfm_nofeat.jsonl"):
+        assert (first / "models" / export).read_bytes() == (second / "models" / export).read_bytes()
+    for experiment in ("HW_2", "HW_2_ARMS", "AA"):
+        assert effects_apart_from_latency(first, experiment) == effects_apart_from_latency(second, experiment)
+    headroom = [json.loads((out / "sim" / "headroom.json").read_text())["results"] for out in (first, second)]
+    assert headroom[0] == headroom[1]

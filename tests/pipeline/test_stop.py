@@ -38,9 +38,10 @@ def alive(pid: int) -> bool:
 
 
 def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-    """`python -m pipeline --scale tiny` on its own embedded Redis."""
+    """`python -m pipeline --scale tiny --parallel` on its own embedded Redis: a service of several workers and a
+    simulator of several processes to stop."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    command = [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)]
+    command = [sys.executable, "-m", "pipeline", "--scale", "tiny", "--parallel", "--out", str(out)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
@@ -117,9 +118,9 @@ def test_sigkill_during_a_day_leaves_no_service_simulator_or_redis_running(tmp_p
 SERVE_A_DAY = """
 import signal, sys
 from pathlib import Path
-from pipeline.run import SCALES, Run, unwind
+from pipeline.run import PARALLEL, SCALES, Run, unwind
 signal.signal(signal.SIGTERM, unwind)
-Run(Path(sys.argv[1]), "tiny", SCALES["tiny"], 0, 1, sys.argv[2]).serve_day("EXPLORE", "day1", 10, 1)
+Run(Path(sys.argv[1]), "tiny", SCALES["tiny"], 0, PARALLEL, sys.argv[2]).serve_day("EXPLORE", "day1", 10, 1)
 """
 
 
