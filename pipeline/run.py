@@ -61,10 +61,10 @@ class Concurrency:
 # seeded per worker, and draw in the order the requests come; LightFM's threads update the model without locks. So
 # a seed gives the same logs, models and tables (the measured latencies aside) on every run.
 REPRODUCIBLE = Concurrency(service_workers=1, simulator_processes=1, lightfm_threads=1)
-# --parallel: about twice as fast on 2 cores; which worker answers which request, and LightFM's updates, then vary
-# from run to run, and so do the figures, by a few percent. Two keep-alive simulator connections per service worker:
-# gunicorn's reuse_port sockets spread connections by hash, and with one per worker both often landed on the same
-# worker (day 1 at half speed).
+# --parallel: simulated days in half the time on 2 cores; which worker answers which request, and LightFM's
+# updates, then vary from run to run, and so do the figures, by a few percent. Two keep-alive simulator connections
+# per service worker: gunicorn's reuse_port sockets spread connections by hash, and with one per worker both often
+# landed on the same worker (day 1 at half speed).
 PARALLEL = Concurrency(service_workers=2, simulator_processes=4, lightfm_threads=None)
 RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
@@ -228,16 +228,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scale",
         choices=sorted(SCALES),
         default="small",
-        help="small: ~2.5 minutes (--parallel: ~1.5); full: the seed's, ~45-50 minutes with --parallel, about twice "
-        "that without (2 cores)",
+        help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~45-50 minutes with --parallel, about "
+        "twice that without (2 cores)",
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--parallel",
         action="store_true",
-        help="2 service workers, 4 simulator processes, LightFM on every core: about twice as fast, and figures "
-        "that move by a few percent from run to run (default: one of each, the same figures for a seed)",
+        help="2 service workers, 4 simulator processes, LightFM on every core: simulated days in half the time, "
+        "figures that move by a few percent from run to run (default: one of each, the same figures for a seed)",
     )
     parser.add_argument("--day1-episodes", type=int, help="override the scale's day-1 sessions")
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
