@@ -37,7 +37,7 @@ class Scale:
 
 
 SCALES = {
-    # A smoke test of the whole loop in about a minute (the test suite runs it).
+    # A smoke test of the whole loop in about 30 s (the test suite runs it).
     # Its ~1,900 positives over 1,000 tracks are too thin for a 5-core: some runs' core comes out empty.
     "tiny": Scale(
         ("--tracks", "1000", "--users", "200"), day1_episodes=1_500, episodes=300, trials=1, epochs=2, min_positives=3
@@ -63,8 +63,8 @@ class Concurrency:
 REPRODUCIBLE = Concurrency(service_workers=1, simulator_processes=1, lightfm_threads=1)
 # --parallel: simulated days in half the time on 2 cores; which worker answers which request, and LightFM's
 # updates, then vary from run to run, and so do the figures, by a few percent. Two keep-alive simulator connections
-# per service worker: gunicorn's reuse_port sockets spread connections by hash, and with one per worker both often
-# landed on the same worker (day 1 at half speed).
+# per service worker: gunicorn's reuse_port sockets spread connections by the kernel's hash, which often put one
+# process per worker on the same worker (reconnecting between sessions spreads them again, see sim.remote).
 PARALLEL = Concurrency(service_workers=2, simulator_processes=4, lightfm_threads=None)
 RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
@@ -228,7 +228,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scale",
         choices=sorted(SCALES),
         default="small",
-        help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~45-50 minutes with --parallel, about "
+        help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~40-50 minutes with --parallel, about "
         "twice that without (2 cores)",
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")

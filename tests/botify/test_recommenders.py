@@ -28,8 +28,6 @@ from botify.store import Store
 
 from .conftest import ARTISTS, TRACKS_PER_ARTIST, artist_of, artist_vectors, write_recs
 
-HW2 = EXPERIMENTS["HW_2"]
-
 
 def users_in(arm: str, count: int, experiment: str = "HW_2") -> list[int]:
     return [u for u in range(10_000) if EXPERIMENTS[experiment].arm(u) == arm][:count]
