@@ -194,11 +194,23 @@ def run_tune(config: TrainConfig, model: str, worker: int) -> None:
     )
 
 
+class NoInterruptTraceback(logging.Filter):
+    """Optuna logs a trial that Ctrl-C stopped with the interrupt's traceback: the trial's line stays, without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="models: %(levelname)s: %(message)s", level=logging.WARNING)
     # Without progress bars (output to a file or a CI log), Optuna's line per finished trial shows how far tuning is.
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.progress else optuna.logging.INFO)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, NoInterruptTraceback) for f in handler.filters):
+            handler.addFilter(NoInterruptTraceback())
     config = config_from(args)
     try:
         if args.command == "train":
@@ -208,4 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, OSError) as error:  # OSError: a path that cannot be read or written (--out is a file)
         print(f"models: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outputs are written whole or not at all; a study resumes from its finished trials
+        print("models: interrupted", file=sys.stderr)
+        return 130
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from botify.data_files import catalog_fingerprint, read_tracks
 from botify.process import free_port
 from models.atomic import atomic_path
-from models.cli import build_parser, config_from, main
+from models.cli import NoInterruptTraceback, build_parser, config_from, main
 from models.synthetic import SyntheticSpec, generate
 from models.train import Seeds, prepare
 
@@ -133,6 +134,46 @@ def test_two_tune_workers_share_one_study_file(toy: tuple[Path, Path], tmp_path:
     assert trial_lines == sum(r["new_trials"] for r in results)
     assert max(r["finished_trials"] for r in results) >= 6
     assert (tmp_path / "study.db").exists()
+
+
+def test_ctrl_c_while_tuning_is_one_line_and_writes_no_export(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """Optuna logs the trial Ctrl-C stopped; without the interrupt's traceback, and `models` says so in one line."""
+    data, logs = toy
+    out = tmp_path / "out"
+    args = cli_args("train", data, logs, out, "--trials", "10000", "--epochs", "20")
+    run = subprocess.Popen([sys.executable, "-m", "models", *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in run.stderr:  # Optuna's line per finished trial, without progress bars
+            seen.append(line)
+            if re.search(r"Trial \d+ (?:finished|pruned)", line):
+                break
+        run.send_signal(signal.SIGINT)
+        rest = run.stderr.read()
+        assert run.wait(timeout=60) == 130, seen + [rest]
+    finally:
+        run.kill()
+        run.wait()
+        run.stderr.close()
+    assert rest.splitlines()[-1] == "models: interrupted"
+    assert "Traceback" not in "".join(seen) + rest
+    assert not any((out / name).exists() for name in OUTPUTS)
+
+
+def test_optuna_logs_a_trial_stopped_by_ctrl_c_without_the_traceback(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """A Ctrl-C inside a trial (not only between two, as above) reaches Optuna's handler without its traceback;
+    other errors keep theirs."""
+    data, logs = toy
+    main(train_args(data, logs, tmp_path / "out"))
+    handler = next(h for h in logging.getLogger("optuna").handlers if type(h) is logging.StreamHandler)  # Optuna's
+    assert sum(isinstance(f, NoInterruptTraceback) for f in handler.filters) == 1  # once, however often main runs
+    for error, traceback_kept in ((KeyboardInterrupt(), False), (ValueError("bad"), True)):
+        try:
+            raise error
+        except BaseException:
+            record = logging.LogRecord("optuna", logging.WARNING, __file__, 1, "Trial 3 failed", None, sys.exc_info())
+        assert handler.filter(record)
+        assert (record.exc_info is not None) == traceback_kept
 
 
 def tune_args(data: Path, logs: Path, out: Path, study: str, trials: int) -> list[str]:
