@@ -178,6 +178,12 @@ class Progress(Protocol):
     def update(self, n: int) -> object: ...
 
 
+def progress_interval() -> float:
+    """Seconds between progress updates: a terminal redraws the bar in place; a log file (CI, the pipeline's output
+    redirected) keeps every update, so there one every 10 s."""
+    return 0.1 if sys.stderr.isatty() else 10.0
+
+
 def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progress) -> list[EpisodeResult]:
     """All episodes of one day for one agent, in episode order; ``progress.update(n)`` as sessions end."""
     if processes <= 1:
@@ -287,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for day in range(1, args.days + 1):
         for name in args.agent:
             job = Job(args.data, name, args.url, args.max_steps or None, args.seed)
-            with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet) as bar:
+            with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet,
+                      mininterval=progress_interval()) as bar:  # fmt: skip
                 results.extend(run_day(job, day, args.episodes, args.processes, bar))
         if args.out:  # after every day: a run that fails later keeps the days it finished
             write_summary(args.out, args.seed, args.episodes, summarize(results))

@@ -102,6 +102,17 @@ def test_pause_waits_for_enter_between_days(world_dir):
     assert closed.returncode == 1 and "--pause needs an interactive terminal" in closed.stderr
 
 
+def test_without_a_terminal_progress_is_written_every_10_seconds_not_redrawn(world_dir):
+    """A log file (CI, the pipeline's output redirected) keeps every redraw of the bar: a few, not ten a second."""
+    command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "oracle", "--episodes", "8000"]
+    started = time.monotonic()
+    finished = subprocess.run(command, capture_output=True, timeout=120)  # bytes: the bar's carriage returns kept
+    elapsed = time.monotonic() - started
+    assert finished.returncode == 0  # ~3 s here: ten redraws a second would write ~30
+    assert finished.stderr.count(b"\r") <= 2 + elapsed / 10, finished.stderr  # the first, the last, one per 10 s
+    assert b"8000/8000" in finished.stderr
+
+
 class FarAway:
     """A recommender that answers a track of a bigger world, as a service loaded with another world would."""
 
