@@ -132,8 +132,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["int"] = AsciiIntegerConverter
     store = Store(redis_client(settings), settings.session_ttl)
     # The random picks' stream: one per worker, the same for the same worker of every run (one worker answering a
-    # sequential client, as the tests' simulations, draws the same picks for the same requests).
-    rng = np.random.default_rng([settings.seed, settings.worker_number or os.getpid()])
+    # sequential client, as the tests' simulations, draws the same picks for the same requests); from the OS when
+    # BOTIFY_SEED=random.
+    rng = np.random.default_rng(
+        None if settings.seed is None else [settings.seed, settings.worker_number or os.getpid()]
+    )
     services = Services(
         store=store,
         experiment=EXPERIMENTS[settings.experiment],

@@ -13,14 +13,18 @@ MAX_SESSION_TTL = 2**31 - 1  # seconds (68 years): Redis refuses an expiry beyon
 WORKER_NUMBER = "BOTIFY_WORKER_NUMBER"  # set in each gunicorn worker by `botify.gunicorn_conf`
 
 
-def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+def _whole(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None, other: str = ""
+) -> int:
+    """`env[name]` as an int within bounds; `other` names a word the caller accepts too (for the message)."""
     text = env.get(name)
     if text is None:
         return default
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+        hint = f" or {other!r}" if other else ""
+        raise ValueError(f"{name} must be a whole number{hint}, got {text!r}") from None
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -29,6 +33,9 @@ def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 1, ma
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's
+# BOTIFY_SEED=random: every worker seeds its random picks from the OS. The replicas of a scaled compose service share
+# their environment, so with one seed their workers of the same number would draw the same picks.
+RANDOM_SEED = "random"
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -53,7 +60,7 @@ class Settings:
     log_backups: int = 50  # rotated files kept per worker; the oldest beyond them is deleted
     max_body_bytes: int = 4096
     redis_timeout: float = 0.25
-    seed: int = 0
+    seed: int | None = 0  # None (BOTIFY_SEED=random): a seed from the OS for each worker
     worker_number: int = 0  # gunicorn's 1, 2, ... in spawn order; 0: not a gunicorn worker (the process id stands in)
     log_level: str = "warning"  # gunicorn's own messages (its access log is off)
 
@@ -76,7 +83,9 @@ class Settings:
             "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl, maximum=MAX_SESSION_TTL),
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
             "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
-            "seed": _whole(env, "BOTIFY_SEED", base.seed, minimum=0),
+            "seed": None
+            if env.get("BOTIFY_SEED") == RANDOM_SEED
+            else _whole(env, "BOTIFY_SEED", 0, minimum=0, other=RANDOM_SEED),
             "worker_number": _whole(env, WORKER_NUMBER, base.worker_number, minimum=0),
             "log_level": _choice(env, "BOTIFY_LOG_LEVEL", base.log_level, LOG_LEVELS),
         }

@@ -32,6 +32,8 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("BOTIFY_THREADS", "1000", "BOTIFY_THREADS must be at most 512, got 1000"),  # no connection kept alive
         ("BOTIFY_SESSION_TTL", "-5", "BOTIFY_SESSION_TTL must be at least 1, got -5"),
         ("BOTIFY_SESSION_TTL", str(10**16), f"BOTIFY_SESSION_TTL must be at most 2147483647, got {10**16}"),
+        ("BOTIFY_SEED", "-1", "BOTIFY_SEED must be at least 0, got -1"),
+        ("BOTIFY_SEED", "Random", "BOTIFY_SEED must be a whole number or 'random', got 'Random'"),
         ("BOTIFY_LOG_LEVEL", "loud", "BOTIFY_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'lo"),
     ],
 )

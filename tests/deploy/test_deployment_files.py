@@ -230,6 +230,10 @@ def check_command(d: Deployment, service: str, command: list[str], routes: Map) 
             problems.append(f"{where}: WSGI app {command[-1]!r} does not exist")
         if "BOTIFY_BIND" not in env:
             problems.append(f"{where}: BOTIFY_BIND is not set, gunicorn would listen on loopback only")
+        try:
+            Settings.from_env({name: str(value) for name, value in env.items()})
+        except ValueError as error:  # the service would refuse to start with it
+            problems.append(f"{where}: {error}")
         return problems
     if command[:2] == ["python", "-m"]:
         module, subcommand = command[2], command[3]
@@ -396,6 +400,8 @@ BREAKAGES = [
     ("docker-compose.yml", "BOTIFY_LOG_DIR: /var", "BOTIFY_LOGDIR: /var", "never reads BOTIFY_LOGDIR"),
     ("docker-compose.yml", "BOTIFY_BIND: 0.0.0.0:5001", "BOTIFY_BIND: 0.0.0.0:8000", "the image EXPOSEs [5001]"),
     ("docker-compose.yml", "5001/ready", "5001/readyz", "/readyz is not a route"),
+    ("docker-compose.yml", "BOTIFY_SEED:-random", "BOTIFY_SEED:-randm", "BOTIFY_SEED must be a whole number or"),
+    ("docker-compose.yml", "BOTIFY_WORKERS:-2", "BOTIFY_WORKERS:-0", "BOTIFY_WORKERS must be at least 1"),
     ("docker-compose.yml", "condition: service_completed_successfully", "condition: service_started", "loader"),
     ("docker-compose.yml", "      - events:/var/log/botify", "      - logs:/var/log/botify", "'logs' is not declared"),
     ("docker-compose.yml", '"5001:5001"', '"5001:8080"', "publishes 5001:8080"),

@@ -197,6 +197,7 @@ def test_a_run_served_by_one_worker_is_the_same_on_every_run(simulate_through_bo
     assert len(first) > 500
     assert first == again
     assert first != other_seed
+    assert listens(BOTIFY_SEED="random") != listens(BOTIFY_SEED="random")  # seeded from the OS: compose's replicas
 
 
 def test_one_simulator_process_spreads_its_sessions_over_the_workers(start_botify, tiny_world):
