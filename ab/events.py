@@ -20,7 +20,7 @@ from botify import event_log
 from botify.event_log import LogReading
 
 EVENT_COLUMNS = ("user", "timestamp", "message", "track", "time", "latency", "recommendation", "arm")
-UNKNOWN = -1  # the `recommendation` of a `last`, or of a `next` in a log that lacks it
+UNKNOWN = -1  # the `recommendation` of a `last`, or of a `next` in a log that lacks it; a `source` not known
 MESSAGES = event_log.MESSAGES
 
 
@@ -64,11 +64,12 @@ def read_events(
     rows: list[tuple] = []
     recommendations: list[int] = []
     arms: list[str | None] = []
+    sources: list[int] = []  # the file each event comes from: one worker writes a file, in the order it served
     seen = stats.experiments_seen
     reading = LogReading()
     total = event_log.bytes_on_disk(files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading logs", disable=not progress) as bar:
-        for event in reading.events(files, bar.update):
+        for source, event in ((s, e) for s, path in enumerate(files) for e in reading.events([path], bar.update)):
             seen.update(event.experiments)
             if event.experiment is not None:
                 stats.routed_by.add(event.experiment)
@@ -84,21 +85,26 @@ def read_events(
             rows.append(event[:6])  # the first six fields of an Event are EVENT_COLUMNS' first six
             recommendations.append(UNKNOWN if event.recommendation is None else event.recommendation)
             arms.append(arm)
+            sources.append(source)
     stats.lines, stats.malformed, stats.examples = reading.lines, reading.skipped, reading.examples
     stats.copies = reading.copies
     stats.events = len(rows)
     fields = EVENT_COLUMNS[:6]
     values = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
     columns = dict(zip(fields, values, strict=True))
-    return events_frame({**columns, "recommendation": recommendations, "arm": arms}), stats
+    return events_frame({**columns, "recommendation": recommendations, "arm": arms, "source": sources}), stats
 
 
 def events_frame(columns: dict[str, list[object]] | dict[str, np.ndarray]) -> pd.DataFrame:
-    """The events table with its canonical dtypes (shared by the reader and the synthetic generator);
-    without a `recommendation` column, every recommendation is UNKNOWN."""
+    """The events table with its canonical dtypes (shared by the reader and the synthetic generator), in the
+    order the logs were read; without a `recommendation` column, every recommendation is UNKNOWN, and without a
+    `source` (the file an event was read from), every source."""
     recommendation = columns.get("recommendation")
     if recommendation is None:
         recommendation = np.full(len(columns["user"]), UNKNOWN)
+    source = columns.get("source")
+    if source is None:
+        source = np.full(len(columns["user"]), UNKNOWN)
     return pd.DataFrame(
         {
             "user": np.asarray(columns["user"], dtype=np.int64),
@@ -109,5 +115,6 @@ def events_frame(columns: dict[str, list[object]] | dict[str, np.ndarray]) -> pd
             "latency": np.asarray(columns["latency"], dtype=np.float64),
             "recommendation": np.asarray(recommendation, dtype=np.int64),
             "arm": pd.array(columns["arm"], dtype="string"),
+            "source": np.asarray(source, dtype=np.int64),
         }
     )

@@ -4,11 +4,12 @@ Events are sorted by timestamp per user; a session ends at a `last` event (which
 the session's last listen). Events after a user's final `last` belong to a session that never
 ended and are left out, as the course does.
 
-Timestamps are whole ms and each worker writes its own file, so a `next` and a `last` of a user can
-share a timestamp with no order between them. The log's own chain orders them: a `last` reports the
-listen of the track its session's final `next` recommended. A tied `next` whose recommendation is the
-`last`'s track comes before it, and so does one whose recommendation is such a `next`'s track, back along the
-chain; a tied `next` off the chain starts the next session and comes after it. A log without recommendations
+Timestamps are whole ms, so a `next` and a `last` of a user can share a timestamp. Each worker writes its own
+file, in the order it served: when every event of such a tie comes from one file, that order is the truth. A tie
+across files (a user's sessions served by two workers) has no order between them but the log's own chain: a
+`last` reports the listen of the track its session's final `next` recommended. A tied `next` whose recommendation
+is the `last`'s track comes before it, and so does one whose recommendation is such a `next`'s track, back along
+the chain; a tied `next` off the chain starts the next session and comes after it. A log without recommendations
 puts the `next` first (the far more common case).
 """
 
@@ -84,8 +85,23 @@ def user_metrics(events: pd.DataFrame) -> UserMetrics:
 
 
 def _tie_order(frame: pd.DataFrame) -> np.ndarray:
-    """Within one (user, timestamp): 0 for a `next` that goes before a tied `last`, 1 for a `last`, 2 for a
-    `next` that recommended something other than every tied `last`'s track (it starts the next session)."""
+    """Within one (user, timestamp) read from one file: 0 for every event (the file's order stands). Across
+    files: 0 for a `next` that goes before a tied `last`, 1 for a `last`, 2 for a `next` that recommended
+    something other than every tied `last`'s track (it starts the next session)."""
+    order = _chain_order(frame)
+    tied = np.flatnonzero(order != 0)  # the `last`s and what the chain moved after them: their ties are in question
+    if len(tied):
+        keys = frame.iloc[tied][["user", "timestamp"]]
+        groups = frame.merge(keys.drop_duplicates(), on=["user", "timestamp"], how="inner")
+        sources = groups.groupby(["user", "timestamp"])["source"].agg(["min", "max"])
+        one_file = sources[(sources["min"] == sources["max"]) & (sources["min"] != UNKNOWN)].index
+        in_one_file = pd.MultiIndex.from_frame(keys).isin(one_file)
+        order[tied[in_one_file]] = 0
+    return order
+
+
+def _chain_order(frame: pd.DataFrame) -> np.ndarray:
+    """`_tie_order` by the logged chain alone."""
     user, timestamp = frame["user"].to_numpy(), frame["timestamp"].to_numpy()
     track, recommendation = frame["track"].to_numpy(), frame["recommendation"].to_numpy()
     order = frame["last"].to_numpy().copy()

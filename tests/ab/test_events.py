@@ -41,6 +41,14 @@ def test_every_file_of_the_folder_is_read_including_rotated_and_nested(tmp_path:
     assert set(events["arm"]) == {"C"}
 
 
+def test_each_event_keeps_its_file_and_the_files_order(tmp_path: Path) -> None:
+    """What orders a tie of one worker's events (ab.metrics): the file it was read from, and its place there."""
+    (tmp_path / "a.jsonl").write_text(_event(1, 20, "last") + "\n" + _event(1, 20) + "\n")
+    (tmp_path / "b.jsonl").write_text(_event(2, 5) + "\n")
+    events, _ = read_events([tmp_path], "HW_2")
+    assert events[["user", "message", "source"]].values.tolist() == [[1, "last", 0], [1, "next", 0], [2, "next", 1]]
+
+
 def test_malformed_lines_are_counted_and_skipped_with_a_reason(tmp_path: Path) -> None:
     lines = [
         _event(1, 1),

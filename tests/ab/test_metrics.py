@@ -10,10 +10,12 @@ from ab.synthetic import SyntheticDesign, generate_events
 
 
 def _events(
-    rows: list[tuple[int, int, str, float, float, str | None]], chain: list[tuple[int, int]] | None = None
+    rows: list[tuple[int, int, str, float, float, str | None]],
+    chain: list[tuple[int, int]] | None = None,
+    sources: list[int] | None = None,
 ) -> pd.DataFrame:
-    """rows: (user, timestamp, message, time, latency seconds, arm); chain: each row's (track, recommendation),
-    by default track 1 and no recommendation logged."""
+    """rows: (user, timestamp, message, time, latency seconds, arm), in the order read; chain: each row's (track,
+    recommendation), by default track 1 and no recommendation logged; sources: each row's file, by default unknown."""
     chain = chain or [(1, UNKNOWN)] * len(rows)
     return events_frame(
         {
@@ -25,6 +27,7 @@ def _events(
             "latency": [r[4] for r in rows],
             "recommendation": [c[1] for c in chain],
             "arm": [r[5] for r in rows],
+            "source": sources,
         }
     )
 
@@ -99,6 +102,20 @@ def test_a_chain_of_several_requests_in_the_lasts_millisecond_stays_in_its_sessi
     one = metrics.frame.loc[1]
     assert one["sessions"] == 1 and one["tracks"] == 3 and one["time"] == pytest.approx(1.75)
     assert metrics.open_session_events == 1
+
+
+@pytest.mark.parametrize(("sources", "first_session_tracks"), [([0, 0, 0], 2), ([0, 0, 1], 3), (None, 3)])
+def test_a_tie_within_one_file_keeps_the_files_order_and_across_files_follows_the_chain(
+    sources, first_session_tracks
+) -> None:
+    """A session (start track 7 -> recommended 8, played, ended) and, in the `last`'s millisecond, a new session
+    whose first `next` (start track 30) was recommended 8 again, as if it continued the chain. One worker's file
+    says the `last` came first; across files (or files unknown) only the chain can tell, and it is fooled."""
+    rows = [(1, 10, "next", 0.5, 0.001, "C"), (1, 20, "last", 0.25, 0.001, "C"), (1, 20, "next", 0.75, 0.001, "C")]
+    chain = [(7, 8), (8, UNKNOWN), (30, 8)]
+    metrics = user_metrics(_events(rows, chain, sources))
+    assert metrics.frame.loc[1, "tracks"] == first_session_tracks
+    assert metrics.open_session_events == 3 - first_session_tracks
 
 
 def test_a_user_seen_in_two_arms_is_dropped() -> None:
