@@ -36,6 +36,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's
 # BOTIFY_SEED=random: every worker seeds its random picks from the OS. The replicas of a scaled compose service share
 # their environment, so with one seed their workers of the same number would draw the same picks.
 RANDOM_SEED = "random"
+DEFAULT_SEED = 0
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -60,7 +61,7 @@ class Settings:
     log_backups: int = 50  # rotated files kept per worker; the oldest beyond them is deleted
     max_body_bytes: int = 4096
     redis_timeout: float = 0.25
-    seed: int | None = 0  # None (BOTIFY_SEED=random): a seed from the OS for each worker
+    seed: int | None = DEFAULT_SEED  # None (BOTIFY_SEED=random): a seed from the OS for each worker
     worker_number: int = 0  # gunicorn's 1, 2, ... in spawn order; 0: not a gunicorn worker (the process id stands in)
     log_level: str = "warning"  # gunicorn's own messages (its access log is off)
 
@@ -84,8 +85,8 @@ class Settings:
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),
             "log_backups": _whole(env, "BOTIFY_LOG_BACKUPS", base.log_backups, minimum=0),
             "seed": None
-            if env.get("BOTIFY_SEED") == RANDOM_SEED
-            else _whole(env, "BOTIFY_SEED", 0, minimum=0, other=RANDOM_SEED),
+            if env.get("BOTIFY_SEED", "").strip().lower() == RANDOM_SEED
+            else _whole(env, "BOTIFY_SEED", DEFAULT_SEED, minimum=0, other=RANDOM_SEED),
             "worker_number": _whole(env, WORKER_NUMBER, base.worker_number, minimum=0),
             "log_level": _choice(env, "BOTIFY_LOG_LEVEL", base.log_level, LOG_LEVELS),
         }

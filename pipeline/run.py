@@ -23,6 +23,7 @@ from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
+from botify.settings import Settings
 from sim.cli import Parser
 
 
@@ -125,9 +126,20 @@ class Run:
     def logs(self, name: str) -> Path:
         return self.out / "logs" / name
 
+    def botify_env(self) -> dict[str, str]:
+        """What botify's recommenders run with, set by the run alone: the shell's `BOTIFY_*` would change the
+        figures (`BOTIFY_SEED=random`, compose's, would make them differ on every run)."""
+        defaults = Settings()
+        return {
+            "REDIS_URL": self.redis_url,
+            "BOTIFY_SEED": str(self.seed),
+            "BOTIFY_FALLBACK": ",".join(defaults.fallback),
+            "BOTIFY_SESSION_TTL": str(defaults.session_ttl),
+        }
+
     def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> None:
         """Serve `experiment` and send `episodes` simulated sessions through it over HTTP (summary in sim/)."""
-        env = {"REDIS_URL": self.redis_url, "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
+        env = {**self.botify_env(), "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
         for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
             stale.unlink()
         workers = self.concurrency.service_workers
@@ -154,7 +166,7 @@ def headroom(day2_seed: int, run: Run) -> list[dict]:
     out = run.out / "sim" / "headroom.json"
     agents = "sticky-artist,pipeline.agents:lightfm_in_order,pipeline.agents:lightfm,oracle"
     python("-m", "sim.run", "--data", str(run.data), "--agent", agents, "--episodes", str(run.scale.episodes),
-           "--seed", str(day2_seed), "--out", str(out), env={"REDIS_URL": run.redis_url})  # fmt: skip
+           "--seed", str(day2_seed), "--out", str(out), env=run.botify_env())  # fmt: skip
     return json.loads(out.read_text())["results"]
 
 

@@ -181,7 +181,7 @@ class Progress(Protocol):
 def progress_interval() -> float:
     """Seconds between progress updates: a terminal redraws the bar in place; a log file (CI, the pipeline's output
     redirected) keeps every update, so there one every 10 s."""
-    return 0.1 if sys.stderr.isatty() else 10.0
+    return 0.1 if sys.stderr is not None and sys.stderr.isatty() else 10.0
 
 
 def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progress) -> list[EpisodeResult]:

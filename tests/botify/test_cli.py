@@ -13,6 +13,7 @@ import redis
 import requests
 
 from botify.process import ServiceProcess, free_port
+from botify.settings import Settings
 
 
 def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -33,7 +34,7 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("BOTIFY_SESSION_TTL", "-5", "BOTIFY_SESSION_TTL must be at least 1, got -5"),
         ("BOTIFY_SESSION_TTL", str(10**16), f"BOTIFY_SESSION_TTL must be at most 2147483647, got {10**16}"),
         ("BOTIFY_SEED", "-1", "BOTIFY_SEED must be at least 0, got -1"),
-        ("BOTIFY_SEED", "Random", "BOTIFY_SEED must be a whole number or 'random', got 'Random'"),
+        ("BOTIFY_SEED", "rand", "BOTIFY_SEED must be a whole number or 'random', got 'rand'"),
         ("BOTIFY_LOG_LEVEL", "loud", "BOTIFY_LOG_LEVEL must be one of debug, info, warning, error, critical, got 'lo"),
     ],
 )
@@ -42,6 +43,11 @@ def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tm
     assert (result.returncode, result.stdout) == (1, "")
     [line] = result.stderr.splitlines()
     assert reason in line
+
+
+def test_the_seed_of_the_random_picks_is_a_number_or_random() -> None:
+    assert Settings.from_env({}).seed == 0 and Settings.from_env({"BOTIFY_SEED": "7"}).seed == 7
+    assert Settings.from_env({"BOTIFY_SEED": " Random "}).seed is None  # each worker's from the OS
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ import yaml
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
-from botify.app import create_app
+from botify.app import check_settings, create_app
 from botify.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,7 +231,7 @@ def check_command(d: Deployment, service: str, command: list[str], routes: Map) 
         if "BOTIFY_BIND" not in env:
             problems.append(f"{where}: BOTIFY_BIND is not set, gunicorn would listen on loopback only")
         try:
-            Settings.from_env({name: str(value) for name, value in env.items()})
+            check_settings(Settings.from_env({name: str(value) for name, value in env.items()}))
         except ValueError as error:  # the service would refuse to start with it
             problems.append(f"{where}: {error}")
         return problems
@@ -402,6 +402,7 @@ BREAKAGES = [
     ("docker-compose.yml", "5001/ready", "5001/readyz", "/readyz is not a route"),
     ("docker-compose.yml", "BOTIFY_SEED:-random", "BOTIFY_SEED:-randm", "BOTIFY_SEED must be a whole number or"),
     ("docker-compose.yml", "BOTIFY_WORKERS:-2", "BOTIFY_WORKERS:-0", "BOTIFY_WORKERS must be at least 1"),
+    ("docker-compose.yml", "BOTIFY_EXPERIMENT:-HW_2", "BOTIFY_EXPERIMENT:-HW2", "unknown experiment 'HW2'"),
     ("docker-compose.yml", "condition: service_completed_successfully", "condition: service_started", "loader"),
     ("docker-compose.yml", "      - events:/var/log/botify", "      - logs:/var/log/botify", "'logs' is not declared"),
     ("docker-compose.yml", '"5001:5001"', '"5001:8080"', "publishes 5001:8080"),

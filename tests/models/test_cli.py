@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,8 @@ def test_ctrl_c_while_tuning_is_one_line_and_writes_no_export(toy: tuple[Path, P
     out = tmp_path / "out"
     args = cli_args("train", data, logs, out, "--trials", "10000", "--epochs", "20")
     run = subprocess.Popen([sys.executable, "-m", "models", *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, run.kill)  # a run that ignored the signal ends the reads below, and fails
+    watchdog.start()
     try:
         seen = []
         for line in run.stderr:  # Optuna's line per finished trial, without progress bars
@@ -152,6 +155,7 @@ def test_ctrl_c_while_tuning_is_one_line_and_writes_no_export(toy: tuple[Path, P
         rest = run.stderr.read()
         assert run.wait(timeout=60) == 130, seen + [rest]
     finally:
+        watchdog.cancel()
         run.kill()
         run.wait()
         run.stderr.close()

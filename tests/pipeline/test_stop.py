@@ -37,11 +37,20 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-    """`python -m pipeline --scale tiny --parallel` on its own embedded Redis: a service of several workers and a
-    simulator of several processes to stop."""
+def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL, parallel: bool = True) -> subprocess.Popen:
+    """`python -m pipeline --scale tiny` on its own embedded Redis; `--parallel`: a service of several workers and
+    a simulator of several processes to stop."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    command = [sys.executable, "-m", "pipeline", "--scale", "tiny", "--parallel", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--scale",
+        "tiny",
+        *(["--parallel"] if parallel else []),
+        "--out",
+        str(out),
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
@@ -149,7 +158,7 @@ def redis_and_a_step(commands: list[str]) -> bool:
 
 def test_an_interrupt_stops_the_run_and_says_so_in_one_line(tmp_path):
     out = tmp_path / "run"
-    run = tiny_pipeline(out, stderr=subprocess.PIPE)
+    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False)  # the default run
     started: dict[int, str] = {}
     try:
         started = started_once(run, redis_and_a_step, timeout=60)
