@@ -88,27 +88,29 @@ def _tie_order(frame: pd.DataFrame) -> np.ndarray:
     """Within one (user, timestamp) read from one file: 0 for every event (the file's order stands). Across
     files: 0 for a `next` that goes before a tied `last`, 1 for a `last`, 2 for a `next` that recommended
     something other than every tied `last`'s track (it starts the next session)."""
-    order = _chain_order(frame)
-    tied = np.flatnonzero(order != 0)  # the `last`s and what the chain moved after them: their ties are in question
-    if len(tied):
-        keys = frame.iloc[tied][["user", "timestamp"]]
-        groups = frame.merge(keys.drop_duplicates(), on=["user", "timestamp"], how="inner")
-        sources = groups.groupby(["user", "timestamp"])["source"].agg(["min", "max"])
-        one_file = sources[(sources["min"] == sources["max"]) & (sources["min"] != UNKNOWN)].index
-        in_one_file = pd.MultiIndex.from_frame(keys).isin(one_file)
-        order[tied[in_one_file]] = 0
+    order, tied = _chain_order(frame)
+    if len(tied) == 0:
+        return order
+    user, timestamp, source = (frame[name].to_numpy() for name in ("user", "timestamp", "source"))
+    lasts = np.flatnonzero(order == 1)
+    tied_at = pd.MultiIndex.from_arrays([user[tied], timestamp[tied]])
+    members = np.concatenate([tied, lasts[pd.MultiIndex.from_arrays([user[lasts], timestamp[lasts]]).isin(tied_at)]])
+    at = pd.MultiIndex.from_arrays([user[members], timestamp[members]])
+    files = pd.Series(source[members], index=at).groupby(level=[0, 1]).agg(["min", "max"])
+    one_file = files.index[((files["min"] == files["max"]) & (files["min"] != UNKNOWN)).to_numpy()]
+    order[members[at.isin(one_file)]] = 0
     return order
 
 
-def _chain_order(frame: pd.DataFrame) -> np.ndarray:
-    """`_tie_order` by the logged chain alone."""
+def _chain_order(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """`_tie_order` by the logged chain alone, and the `next`s that share their millisecond with a `last`."""
     user, timestamp = frame["user"].to_numpy(), frame["timestamp"].to_numpy()
     track, recommendation = frame["track"].to_numpy(), frame["recommendation"].to_numpy()
     order = frame["last"].to_numpy().copy()
     is_last = order == 1
     nexts = np.flatnonzero(~is_last & (recommendation != UNKNOWN))  # only a logged recommendation can reorder
     if len(nexts) == 0 or not is_last.any():
-        return order
+        return order, np.empty(0, dtype=np.int64)
     last_at = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
     tied = nexts[pd.MultiIndex.from_arrays([user[nexts], timestamp[nexts]]).isin(last_at)]
     # Follow the chain back from each tied `last`: the `next` that recommended its track, then the `next` that
@@ -122,4 +124,4 @@ def _chain_order(frame: pd.DataFrame) -> np.ndarray:
         step = tied[found]
         wanted = pd.MultiIndex.from_arrays([user[step], timestamp[step], track[step]])
     order[tied[~chained]] = 2
-    return order
+    return order, tied
