@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from botify.embedded_redis import EmbeddedRedis
 
+from .conftest import tiny_pipeline
+
 
 def run_tiny(out: Path) -> None:
-    """`python -m pipeline --scale tiny` on its own embedded Redis."""
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    """The default (reproducible) tiny run, to its end."""
+    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False)
+    _, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr[-2000:]
 
 
 def logged(out: Path, day: str) -> list[dict]:

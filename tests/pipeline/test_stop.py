@@ -14,6 +14,8 @@ from botify.embedded_redis import EmbeddedRedis
 from botify.process import child_pids, claim
 from pipeline.run import RUN_LOCK
 
+from .conftest import tiny_pipeline
+
 
 def descendants(pid: int) -> dict[int, str]:
     """Every process below `pid`, with its command line."""
@@ -35,23 +37,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL, parallel: bool = True) -> subprocess.Popen:
-    """`python -m pipeline --scale tiny` on its own embedded Redis; `--parallel`: a service of several workers and
-    a simulator of several processes to stop."""
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "--scale",
-        "tiny",
-        *(["--parallel"] if parallel else []),
-        "--out",
-        str(out),
-    ]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 def started_once(run: subprocess.Popen, ready: Callable[[list[str]], bool], timeout: float) -> dict[int, str]:

@@ -1,0 +1,17 @@
+"""What the pipeline's tests share: a tiny run on its own embedded Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL, parallel: bool = True) -> subprocess.Popen:
+    """`python -m pipeline --scale tiny` on its own embedded Redis; `--parallel`: a service of several workers and
+    a simulator of several processes to stop."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    flags = ["--parallel"] if parallel else []
+    command = [sys.executable, "-m", "pipeline", "--scale", "tiny", *flags, "--out", str(out)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
