@@ -103,25 +103,27 @@ def _tie_order(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _chain_order(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """`_tie_order` by the logged chain alone, and the `next`s that share their millisecond with a `last`."""
+    """`_tie_order` by the logged chain alone, and the `next`s that share their millisecond with a `last` (with a
+    logged recommendation or not: the one-file rule orders them all)."""
     user, timestamp = frame["user"].to_numpy(), frame["timestamp"].to_numpy()
     track, recommendation = frame["track"].to_numpy(), frame["recommendation"].to_numpy()
     order = frame["last"].to_numpy().copy()
     is_last = order == 1
-    nexts = np.flatnonzero(~is_last & (recommendation != UNKNOWN))  # only a logged recommendation can reorder
+    nexts = np.flatnonzero(~is_last)
     if len(nexts) == 0 or not is_last.any():
         return order, np.empty(0, dtype=np.int64)
     last_at = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last]])
     tied = nexts[pd.MultiIndex.from_arrays([user[nexts], timestamp[nexts]]).isin(last_at)]
+    chainable = tied[recommendation[tied] != UNKNOWN]  # only a logged recommendation can reorder
     # Follow the chain back from each tied `last`: the `next` that recommended its track, then the `next` that
     # recommended that one's track, and so on (a session can log several requests in one millisecond).
-    recommended = pd.MultiIndex.from_arrays([user[tied], timestamp[tied], recommendation[tied]])
-    chained = np.zeros(len(tied), dtype=bool)
+    recommended = pd.MultiIndex.from_arrays([user[chainable], timestamp[chainable], recommendation[chainable]])
+    chained = np.zeros(len(chainable), dtype=bool)
     wanted = pd.MultiIndex.from_arrays([user[is_last], timestamp[is_last], track[is_last]])
     while len(wanted):
         found = recommended.isin(wanted) & ~chained
         chained |= found
-        step = tied[found]
+        step = chainable[found]
         wanted = pd.MultiIndex.from_arrays([user[step], timestamp[step], track[step]])
-    order[tied[~chained]] = 2
+    order[chainable[~chained]] = 2
     return order, tied

@@ -6,6 +6,7 @@ own x scale so a +100% latency change does not flatten a +3% time change.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,10 +25,17 @@ if TYPE_CHECKING:
 UP, DOWN, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
 
 
-def _color(effect: Effect) -> str:
+def effect_color(effect: Effect) -> str:
     if not effect.significant:
         return FLAT
-    return UP if effect.effect_pct > 0 else DOWN
+    return UP if effect.treatment_mean > effect.control_mean else DOWN  # also when a zero control mean has no %
+
+
+def effect_label(effect: Effect) -> str:
+    """The effect and its CI in %, or the means where there is no % effect (a control mean of 0)."""
+    if not math.isfinite(effect.effect_pct):
+        return f"n/a: control mean {effect.control_mean:.4g}, treatment {effect.treatment_mean:.4g}"
+    return f"{effect.effect_pct:+.2f}%  [{effect.lower_pct:+.2f}, {effect.upper_pct:+.2f}]"
 
 
 def plot_title(experiment: str, title: str | None, cuped: bool) -> str:
@@ -45,20 +53,21 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         rows = sorted((e for e in effects if e.metric == metric), key=lambda e: treatments.index(e.treatment))
         for y, e in enumerate(reversed(rows)):
-            color = _color(e)
-            ax.errorbar(
-                e.effect_pct,
-                y,
-                xerr=[[e.effect_pct - e.lower_pct], [e.upper_pct - e.effect_pct]],
-                fmt="o",
-                color=color,
-                ecolor=color,
-                elinewidth=3,
-                capsize=5,
-                markersize=7,
-            )
+            color = effect_color(e)
+            if math.isfinite(e.effect_pct):
+                ax.errorbar(
+                    e.effect_pct,
+                    y,
+                    xerr=[[e.effect_pct - e.lower_pct], [e.upper_pct - e.effect_pct]],
+                    fmt="o",
+                    color=color,
+                    ecolor=color,
+                    elinewidth=3,
+                    capsize=5,
+                    markersize=7,
+                )
             ax.annotate(
-                f"{e.effect_pct:+.2f}%  [{e.lower_pct:+.2f}, {e.upper_pct:+.2f}]",
+                effect_label(e),
                 (1.02, y),
                 xycoords=("axes fraction", "data"),
                 va="center",

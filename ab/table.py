@@ -38,6 +38,10 @@ def _num(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.4g}"
 
 
+def _mde(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.2f}%"
+
+
 def _p(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.2g}" if value >= 1e-4 else "<1e-4"
 
@@ -177,9 +181,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
     order = {(e.treatment, e.metric): i for i, e in enumerate(report.effects)}
     rows = []
     for p in sorted(report.power, key=lambda p: order[(p.treatment, p.metric)]):
-        row = [p.treatment, p.metric, _count(p.users_per_arm), f"{p.mde_pct:.2f}%"]
+        row = [p.treatment, p.metric, _count(p.users_per_arm), _mde(p.mde_pct)]
         if cuped:
-            row += [_count(p.users_per_arm_cuped), f"{p.mde_pct_cuped:.2f}%"]
+            row += [_count(p.users_per_arm_cuped), _mde(p.mde_pct_cuped)]
         rows.append(row)
     lines += _markdown(header, rows, "llrrrr" if cuped else "llrr")
     if report.warnings:

@@ -118,6 +118,16 @@ def test_a_tie_within_one_file_keeps_the_files_order_and_across_files_follows_th
     assert metrics.open_session_events == 3 - first_session_tracks
 
 
+@pytest.mark.parametrize(("sources", "first_session_tracks"), [([0, 0, 0], 2), ([0, 0, 1], 3), (None, 3)])
+def test_a_tie_without_logged_recommendations_keeps_one_files_order_too(sources, first_session_tracks) -> None:
+    """The same session end and next session start in one millisecond, from a log without recommendations: one
+    worker's file still says the `last` came first; across files, a `next` goes before its tied `last`."""
+    rows = [(1, 10, "next", 0.5, 0.001, "C"), (1, 20, "last", 0.25, 0.001, "C"), (1, 20, "next", 0.75, 0.001, "C")]
+    metrics = user_metrics(_events(rows, sources=sources))
+    assert metrics.frame.loc[1, "tracks"] == first_session_tracks
+    assert metrics.open_session_events == 3 - first_session_tracks
+
+
 def test_a_user_seen_in_two_arms_is_dropped() -> None:
     events = _events(
         [(1, 1, "last", 0.5, 0.001, "C"), (1, 2, "last", 0.5, 0.001, "T1"), (2, 1, "last", 0.5, 0.001, "C")]

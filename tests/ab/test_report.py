@@ -10,14 +10,16 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 
 from ab.cli import main
 from ab.errors import ABInputError
 from ab.metrics import METRICS, user_metrics
-from ab.plot import plot_title
+from ab.plot import UP, effect_color, effect_label, plot_effects, plot_title
 from ab.report import ABReport, analyze, build_report
 from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+from ab.table import render_markdown
 
 # One seeded four-arm experiment serves most tests: T1 listens 15% longer and is 50% slower,
 # T2 is the control again (an A/A arm), T3 listens 20% less. A pre-period feeds CUPED.
@@ -342,3 +344,24 @@ def test_an_arm_with_events_but_no_ended_session_is_named_in_a_warning(tmp_path)
     whole = tmp_path / "whole"
     write_log(events, whole, design.experiment)
     assert not any("no ended session" in warning for warning in build_report(whole, "HW_2").warnings)
+
+
+def test_a_zero_control_mean_is_n_a_in_the_power_table_and_its_rise_is_green_in_the_plot(tmp_path: Path) -> None:
+    """A control arm that listened nothing has no relative effect: the power table printed `nan%`, and the plot drew
+    a significant rise in red (the sign of a NaN effect) with a `+nan%` label."""
+    rng = np.random.default_rng(0)
+    users = pd.DataFrame({"arm": pd.array(["C"] * 30 + ["T1"] * 30, dtype="string")})
+    for metric in METRICS:
+        users[metric] = rng.gamma(2.0, 2.0, size=60) + 1.0
+    users.loc[users["arm"] == "C", ["time", "mean_time_per_session"]] = 0.0
+    report = analyze(users, "HW_2")
+    table = render_markdown(report)
+    power_row = [line for line in table.splitlines() if line.startswith("| T1 | time |")][-1]  # the power section's
+    assert power_row == "| T1 | time | n/a | n/a |" and "nan" not in table
+    rise = report.effect("time")
+    assert (
+        rise.significant
+        and effect_color(rise) == UP
+        and effect_label(rise) == f"n/a: control mean 0, treatment {rise.treatment_mean:.4g}"
+    )
+    assert matplotlib.image.imread(plot_effects(report, tmp_path / "ab_test.png")).shape[0] > 0
