@@ -8,12 +8,17 @@ process ran the episode); ``end`` tells it the session is over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 from sim.catalog import World
 from sim.env import RecEnv, Session
 from sim.errors import AgentError
 from sim.listener import appeal
+
+T = TypeVar("T")
 
 
 class Agent:
@@ -115,6 +120,14 @@ class OracleAgent(Agent):
             self._prepare(session, 4 * self._candidates.shape[0])
 
 
+def _own_code(name: str, method: Callable[..., T], *args: object) -> T:
+    """Call a recommender's own `method`: whatever it raises becomes one AgentError line saying what it raised."""
+    try:
+        return method(*args)
+    except Exception as error:  # noqa: BLE001 (the recommender's own code)
+        raise AgentError(f"{name} raised {type(error).__name__}: {error}") from None
+
+
 class RecommenderAgent(Agent):
     """Any object with botify's ``recommend_next(user, prev_track, prev_track_time)``
     (and optionally ``end_session(user)``, and ``begin(rng)`` to draw its random picks from the episode's
@@ -129,13 +142,10 @@ class RecommenderAgent(Agent):
         super().begin(rng)
         begin = getattr(self.recommender, "begin", None)
         if callable(begin):
-            begin(rng)
+            _own_code("begin", begin, rng)
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        try:
-            track = self.recommender.recommend_next(user, prev_track, prev_track_time)
-        except Exception as error:  # noqa: BLE001 (the recommender's own code: one line says what it raised)
-            raise AgentError(f"recommend_next raised {type(error).__name__}: {error}") from None
+        track = _own_code("recommend_next", self.recommender.recommend_next, user, prev_track, prev_track_time)
         if isinstance(track, bool) or not isinstance(track, (int, np.integer)):  # 3.7 is no track, nor is True
             raise AgentError(f"recommend_next returned {track!r}, not a track id (an int)")
         return int(track)
@@ -143,4 +153,4 @@ class RecommenderAgent(Agent):
     def end(self, user: int, last_track: int, last_time: float) -> None:
         end_session = getattr(self.recommender, "end_session", None)
         if callable(end_session):
-            end_session(user)
+            _own_code("end_session", end_session, user)

@@ -24,6 +24,11 @@ from sim.wire import Connection, WireError
 RECONNECT_AFTER = 1.0  # seconds a connection serves sessions before the next session opens a new one
 
 
+def excerpt(text: str, limit: int = 200) -> str:
+    """The start of a server's answer on one line (an HTML error page has many)."""
+    return " ".join(text.split())[:limit]
+
+
 class RemoteAgent(Agent):
     def __init__(self, url: str, timeout: float = 10.0, reconnect_after: float = RECONNECT_AFTER) -> None:
         try:
@@ -51,11 +56,11 @@ class RemoteAgent(Agent):
         path = f"/{endpoint}/{user}"
         status, text = self._request("POST", path, json.dumps({"track": int(track), "time": float(time)}).encode())
         if status != 200:
-            raise AgentError(f"POST {self.url}{path} answered HTTP {status}: {text.strip()[:200]}")
+            raise AgentError(f"POST {self.url}{path} answered HTTP {status}: {excerpt(text)}")
         try:
             answer = json.loads(text)
         except ValueError:
-            raise AgentError(f"POST {self.url}{path} answered non-JSON: {text.strip()[:200]}") from None
+            raise AgentError(f"POST {self.url}{path} answered non-JSON: {excerpt(text)}") from None
         if not isinstance(answer, dict):
             raise AgentError(f"POST {self.url}{path} answered {answer!r}, expected a JSON object")
         return answer

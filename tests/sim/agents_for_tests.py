@@ -40,3 +40,27 @@ def answers_a_float(world) -> Answers:
 
 def raises_key_error(world) -> Answers:
     return Answers(KeyError("user 5"))
+
+
+class FailsAround(FirstTopTrack):
+    """Recommends, but its own `begin` or `end_session` raises."""
+
+    def __init__(self, world, failing: str) -> None:
+        super().__init__(world)
+        self.failing = failing
+
+    def begin(self, rng) -> None:
+        if self.failing == "begin":
+            raise RuntimeError("no generator wanted")
+
+    def end_session(self, user: int) -> None:
+        if self.failing == "end_session":
+            raise KeyError(f"no session for {user}")
+
+
+def fails_to_begin(world) -> FailsAround:
+    return FailsAround(world, "begin")
+
+
+def fails_at_session_end(world) -> FailsAround:
+    return FailsAround(world, "end_session")

@@ -30,16 +30,18 @@ class Recorder:
     n_tracks: int = 3000
     hang_up: bool = False  # close each connection after answering, as a server timing out idle clients
     answer: int | None = None  # always answer this track (else the one after the track sent)
+    error_page: str | None = None  # answer every POST with this HTML page and status 500, as a failing proxy
 
 
 def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real server
 
-        def _answer(self, status: int, payload: dict) -> None:
-            body = json.dumps(payload).encode()
+        def _answer(self, status: int, payload: dict | str) -> None:
+            html = isinstance(payload, str)
+            body = payload.encode() if html else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if html else "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -53,7 +55,9 @@ def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
                 (self.command, self.path, self.headers["Content-Type"], body, self.client_address[1])
             )
             endpoint, _, user = self.path.strip("/").partition("/")
-            if endpoint not in ("next", "last"):
+            if recorder.error_page is not None:
+                self._answer(500, recorder.error_page)
+            elif endpoint not in ("next", "last"):
                 self._answer(404, {"message": f"no such endpoint: {self.path}"})
             elif endpoint == "next":
                 after = (json.loads(body)["track"] + 1) % recorder.n_tracks
@@ -131,6 +135,15 @@ def test_remote_agent_fails_with_one_clear_line(recorder):
     agent = RemoteAgent(f"{url}/nowhere")
     with pytest.raises(AgentError, match=r"^POST .*/nowhere/next/1 answered HTTP 404: .*no such endpoint"):
         agent.recommend_next(1, 2, 0.5)
+
+
+def test_an_html_error_page_is_reported_on_one_line(recorder):
+    record, url = recorder
+    record.error_page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Oops</h1>\n"
+    with pytest.raises(AgentError) as raised:
+        RemoteAgent(url).recommend_next(1, 2, 0.5)
+    assert str(raised.value).endswith("answered HTTP 500: <!doctype html> <html lang=en> <title>500 Internal Server "
+                                      "Error</title> <h1>Oops</h1>")  # fmt: skip
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

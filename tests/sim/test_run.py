@@ -366,6 +366,8 @@ def test_an_episodes_time_is_the_sum_of_its_listens(world_dir):
         ("agents_for_tests:answers_none", "1", "recommend_next returned None, not a track id"),
         ("agents_for_tests:answers_a_float", "2", "recommend_next returned 3.7, not a track id"),
         ("agents_for_tests:raises_key_error", "1", "recommend_next raised KeyError: 'user 5'"),
+        ("agents_for_tests:fails_to_begin", "1", "begin raised RuntimeError: no generator wanted"),
+        ("agents_for_tests:fails_at_session_end", "2", "end_session raised KeyError: 'no session for "),
     ],
 )
 def test_an_in_process_agent_that_fails_is_one_line_whatever_the_processes(world_dir, agent, processes, message):
