@@ -80,7 +80,11 @@ def srm_check(users_per_arm: Mapping[str, int], split: Mapping[str, float] | Non
     observed = {arm: int(users_per_arm.get(arm, 0)) for arm in arms}
     total = sum(observed.values())
     expected = [shares[arm] * total for arm in arms]
+    zero = [arm for arm in arms if shares[arm] == 0]
+    if any(observed[arm] for arm in zero):
+        raise ABInputError(f"the design split gives arm(s) {', '.join(zero)} a zero share, yet the logs have users in "
+                           "them: give every arm a positive share")  # fmt: skip
     if any(e == 0 for e in expected):
-        raise ABInputError("the design split gives an arm a zero share; drop it from --split")
+        raise ABInputError(f"the design split gives arm(s) {', '.join(zero)} a zero share; drop them from --split")
     result = stats.chisquare(list(observed.values()), expected)
     return SRMCheck(observed, shares, float(result.statistic), float(result.pvalue))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ab.errors import ABInputError
@@ -25,6 +27,18 @@ def test_the_design_split_is_what_the_counts_are_checked_against() -> None:
 def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
     check = srm_check({"C": 1000}, {"C": 0.5, "T1": 0.5})
     assert check.observed == {"C": 1000, "T1": 0} and check.mismatch
+
+
+@pytest.mark.parametrize(
+    ("split", "reason"),
+    [
+        ({"C": 1.0, "T1": 0.0}, "gives arm(s) T1 a zero share, yet the logs have users in them"),
+        ({"C": 0.5, "T1": 0.5, "T2": 0.0}, "gives arm(s) T2 a zero share; drop them from --split"),
+    ],
+)
+def test_a_zero_share_says_whether_to_give_it_a_share_or_drop_it(split, reason) -> None:
+    with pytest.raises(ABInputError, match=re.escape(reason)):
+        srm_check({"C": 100, "T1": 100}, split)
 
 
 @pytest.mark.parametrize(
