@@ -48,7 +48,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         "--split",
         choices=("random", "last-day"),
         default="random",
-        help="validation: a random share of each user's positives, or the log's last 24 h",
+        help="validation: a random share of each user's positives, or those of the 24 h up to the latest positive",
     )
     parser.add_argument(
         "--valid-share",

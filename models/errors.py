@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class InputError(Exception):
     """Bad input the user can fix (missing files, no positives, catalog mismatch); never a bug."""
+
+
+class Diverged(InputError):
+    """LightFM's parameters stopped being finite: these hyperparameters (a learning rate too high) cannot train."""

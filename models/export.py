@@ -10,13 +10,16 @@ service re-ranks a user's candidates by how close their vectors are to the curre
 `NAME.catalog.json`: `{"catalog": "<fingerprint>"}`, the fingerprint of the world trained on
 (`botify.data_files.catalog_fingerprint`: its track ids with their artists); `botify load` refuses the set
 against any other catalog.
-The files are written to temporary names and renamed only when all are complete.
+The files (of every model exported together) are written to temporary names and renamed only when all are
+complete.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,23 +60,48 @@ def export(
 ) -> Exported:
     """Write `out_dir/NAME.jsonl` (top-k per user; `users[i]` is scorer row i), `out_dir/NAME.npy` and
     `out_dir/NAME.catalog.json` (`catalog`: the fingerprint of the world trained on)."""
-    start = time.perf_counter()
-    jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
-    stamp = fingerprint_path(jsonl)
+    return export_models(out_dir, {name: scorer}, users, k, exclude, catalog, progress)[name]
+
+
+def export_models(
+    out_dir: Path,
+    scorers: Mapping[str, Scorer],
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    catalog: str,
+    progress: bool = False,
+) -> dict[str, Exported]:
+    """`export` each model NAME of `scorers`; every file is renamed into place only once all are written, so a run
+    that fails leaves the earlier exports as they were (never one model's new files beside another's old ones)."""
+    exported: dict[str, Exported] = {}
+    with ExitStack() as renames:
+        for name, scorer in scorers.items():
+            start = time.perf_counter()
+            jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
+            stamp = fingerprint_path(jsonl)
+            tmp_jsonl, tmp_npy, tmp_stamp = (renames.enter_context(atomic_path(path)) for path in (jsonl, npy, stamp))
+            _write_lists(tmp_jsonl, name, scorer, users, k, exclude, progress)
+            with tmp_npy.open("wb") as f:
+                np.save(f, item_vectors(scorer))
+            tmp_stamp.write_text(fingerprint_json(catalog), encoding="utf-8")
+            seconds = time.perf_counter() - start
+            exported[name] = Exported(jsonl, npy, stamp, users=len(users), seconds=seconds)
+    return exported
+
+
+def _write_lists(
+    path: Path, name: str, scorer: Scorer, users: np.ndarray, k: int, exclude: sp.csr_matrix | None, progress: bool
+) -> None:
+    """The JSONL of top-k lists, one line per user, without the tracks `exclude` rules out."""
     rows = np.arange(len(users))
-    with atomic_path(jsonl) as tmp_jsonl, atomic_path(npy) as tmp_npy, atomic_path(stamp) as tmp_stamp:
-        with (
-            tmp_jsonl.open("w", encoding="utf-8") as f,
-            tqdm(total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False) as bar,
-        ):
-            for chunk, top, scores in top_k_blocks(scorer, rows, k, exclude):
-                allowed = np.isfinite(scores)
-                for user, tracks, ok in zip(users[chunk].tolist(), top.tolist(), allowed, strict=True):
-                    kept = tracks if ok.all() else [t for t, good in zip(tracks, ok, strict=True) if good]
-                    f.write(json.dumps({"user": user, "tracks": kept}) + "\n")
-                bar.update(len(chunk))
-        with tmp_npy.open("wb") as f:
-            np.save(f, item_vectors(scorer))
-        tmp_stamp.write_text(fingerprint_json(catalog), encoding="utf-8")
-    seconds = time.perf_counter() - start
-    return Exported(recommendations=jsonl, vectors=npy, catalog=stamp, users=len(users), seconds=seconds)
+    with (
+        path.open("w", encoding="utf-8") as f,
+        tqdm(total=len(rows), desc=f"export {name}", unit="user", disable=not progress, leave=False) as bar,
+    ):
+        for chunk, top, scores in top_k_blocks(scorer, rows, k, exclude):
+            allowed = np.isfinite(scores)
+            for user, tracks, ok in zip(users[chunk].tolist(), top.tolist(), allowed, strict=True):
+                kept = tracks if ok.all() else [t for t, good in zip(tracks, ok, strict=True) if good]
+                f.write(json.dumps({"user": user, "tracks": kept}) + "\n")
+            bar.update(len(chunk))

@@ -113,7 +113,8 @@ def random_holdout(user_code: np.ndarray, share: float, rng: np.random.Generator
 
 
 def last_day_holdout(timestamp: np.ndarray) -> np.ndarray:
-    """Mask of validation pairs: first listened within the last 24 hours of the log."""
+    """Mask of validation pairs: first listened within the 24 hours up to the latest positive (`timestamp`: each
+    pair's first positive listen; skips after it do not move the window)."""
     valid = timestamp > timestamp.max() - DAY_MS
     if valid.all():
         raise InputError("the logs span less than a day, so --split last-day leaves nothing to train on")

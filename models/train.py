@@ -25,7 +25,7 @@ import numpy as np
 from models.atomic import write_text
 from models.catalog import Catalog, read_catalog
 from models.errors import InputError
-from models.export import Exported, export
+from models.export import Exported, export_models
 from models.features import LightFMData, identity_only, item_features, lightfm_data
 from models.logs import Listens, read_listens
 from models.positives import Interactions, PositivesConfig, build_interactions, smaller_world_note
@@ -220,8 +220,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
             params[name], fit_seeds[name] = result.params, result.random_state
             tuning[name] = {k: v for k, v in asdict(result).items() if k != "params"}
             timings[f"tuning {name} ({result.new_trials} new of {result.finished_trials} trials)"] = result.seconds
-    save_params(config.out / "params.json", params)
-
     fitted: dict[str, Fitted] = {}
     for name, data in prepared.datasets.items():
         fitted[name] = fit(
@@ -243,7 +241,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     models = {TITLES["toppop"]: prepared.evaluator(Scorer.popularity(inter.train)).as_dict()}
     models |= {TITLES[n]: _model_row(f, prepared.evaluator) for n, f in fitted.items()}
 
-    exports: dict[str, Exported] = {}
+    final: dict[str, Scorer] = {}
     positives = inter.all  # the refit learns from all of them
     for name, data in prepared.datasets.items():
         model = fitted[name]
@@ -260,17 +258,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 desc=f"refit {name}",
             )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
-        exports[name] = export(
-            config.out,
-            name,
-            model.scorer(),
-            inter.users,
-            config.top_k,
-            inter.heard,
-            prepared.catalog.fingerprint,
-            progress=config.progress,
-        )
-        timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exports[name].seconds
+        final[name] = model.scorer()
+    exports = export_models(
+        config.out, final, inter.users, config.top_k, inter.heard, prepared.catalog.fingerprint, config.progress
+    )
+    for name, exported in exports.items():
+        timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exported.seconds
+    save_params(config.out / "params.json", params)
 
     plot_learning_curves(
         {TITLES[n]: f.curve for n, f in fitted.items()},

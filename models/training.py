@@ -18,6 +18,7 @@ from lightfm import LightFM
 from tqdm import tqdm
 
 from botify.event_log import finite_number
+from models.errors import Diverged
 from models.metrics import Metrics, ranking_metrics
 from models.recommend import Scorer, top_k
 
@@ -132,7 +133,15 @@ def fit(
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        model.fit_partial(coo, item_features=item_features, epochs=1, num_threads=threads)
+        try:
+            model.fit_partial(coo, item_features=item_features, epochs=1, num_threads=threads)
+        except ValueError as error:
+            if "finite" not in str(error):
+                raise
+            raise Diverged(
+                f"LightFM diverged in epoch {epoch} of {desc} (its parameters are no longer finite) with "
+                f"learning_rate={params.learning_rate:g}, loss={params.loss}: lower the learning rate"
+            ) from None
         record = Epoch(epoch=epoch, fit_seconds=time.perf_counter() - start, metrics=None)
         if evaluator is not None:
             record = Epoch(epoch, record.fit_seconds, evaluator(Scorer.from_lightfm(model, item_features)))

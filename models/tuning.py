@@ -27,7 +27,7 @@ import sqlalchemy.exc
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from models.errors import InputError
+from models.errors import Diverged, InputError
 from models.training import Epoch, Evaluator, LightFMParams, fit
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -179,17 +179,21 @@ def tune(
 
         random_state = config.seed + trial.number
         trial.set_user_attr("random_state", random_state)
-        fitted = fit(
-            params,
-            train,
-            item_features,
-            config.epochs,
-            config.threads,
-            random_state=random_state,
-            evaluator=evaluator,
-            patience=config.patience,
-            on_epoch=report,
-        )
+        try:
+            fitted = fit(
+                params,
+                train,
+                item_features,
+                config.epochs,
+                config.threads,
+                random_state=random_state,
+                evaluator=evaluator,
+                patience=config.patience,
+                on_epoch=report,
+                desc=f"trial {trial.number}",
+            )
+        except Diverged as error:  # a point of the search space that cannot train: the study goes on
+            raise optuna.TrialPruned(str(error)) from None
         trial.set_user_attr("best_epoch", fitted.best_epoch)
         return fitted.best.precision
 
@@ -202,7 +206,7 @@ def tune(
             show_progress_bar=progress,
         )
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise RuntimeError(f"study {name} has no completed trial")
+        raise InputError(f"study {name} has no completed trial: every one was pruned or diverged (more --trials?)")
     best = study.best_trial
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     return TuneResult(

@@ -248,6 +248,23 @@ def test_parameters_out_of_range_stop_with_one_line_before_the_logs_are_read(
     assert not out.exists()
 
 
+def test_a_model_that_diverges_is_one_line_and_writes_no_export(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """LightFM raises a ValueError when its parameters stop being finite; it ended the run with a traceback."""
+    data, logs = toy
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"learning_rate": 1e30, "loss": "bpr"}))
+    out = tmp_path / "out"
+    assert main(train_args(data, logs, out, "--params", str(path))) == 1
+    err = capsys.readouterr().err
+    diverged = (
+        r"models: error: LightFM diverged in epoch \d+ of lightfm(_nofeat)? \(its parameters are no longer finite\)"
+    )
+    assert re.fullmatch(f"{diverged} with learning_rate=1e\\+30, loss=bpr: lower the learning rate\n", err)
+    assert not any((out / name).exists() for name in (*OUTPUTS, "params.json"))
+
+
 def test_params_without_no_tune_is_an_input_error(
     tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

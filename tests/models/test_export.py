@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from botify.data_files import read_fingerprint
 from botify.load import read_recommendations, read_vectors
-from models.export import export
+from models.export import export, export_models
 from models.recommend import Scorer
 
 
@@ -33,3 +34,24 @@ def test_the_export_is_best_first_without_excluded_tracks_and_short_when_few_are
     assert read_vectors(done.vectors, 5).tolist() == [[0.0], [1.0], [2.0], [3.0], [4.0]]  # row i = track i
     assert read_fingerprint(done.recommendations) == "f00d"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["lightfm.catalog.json", "lightfm.jsonl", "lightfm.npy"]
+
+
+def test_models_exported_together_replace_the_earlier_files_only_all_at_once(tmp_path: Path) -> None:
+    """A second model that fails while it is written (here: fewer user rows than users) leaves the first model's
+    earlier files as they were, not its new ones beside the second's old ones."""
+
+    def scorer(users: int, best: int) -> Scorer:
+        bias = np.zeros(5, dtype=np.float32)
+        bias[best] = 1.0
+        return Scorer(np.zeros((users, 1), dtype=np.float32), np.zeros((5, 1), dtype=np.float32), bias)
+
+    users = np.array([10, 20])
+    export_models(tmp_path, {"lightfm": scorer(2, 0), "lightfm_nofeat": scorer(2, 0)}, users, 1, None, "f00d")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(IndexError):
+        export_models(tmp_path, {"lightfm": scorer(2, 4), "lightfm_nofeat": scorer(1, 4)}, users, 1, None, "beef")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert json.loads((tmp_path / "lightfm.jsonl").read_text().splitlines()[0])["tracks"] == [0]
+    done = export_models(tmp_path, {"lightfm": scorer(2, 4), "lightfm_nofeat": scorer(2, 4)}, users, 1, None, "beef")
+    assert [read_fingerprint(e.recommendations) for e in done.values()] == ["beef", "beef"]
+    assert json.loads((tmp_path / "lightfm_nofeat.jsonl").read_text().splitlines()[1]) == {"user": 20, "tracks": [4]}
