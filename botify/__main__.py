@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError, RuntimeError, OSError, redis.RedisError) as error:
         print(f"botify {args.command}: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # Ctrl-C: a load publishes nothing half-way (each set switches live at its end)
+    except KeyboardInterrupt:  # Ctrl-C: a load publishes nothing half-way (all it loads goes live at its end)
         print(f"botify {args.command}: interrupted", file=sys.stderr)
         return 130
 

@@ -100,8 +100,12 @@ class CatalogFiles:
         top = read_top_tracks(data_dir / "top_tracks.json", len(tracks))
         return cls(tracks, top, Target(len(tracks), catalog_fingerprint(tracks), str(data_dir)))
 
+    def stage(self, client: redis.Redis) -> store.Staged:
+        """Written to Redis as a new catalog version, not live yet (`store.switch_all` makes it live)."""
+        return store.stage_catalog(client, self.tracks, artist_indices(self.tracks), self.top, self.target.fingerprint)
+
     def publish(self, client: redis.Redis) -> int:
-        store.publish_catalog(client, self.tracks, artist_indices(self.tracks), self.top, self.target.fingerprint)
+        store.switch_all(client, [self.stage(client)])
         return len(self.tracks)
 
 
@@ -136,9 +140,15 @@ class RecommendationSet:
         neighbours = nearest_tracks(vectors) if vectors is not None else None
         return cls(lists, vectors, neighbours, target.fingerprint, fingerprinted)
 
+    def stage(self, client: redis.Redis, name: str) -> store.Staged:
+        """Written to Redis as a new version of set `name`, not live yet (`store.switch_all` makes it live)."""
+        return store.stage_recommendations(
+            client, name, self.lists, self.vectors, self.neighbours, catalog=self.catalog
+        )
+
     def publish(self, client: redis.Redis, name: str) -> tuple[int, bool]:
         """Returns (users, whether item vectors came with it)."""
-        store.publish_recommendations(client, name, self.lists, self.vectors, self.neighbours, catalog=self.catalog)
+        store.switch_all(client, [self.stage(client, name)])
         return len(self.lists), self.vectors is not None
 
 
@@ -223,14 +233,28 @@ def run(args: argparse.Namespace) -> None:
             if not recommendations.fingerprinted:
                 print(f"warning: {path} has no {fingerprint_path(path).name}: its world is not checked, only its ids")
             sets.append((name, path, recommendations))
+        # Every version is written first and all go live in one step: a load that fails half-way (Redis lost,
+        # Ctrl-C) leaves the live catalog and sets as they were, never a new catalog beside the old one's sets.
+        staged = []
+        try:
+            if catalog is not None:
+                if replaced:  # sets without a fingerprint were made for the catalog going out
+                    store.stamp_sets(client, RECOMMENDATION_SETS, live)
+                staged.append(catalog.stage(client))
+            staged += [recommendations.stage(client, name) for name, _, recommendations in sets]
+        except redis.ResponseError as error:  # a pipeline's error quotes its (binary) command: keep Redis's reason
+            reason = str(error).rpartition("caused error: ")[2]
+            raise RuntimeError(
+                f"Redis refused a write: {reason} (maxmemory reached? give it more); the live catalog and sets are "
+                "unchanged"
+            ) from None
+        store.switch_all(client, staged)
         if catalog is not None:
-            if replaced:  # sets without a fingerprint were made for the catalog going out
-                store.stamp_sets(client, RECOMMENDATION_SETS, live)
-            print(f"catalog: {catalog.publish(client)} tracks from {args.data}")
+            print(f"catalog: {len(catalog.tracks)} tracks from {args.data}")
             if stale:
                 print(f"warning: {', '.join(stale)} stay live for another catalog: /ready reports them stale")
         for name, path, recommendations in sets:
-            users, with_vectors = recommendations.publish(client, name)
+            users, with_vectors = len(recommendations.lists), recommendations.vectors is not None
             print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
         print("saving Redis's snapshot ...", flush=True)  # on disk now: it survives a crash right after
         if not save_snapshot(client):

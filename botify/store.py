@@ -115,34 +115,64 @@ def new_version(client: redis.Redis, prefix: str) -> str:
     return f"{prefix}:v{client.incr(f'{prefix}:sequence')}-{secrets.token_hex(4)}"
 
 
-# Make a version live only if every key it was written with is still there (under memory pressure Redis may evict
-# a version's keys while they are written expiring): keep them, then switch the pointer. KEYS: the pointer, then the
-# version's keys. ARGV: the version. Returns the previous version, or an error naming the lost key.
+# Make versions live only if every key they were written with is still there (under memory pressure Redis may evict
+# a version's keys while they are written expiring): keep them, then switch the pointers, all in one step. KEYS: for
+# each version, its pointer and then its keys. ARGV: for each version, its name and how many keys it has. Returns the
+# previous versions, or an error naming the lost key.
 SWITCH_SCRIPT = """
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return redis.error_reply('lost ' .. KEYS[i]) end
+local first = 1
+for i = 1, #ARGV, 2 do
+  for k = first + 1, first + tonumber(ARGV[i + 1]) do
+    if redis.call('EXISTS', KEYS[k]) == 0 then return redis.error_reply(ARGV[i] .. ' lost ' .. KEYS[k]) end
+  end
+  first = first + 1 + tonumber(ARGV[i + 1])
 end
-for i = 2, #KEYS do redis.call('PERSIST', KEYS[i]) end
-return redis.call('SET', KEYS[1], ARGV[1], 'GET')
+local old = {}
+first = 1
+for i = 1, #ARGV, 2 do
+  for k = first + 1, first + tonumber(ARGV[i + 1]) do redis.call('PERSIST', KEYS[k]) end
+  old[#old + 1] = redis.call('SET', KEYS[first], ARGV[i], 'GET')
+  first = first + 1 + tonumber(ARGV[i + 1])
+end
+return old
 """
 
 
-def switch_to(client: redis.Redis, prefix: str, version: str, keys: Iterable[str]) -> None:
-    """Keep `version` (its `keys`, written expiring) and make it live in one step; let the previous version expire
-    after a grace period. RuntimeError, and nothing switched, if any of its keys is gone."""
-    keys = [f"{version}:{key}" for key in keys]
+@dataclass(frozen=True)
+class Staged:
+    """A version written (expiring) and not live yet: the pointer's prefix, the version, its keys' suffixes."""
+
+    prefix: str
+    version: str
+    keys: tuple[str, ...]
+
+
+def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
+    """Keep every staged version and make them all live in one step; let the versions they replace expire after
+    a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
+    staged = list(staged)
+    keys, args = [], []
+    for one in staged:
+        keys += [f"{one.prefix}:current", *(f"{one.version}:{key}" for key in one.keys)]
+        args += [one.version, len(one.keys)]
     try:
-        old = client.eval(SWITCH_SCRIPT, 1 + len(keys), f"{prefix}:current", *keys, version)
+        replaced = client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
     except redis.ResponseError as error:
         raise RuntimeError(
-            f"{version} {error} before going live (evicted by Redis under memory pressure? give it more "
-            "maxmemory); the live version is unchanged"
+            f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "
+            "versions are unchanged"
         ) from None
-    if old and old.decode() != version:
-        with client.pipeline(transaction=False) as pipe:
-            for key in client.scan_iter(match=f"{old.decode()}:*", count=1000):
-                pipe.expire(key, OLD_VERSION_GRACE_SECONDS)
-            pipe.execute()
+    for one, old in zip(staged, replaced, strict=True):
+        if old and old.decode() != one.version:
+            with client.pipeline(transaction=False) as pipe:
+                for key in client.scan_iter(match=f"{old.decode()}:*", count=1000):
+                    pipe.expire(key, OLD_VERSION_GRACE_SECONDS)
+                pipe.execute()
+
+
+def switch_to(client: redis.Redis, prefix: str, version: str, keys: Iterable[str]) -> None:
+    """`switch_all` for one version."""
+    switch_all(client, [Staged(prefix, version, tuple(keys))])
 
 
 def live_catalog_version(client: redis.Redis) -> bytes | None:
@@ -208,8 +238,17 @@ def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> N
 def publish_catalog(
     client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
 ) -> str:
+    """`stage_catalog` and make it live."""
+    staged = stage_catalog(client, tracks, artist_of, top, fingerprint)
+    switch_all(client, [staged])
+    return staged.version
+
+
+def stage_catalog(
+    client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
+) -> Staged:
     """Write track metadata, the artist of each track, the top tracks and the catalog's fingerprint
-    (`botify.data_files.catalog_fingerprint` of `tracks`); switch the catalog pointer."""
+    (`botify.data_files.catalog_fingerprint` of `tracks`) as a new catalog version, not live yet."""
     version = new_version(client, CATALOG)
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, len(tracks), WRITE_BATCH):
@@ -221,8 +260,7 @@ def publish_catalog(
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:fingerprint", fingerprint, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    switch_to(client, CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
-    return version
+    return Staged(CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
 
 
 def publish_recommendations(
@@ -234,8 +272,23 @@ def publish_recommendations(
     *,
     catalog: str,
 ) -> str:
+    """`stage_recommendations` and make the set live."""
+    staged = stage_recommendations(client, name, lists, vectors, neighbours, catalog=catalog)
+    switch_all(client, [staged])
+    return staged.version
+
+
+def stage_recommendations(
+    client: redis.Redis,
+    name: str,
+    lists: Iterable[tuple[int, list[int]]],
+    vectors: np.ndarray | None = None,
+    neighbours: np.ndarray | None = None,
+    *,
+    catalog: str,
+) -> Staged:
     """Write one recommendation set (per-user candidate lists, optional item vectors with each track's
-    nearest tracks) with the fingerprint of the catalog it was made for; switch its pointer."""
+    nearest tracks) with the fingerprint of the catalog it was made for as a new version, not live yet."""
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
@@ -261,8 +314,7 @@ def publish_recommendations(
         for key, value in values.items():
             pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    switch_to(client, prefix, version, [*(["lists"] if users else []), *values])
-    return version
+    return Staged(prefix, version, (*(["lists"] if users else []), *values))
 
 
 # ---- serving -----------------------------------------------------------------------------------
@@ -408,6 +460,9 @@ class Store:
         """Fetch a set's item vectors and nearest tracks once per version."""
         keys = [f"{version.decode()}:{key}" for key in ("vectors", "dim", "neighbours", "neighbour_count")]
         with self._lock:
+            cached = self._items.get(name)
+            if cached is not None and cached[0] == version:  # another thread loaded it while this one waited
+                return cached[1]
             raw, dim, neighbours, count = self.client.mget(keys)
             items = None
             if raw and dim and neighbours is not None and count:

@@ -230,6 +230,33 @@ def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, 
     assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
 
 
+def test_a_load_that_fails_half_way_leaves_the_live_catalog_and_sets_as_they_were(own_redis, tiny_world, tmp_path):
+    """Redis refuses writes (its maxmemory reached) while a new world's set is written, after its catalog was: that
+    catalog went live at once, beside the old world's set (a state `load` otherwise refuses)."""
+    client = own_redis.client()
+    load_catalog(client, tiny_world)
+    load_recommendations(client, "lightfm", made_for(write_recs(tmp_path / "a.jsonl", {1: [5, 6]}), tiny_world))
+    live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
+    other = other_world("same size", tmp_path)
+    big = made_for(write_recs(tmp_path / "big.jsonl", {user: list(range(10)) for user in range(50_000)}), other)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", client.info("memory")["used_memory"] + 512 * 1024)  # a catalog fits, the set not
+    result = run_load(own_redis.url, "--data", str(other), "--recs", f"lightfm={big}")
+    client.config_set("maxmemory", 0)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert (
+        result.stderr.startswith("botify load: Redis refused a write: ")
+        and "used memory > 'maxmemory'" in result.stderr
+    )
+    assert result.stderr.endswith("(maxmemory reached? give it more); the live catalog and sets are unchanged\n")
+    assert (client.get("catalog:current"), client.get("recs:lightfm:current")) == live
+    assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
+    result = run_load(own_redis.url, "--data", str(other), "--recs", f"lightfm={big}")  # room again: all at once
+    assert result.returncode == 0, result.stderr
+    assert live_fingerprints(client)[0] == live_fingerprints(client)[1] != None  # noqa: E711
+    assert Store(client).user_list(1, "lightfm").tolist() == list(range(10))
+
+
 def test_version_names_are_not_reused_by_a_redis_that_lost_its_data(client, tiny_world):
     first = client.get("catalog:current")
     client.flushdb()

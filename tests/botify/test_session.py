@@ -117,3 +117,30 @@ def test_a_threads_redis_connection_goes_back_to_the_pool_when_the_thread_ends(o
     gc.collect()
     assert len(played[-1].session.played) == 20  # every thread's listen went through
     assert client.info("clients")["connected_clients"] <= 3  # this client, the store's one pooled connection
+
+
+def test_threads_that_meet_a_new_version_together_load_its_vectors_once(own_redis, tiny_world, tmp_path):
+    """Each thread that saw a new version loaded the whole set again, one after another, once the lock let it: the
+    requests behind the first waited for every load before theirs (Redis counts the loads' MGETs)."""
+    client = redis.Redis.from_url(own_redis.url)
+    load_catalog(client, tiny_world)
+    vectors = np.random.default_rng(0).normal(size=(TRACKS, 2048)).astype(np.float32)  # 2.4 MB: loads take a while
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {7: [10]}, vectors))
+    store = Store(redis.Redis.from_url(own_redis.url))
+    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "b.jsonl", {7: [20]}, vectors))
+    client.config_resetstat()
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def listen(user: int) -> None:
+        barrier.wait()
+        answers.append(store.listen(user, 5, 0.5, "lightfm", TRACKS).candidates.tolist())
+
+    threads = [threading.Thread(target=listen, args=(user,)) for user in (7, 1, 2, 3, 4, 5, 6, 8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [[]] * 7 + [[20]]
+    assert client.info("commandstats")["cmdstat_mget"]["calls"] == 1
