@@ -38,6 +38,7 @@ NO_CATALOG = "no catalog loaded: run `python -m botify load --data DIR`"
 WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
+MAX_UNENDED = 100_000  # ended sessions a process remembers to delete once Redis answers again
 REFUSAL_LOG_SECONDS = 60.0  # a command Redis refuses is logged at most this often (it may refuse every request)
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -369,6 +370,8 @@ class Store:
         self._listen_sha = hashlib.sha1(LISTEN_SCRIPT.encode()).hexdigest()
         self._thread = threading.local()
         self.guard = RedisGuard()
+        self._unended: set[int] = set()  # users whose /last could not delete their session yet
+        self._unended_lock = threading.Lock()
 
     def ping(self) -> bool:
         try:
@@ -422,7 +425,10 @@ class Store:
         return json.loads(raw) if raw else None
 
     def listen(self, user: int, track: int, time: float, name: str, tracks: int) -> CandidateContext:
-        """Record a listen in the user's session and read what set `name` offers them: one round trip."""
+        """Record a listen in the user's session and read what set `name` offers them: one round trip (two after
+        a Redis outage ended sessions it could not delete)."""
+        if self._unended:
+            self.end_unended()
         cached_version, items = self._items.get(name, (b"", None))
         keys = (session_key(user), f"{recs_prefix(name)}:current", f"{cached_version.decode()}:lists")
         args = (pack_listen(track, time), self.session_ttl, user, MAX_LISTENS * LISTEN_STRUCT.size)
@@ -482,4 +488,23 @@ class Store:
         return stale_sets(self.client, names, fingerprint.decode(), fingerprint.decode()) if fingerprint else []
 
     def end_session(self, user: int) -> None:
-        self.client.delete(session_key(user))
+        """Delete the user's session. While Redis cannot be reached or is left alone (StoreUnavailable), the session
+        is remembered and deleted by this process's next call that reaches Redis: a /last in that window would
+        otherwise leave the ended session's listens to the user's next session."""
+        with self._unended_lock:
+            if len(self._unended) < MAX_UNENDED:  # beyond, sessions end by expiring
+                self._unended.add(user)
+        self.end_unended()
+
+    def end_unended(self) -> None:
+        """Delete the sessions whose end has not reached Redis yet; StoreUnavailable, and they wait, while it cannot."""
+        with self._unended_lock:
+            users, self._unended = self._unended, set()
+        if not users:
+            return
+        try:
+            self.guard.call(self.client.delete, *(session_key(user) for user in users))
+        except StoreUnavailable:
+            with self._unended_lock:
+                self._unended |= users
+            raise

@@ -12,7 +12,7 @@ import redis
 from botify.load import load_catalog, load_recommendations
 from botify.session import MAX_LISTENS, Session, pack_listen
 from botify.settings import MAX_SESSION_TTL, Settings
-from botify.store import Store, session_key
+from botify.store import Store, StoreUnavailable, session_key
 
 from .conftest import write_recs
 
@@ -144,3 +144,23 @@ def test_threads_that_meet_a_new_version_together_load_its_vectors_once(own_redi
         thread.join()
     assert sorted(answers) == [[]] * 7 + [[20]]
     assert client.info("commandstats")["cmdstat_mget"]["calls"] == 1
+
+
+def test_a_session_ended_while_redis_is_left_alone_is_deleted_by_the_next_call_that_reaches_it(store):
+    """A /last within the guard's window after a Redis timeout skipped the delete, and the user's next session began
+    with the ended one's listens (played tracks excluded, its context track kept)."""
+    for track in (5, 6, 7):
+        store.listen(7, track, 1.0, "lightfm", TRACKS)
+    store.guard.failed(redis.TimeoutError("a slow command"))  # as after a timeout: Redis is left alone a while
+    with pytest.raises(StoreUnavailable):
+        store.end_session(7)
+    assert store.client.exists(session_key(7))  # not asked
+    store.guard.resume()  # Redis answers again
+    assert store.listen(7, 200, 1.0, "lightfm", TRACKS).session.played.tolist() == [200]
+    store.listen(8, 5, 1.0, "lightfm", TRACKS)
+    store.guard.failed(redis.TimeoutError("a slow command"))
+    with pytest.raises(StoreUnavailable):
+        store.end_session(8)
+    store.guard.resume()
+    store.end_session(9)  # any call that reaches Redis ends the sessions waiting
+    assert not store.client.exists(session_key(8)) and store.client.exists(session_key(7))
