@@ -65,9 +65,13 @@ def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
         raise DataError(f"{path}: not a .npy file of numbers") from None
     if not isinstance(vectors, np.ndarray) or vectors.dtype.kind not in "fiu":
         raise DataError(f"{path}: not a .npy array of numbers")
-    if vectors.ndim != 2 or vectors.shape[0] != catalog_size or not np.isfinite(vectors).all():
-        raise DataError(f"{path}: expected finite item vectors of shape ({catalog_size}, d), got {vectors.shape}")
-    return vectors
+    if vectors.ndim != 2 or vectors.shape[0] != catalog_size:
+        raise DataError(f"{path}: expected item vectors of shape ({catalog_size}, d), got {vectors.shape}")
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below
+        stored = vectors.astype(np.float32)  # as Redis keeps them
+    if not np.isfinite(stored).all():
+        raise DataError(f"{path}: item vectors must be finite float32 numbers (NaN, inf or beyond ±3.4e38 found)")
+    return stored
 
 
 @dataclass(frozen=True)

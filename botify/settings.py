@@ -79,7 +79,7 @@ class Settings:
             "threads": _whole(env, "BOTIFY_THREADS", base.threads, maximum=MAX_THREADS),
             "experiment": env.get("BOTIFY_EXPERIMENT", base.experiment),
             "fallback": tuple(
-                name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name
+                name.strip() for name in env.get("BOTIFY_FALLBACK", ",".join(base.fallback)).split(",") if name.strip()
             ),
             "session_ttl": _whole(env, "BOTIFY_SESSION_TTL", base.session_ttl, maximum=MAX_SESSION_TTL),
             "log_max_bytes": _whole(env, "BOTIFY_LOG_MAX_BYTES", base.log_max_bytes),

@@ -45,6 +45,11 @@ def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tm
     assert reason in line
 
 
+def test_a_fallback_list_ignores_empty_names_around_commas() -> None:
+    assert Settings.from_env({"BOTIFY_FALLBACK": "toppop, "}).fallback == ("toppop",)
+    assert Settings.from_env({"BOTIFY_FALLBACK": " toppop , ,random,"}).fallback == ("toppop", "random")
+
+
 def test_the_seed_of_the_random_picks_is_a_number_or_random() -> None:
     assert Settings.from_env({}).seed == 0 and Settings.from_env({"BOTIFY_SEED": "7"}).seed == 7
     assert Settings.from_env({"BOTIFY_SEED": " Random "}).seed is None  # each worker's from the OS

@@ -327,6 +327,8 @@ def test_a_bad_catalog_line_is_refused_naming_the_file(tmp_path, line, error):
         (lambda recs: recs.write_text('{"user": -1, "tracks": [7]}\n'), r"needs a 'user' in 0\.\.2\^63-1"),
         (lambda recs: recs.with_suffix(".npy").write_text("not numpy"), r"not a \.npy file of numbers"),
         (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), "x")), r"not a \.npy array of numbers"),
+        (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), np.nan)), "must be finite float32 numbers"),
+        (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), 1e39)), "must be finite float32 numbers"),
     ],
 )
 def test_a_bad_set_is_refused_and_the_live_one_keeps_serving(client, tmp_path, damage, error):
