@@ -236,15 +236,6 @@ def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> N
             client.eval(STAMP_SCRIPT, 2, f"{recs_prefix(name)}:current", f"{version}:catalog", version, fingerprint)
 
 
-def publish_catalog(
-    client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
-) -> str:
-    """`stage_catalog` and make it live."""
-    staged = stage_catalog(client, tracks, artist_of, top, fingerprint)
-    switch_all(client, [staged])
-    return staged.version
-
-
 def stage_catalog(
     client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
 ) -> Staged:
@@ -262,21 +253,6 @@ def stage_catalog(
         pipe.set(f"{version}:fingerprint", fingerprint, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
     return Staged(CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
-
-
-def publish_recommendations(
-    client: redis.Redis,
-    name: str,
-    lists: Iterable[tuple[int, list[int]]],
-    vectors: np.ndarray | None = None,
-    neighbours: np.ndarray | None = None,
-    *,
-    catalog: str,
-) -> str:
-    """`stage_recommendations` and make the set live."""
-    staged = stage_recommendations(client, name, lists, vectors, neighbours, catalog=catalog)
-    switch_all(client, [staged])
-    return staged.version
 
 
 def stage_recommendations(

@@ -24,7 +24,8 @@ from botify.store import (
     WRITE_BATCH,
     Store,
     new_version,
-    publish_recommendations,
+    stage_recommendations,
+    switch_all,
     switch_to,
 )
 
@@ -123,7 +124,7 @@ def test_a_published_version_is_kept_and_an_interrupted_one_expires(client, tmp_
         raise KeyboardInterrupt  # Ctrl-C half-way through the lists
 
     with pytest.raises(KeyboardInterrupt):
-        publish_recommendations(client, "lightfm", interrupted(), catalog="f")
+        stage_recommendations(client, "lightfm", interrupted(), catalog="f")
     [unfinished] = [key for key in client.scan_iter(match="recs:lightfm:v*:lists") if key.decode() != f"{live}:lists"]
     assert 0 < client.ttl(unfinished) <= UNFINISHED_VERSION_SECONDS
     assert client.get("recs:lightfm:current").decode() == live
@@ -219,15 +220,28 @@ def test_a_snapshot_is_waited_for_even_behind_an_aof_rewrite(own_redis):
 
 
 def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, tmp_path):
-    live = publish_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
+    staged = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
+    switch_all(client, [staged])
     version = new_version(client, "recs:lightfm")
     client.hset(f"{version}:lists", mapping={1: b"\x07\x00\x00\x00"})
     client.set(f"{version}:vectors", b"", ex=UNFINISHED_VERSION_SECONDS)  # then evicted: deleted here
     client.delete(f"{version}:vectors")
     with pytest.raises(RuntimeError, match=f"^{version} lost {version}:vectors before going live"):
         switch_to(client, "recs:lightfm", version, ["lists", "vectors"])
-    assert client.get("recs:lightfm:current").decode() == live
+    assert client.get("recs:lightfm:current").decode() == staged.version
     assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
+
+
+def test_versions_switched_together_go_live_none_if_one_lost_a_key(client, tmp_path):
+    first = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
+    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")
+    client.delete(f"{second.version}:catalog")  # evicted while it was written
+    with pytest.raises(RuntimeError, match=f"^{second.version} lost {second.version}:catalog before going live"):
+        switch_all(client, [first, second])
+    assert client.get("recs:lightfm:current") is None and client.get("recs:lightfm_nofeat:current") is None
+    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")
+    switch_all(client, [first, second])
+    assert [Store(client).user_list(1, name).tolist() for name in ("lightfm", "lightfm_nofeat")] == [[5, 6], [7]]
 
 
 def test_a_load_that_fails_half_way_leaves_the_live_catalog_and_sets_as_they_were(own_redis, tiny_world, tmp_path):
@@ -500,7 +514,9 @@ def test_sets_loaded_before_fingerprints_stay_made_for_their_own_world_across_wo
 
 
 def test_a_set_no_recommender_reads_does_not_hold_a_world_change_back(client, redis_server, tmp_path):
-    publish_recommendations(client, "lightfm2", [(1, [5])], catalog="another world")  # e.g. a misspelt old load
+    switch_all(
+        client, [stage_recommendations(client, "lightfm2", [(1, [5])], catalog="another world")]
+    )  # e.g. a misspelt old load
     result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)))
     assert result.returncode == 0, result.stderr
 
