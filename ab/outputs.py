@@ -13,19 +13,25 @@ if TYPE_CHECKING:
     from ab.report import ABReport
 
 
+OUTPUTS = {  # every file a report may write, by kind
+    "markdown": "ab_table.md",
+    "csv": "ab_table.csv",
+    "json": "ab_report.json",
+    "plot": "ab_test.png",
+    "plot_cuped": "ab_test_cuped.png",  # only with CUPED
+}
+
+
 def write_outputs(report: ABReport, out: Path, *, title: str | None = None) -> dict[str, Path]:
     """`ab_table.md`, `ab_table.csv`, `ab_report.json`, `ab_test.png` (+ `ab_test_cuped.png` with CUPED)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out / "ab_table.md",
-        "csv": out / "ab_table.csv",
-        "json": out / "ab_report.json",
-        "plot": out / "ab_test.png",
-    }
+    paths = {kind: out / name for kind, name in OUTPUTS.items() if kind != "plot_cuped"}
     paths["markdown"].write_text(render_markdown(report, title))
     effects_frame(report.effects).to_csv(paths["csv"], index=False)
     paths["json"].write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     plot_effects(report, paths["plot"], title=title)
     if report.cuped_effects:
-        paths["plot_cuped"] = plot_effects(report, out / "ab_test_cuped.png", cuped=True, title=title)
+        paths["plot_cuped"] = plot_effects(report, out / OUTPUTS["plot_cuped"], cuped=True, title=title)
+    else:  # an earlier report's in the same folder would pass for this one's
+        (out / OUTPUTS["plot_cuped"]).unlink(missing_ok=True)
     return paths

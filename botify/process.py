@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -103,11 +104,12 @@ class ServiceProcess:
         host: str = "127.0.0.1",
         timeout: float = 60.0,
         with_parent: bool = False,
+        base_env: Mapping[str, str] | None = None,
     ) -> ServiceProcess:
-        """Serve with `env` on top of this process's environment; returns once `/ready` answers 200. `with_parent`:
-        the service stops when this process dies, even by SIGKILL (`stop_with_parent`; only from a process without
-        other threads, as any `preexec_fn`)."""
-        variables = {**os.environ, **(env or {}), "BOTIFY_LOG_DIR": str(log_dir)}
+        """Serve with `env` on top of `base_env` (this process's environment by default); returns once `/ready`
+        answers 200. `with_parent`: the service stops when this process dies, even by SIGKILL (`stop_with_parent`;
+        only from a process without other threads, as any `preexec_fn`)."""
+        variables = {**(os.environ if base_env is None else base_env), **(env or {}), "BOTIFY_LOG_DIR": str(log_dir)}
         command = [sys.executable, "-m", "botify", "serve", "--host", host, "--port", str(port)]
         command += ["--workers", str(workers)]
         preexec = stop_with_parent if with_parent else None

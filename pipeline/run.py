@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
 from botify.settings import Settings
+from models.atomic import write_text
 from sim.cli import Parser
 
 
@@ -68,6 +70,25 @@ REPRODUCIBLE = Concurrency(service_workers=1, simulator_processes=1, lightfm_thr
 # process per worker on the same worker (reconnecting between sessions spreads them again, see sim.remote).
 PARALLEL = Concurrency(service_workers=2, simulator_processes=4, lightfm_threads=None)
 RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
+DAYS = ("day1", "HW_2", "HW_2_ARMS", "AA")  # each served day's logs/NAME and sim/NAME.json
+REPORTED = ("HW_2", "HW_2_ARMS", "AA")  # each report's folder ab/NAME
+# What `models train` writes besides its exports (which it replaces together), and the Optuna study (with its lock)
+# it would otherwise resume.
+MODEL_RESULTS = ("report.md", "report.json", "learning_curve.png", "params.json", "study.db", "study.db.lock")
+# Settings of the shell that would change the run's figures behind its back: botify's own (the run sets those it
+# needs) and gunicorn's command-line variables (`GUNICORN_CMD_ARGS="--workers 3"` overrides the one worker).
+FOREIGN_SETTINGS = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
+
+
+def commands_environment() -> dict[str, str]:
+    """The environment of the run's commands: the shell's, without any `BOTIFY_*` or FOREIGN_SETTINGS."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("BOTIFY_") and name not in FOREIGN_SETTINGS
+    }
+
+
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
 
 
@@ -86,7 +107,7 @@ def python(*args: str, env: dict[str, str] | None = None) -> None:
     A run stopped meanwhile stops the command as Ctrl-C would, and waits for it: it ends its own workers and says
     so in its one line (killed outright, its worker processes would be orphaned and print tracebacks)."""
     command = [sys.executable, *args]
-    child = subprocess.Popen(command, env={**os.environ, **(env or {})}, preexec_fn=stop_with_parent)  # a SIGKILL too
+    child = subprocess.Popen(command, env={**commands_environment(), **(env or {})}, preexec_fn=stop_with_parent)
     try:
         code = child.wait()
     except BaseException as stopped:
@@ -127,8 +148,8 @@ class Run:
         return self.out / "logs" / name
 
     def botify_env(self) -> dict[str, str]:
-        """What botify's recommenders run with, set by the run alone: the shell's `BOTIFY_*` would change the
-        figures (`BOTIFY_SEED=random`, compose's, would make them differ on every run)."""
+        """What botify's recommenders run with, set by the run alone (`commands_environment` drops the shell's
+        `BOTIFY_*`, which would change the figures: `BOTIFY_SEED=random`, compose's, on every run)."""
         defaults = Settings()
         return {
             "REDIS_URL": self.redis_url,
@@ -140,10 +161,10 @@ class Run:
     def serve_day(self, experiment: str, logs: str, episodes: int, seed: int) -> None:
         """Serve `experiment` and send `episodes` simulated sessions through it over HTTP (summary in sim/)."""
         env = {**self.botify_env(), "BOTIFY_DATA_DIR": str(self.data), "BOTIFY_EXPERIMENT": experiment}
-        for stale in self.logs(logs).glob("*"):  # a rerun's day replaces the last run's, not adds to it
-            stale.unlink()
         workers = self.concurrency.service_workers
-        service = ServiceProcess.start(free_port(), self.logs(logs), env, workers=workers, with_parent=True)
+        service = ServiceProcess.start(
+            free_port(), self.logs(logs), env, workers=workers, with_parent=True, base_env=commands_environment()
+        )
         summary = self.out / "sim" / f"{logs}.json"
         try:
             python("-m", "sim.run", "--data", str(self.data), "--agent", "remote", "--url", service.url,
@@ -255,8 +276,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, help="override the scale's sessions per experiment")
     parser.add_argument("--trials", type=int, help="override the scale's Optuna trials")
     parser.add_argument("--epochs", type=int, help="override the scale's epochs")
+    parser.add_argument(
+        "--min-positives", type=int, help="override the scale's k-core (positives each user and track keeps)"
+    )
     args = parser.parse_args(argv)
-    for name in ("day1_episodes", "episodes", "trials", "epochs"):  # before any step starts
+    for name in ("day1_episodes", "episodes", "trials", "epochs", "min_positives"):  # before any step starts
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.seed < 0:
@@ -268,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, unwind)
     overrides = {"day1_episodes": args.day1_episodes, "episodes": args.episodes, "trials": args.trials,
-                 "epochs": args.epochs}  # fmt: skip
+                 "epochs": args.epochs, "min_positives": args.min_positives}  # fmt: skip
     scale = replace(SCALES[args.scale], **{name: value for name, value in overrides.items() if value is not None})
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -302,8 +326,25 @@ def main(argv: list[str] | None = None) -> int:
             embedded.stop(save=True)
 
 
+def forget_last_results(run: Run) -> None:
+    """A rerun in the same --out keeps nothing of the last run's results: a run that fails must not leave them
+    beside its own (a summary of another seed), and a resumed Optuna study would try other trials than a fresh
+    run's. Only files the run writes are removed."""
+    (run.out / "summary.md").unlink(missing_ok=True)
+    (run.out / "sim" / "headroom.json").unlink(missing_ok=True)
+    for day in DAYS:
+        for stale in run.logs(day).glob("*"):
+            stale.unlink()
+        (run.out / "sim" / f"{day}.json").unlink(missing_ok=True)
+    for experiment in REPORTED:
+        shutil.rmtree(run.out / "ab" / experiment, ignore_errors=True)
+    for name in MODEL_RESULTS:
+        (run.out / "models" / name).unlink(missing_ok=True)
+
+
 def execute(run: Run) -> int:
     env = {"REDIS_URL": run.redis_url}
+    forget_last_results(run)
     step(f"world: generating {' '.join(run.scale.world)} (seed {run.seed})")
     python("-m", "sim.world", "--out", str(run.data), "--seed", str(run.seed), *run.scale.world)
     # A rerun's Redis may still hold the sets of another seed's world; they are trained again and loaded with
@@ -335,7 +376,7 @@ def execute(run: Run) -> int:
     step("oracle: the headroom on the same sessions (in-process)")
     agents = headroom(day2_seed, run)
     report = summary(run, hw2, aa, agents)
-    (run.out / "summary.md").write_text(report)
+    write_text(run.out / "summary.md", report)
     print(report.split("## HW_2")[0])
     print(f"results: {run.out / 'summary.md'}, {run.out / 'ab' / 'HW_2' / 'ab_test.png'}")
     return 0

@@ -365,3 +365,11 @@ def test_a_zero_control_mean_is_n_a_in_the_power_table_and_its_rise_is_green_in_
         and effect_label(rise) == f"n/a: control mean 0, treatment {rise.treatment_mean:.4g}"
     )
     assert matplotlib.image.imread(plot_effects(report, tmp_path / "ab_test.png")).shape[0] > 0
+
+
+def test_a_report_without_cuped_removes_the_cuped_plot_an_earlier_report_left(logs, tmp_path: Path) -> None:
+    """It would pass for this report's in the same folder."""
+    with_cuped = build_report(logs[0], "HW_2", pre_logs=[logs[1]], out=tmp_path)
+    assert with_cuped.outputs["plot_cuped"].exists()
+    without = build_report(logs[0], "HW_2", out=tmp_path)
+    assert "plot_cuped" not in without.outputs and not (tmp_path / "ab_test_cuped.png").exists()

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 
-def tiny_pipeline(out: Path, stderr: int | None = subprocess.DEVNULL, parallel: bool = True) -> subprocess.Popen:
+def tiny_pipeline(
+    out: Path, stderr: int | None = subprocess.DEVNULL, parallel: bool = True, shell: dict[str, str] | None = None
+) -> subprocess.Popen:
     """`python -m pipeline --scale tiny` on its own embedded Redis; `--parallel`: a service of several workers and
-    a simulator of several processes to stop."""
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    a simulator of several processes to stop; `shell`: variables the user's shell adds."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"} | (shell or {})
     flags = ["--parallel"] if parallel else []
     command = [sys.executable, "-m", "pipeline", "--scale", "tiny", *flags, "--out", str(out)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)

@@ -15,6 +15,7 @@ import pytest
         (["--trials", "0"], "--trials must be at least 1"),
         (["--day1-episodes", "-5"], "--day1-episodes must be at least 1"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--min-positives", "0"], "--min-positives must be at least 1"),
         (["--parallel", "2"], "unrecognized arguments: 2"),
         (["--seed", "-1"], "--seed must not be negative"),
         (["--scale", "huge"], "argument --scale: invalid choice: 'huge'"),

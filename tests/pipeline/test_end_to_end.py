@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from botify.embedded_redis import EmbeddedRedis
+from pipeline.run import REPRODUCIBLE, SCALES, Run, forget_last_results
 
 from .conftest import tiny_pipeline
 
 
-def run_tiny(out: Path) -> None:
+def run_tiny(out: Path, shell: dict[str, str] | None = None) -> None:
     """The default (reproducible) tiny run, to its end."""
-    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False)
+    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False, shell=shell)
     _, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr[-2000:]
 
@@ -73,10 +75,25 @@ def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tiny_run):
     assert not EmbeddedRedis(out / "redis").is_up()  # the run stopped what it started
 
 
+# What a user's shell may hold that changed the figures: botify's settings reached the run's service (a rotated log
+# lost most of a day's events), and gunicorn's command-line variable overrode its one worker.
+SHELL = {
+    "BOTIFY_SEED": "random",
+    "BOTIFY_FALLBACK": "random",
+    "BOTIFY_LOG_MAX_BYTES": "900000",
+    "BOTIFY_LOG_BACKUPS": "1",
+    "BOTIFY_THREADS": "3",
+    "GUNICORN_CMD_ARGS": "--workers 3",
+    "WEB_CONCURRENCY": "3",
+}
+
+
 def test_a_rerun_with_the_same_seed_gives_the_same_logs_models_and_results(tiny_run, tmp_path):
-    """The default run: one service worker, one sequential simulator, LightFM on one thread."""
+    """The default run: one service worker, one sequential simulator, LightFM on one thread; whatever the shell's
+    botify and gunicorn settings."""
     first, second = tiny_run, tmp_path / "second"
-    run_tiny(second)
+    run_tiny(second, shell=SHELL)
+    assert [len(list((second / "logs" / day).iterdir())) for day in ("day1", "HW_2")] == [1, 1]  # one worker
 
     for day in ("day1", "HW_2", "HW_2_ARMS", "AA"):
         events = logged(first, day)
@@ -88,3 +105,19 @@ def test_a_rerun_with_the_same_seed_gives_the_same_logs_models_and_results(tiny_
         assert effects_apart_from_latency(first, experiment) == effects_apart_from_latency(second, experiment)
     headroom = [json.loads((out / "sim" / "headroom.json").read_text())["results"] for out in (first, second)]
     assert headroom[0] == headroom[1]
+
+
+def test_a_rerun_in_the_same_folder_first_forgets_the_last_runs_results(tiny_run, tmp_path):
+    """A rerun that failed half-way left the last run's summary, reports and logs beside its own (another seed's
+    summary passed for its result), and a rerun's tuning resumed the last run's Optuna study."""
+    out = tmp_path / "again"
+    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("redis"))
+    (out / "notes.txt").write_text("the user's own")
+    forget_last_results(Run(out, "tiny", SCALES["tiny"], 0, REPRODUCIBLE, "redis://unused"))
+    assert not (out / "summary.md").exists()
+    assert list((out / "ab").iterdir()) == [] and list((out / "sim").iterdir()) == []
+    assert all(list((out / "logs" / day).iterdir()) == [] for day in ("day1", "HW_2", "HW_2_ARMS", "AA"))
+    assert sorted(path.name for path in (out / "models").iterdir()) == sorted(
+        f"{name}.{kind}" for name in ("lightfm", "lightfm_nofeat") for kind in ("jsonl", "npy", "catalog.json")
+    )  # the exports stay: `models` replaces them, both models together
+    assert (out / "notes.txt").read_text() == "the user's own" and (out / "data" / "tracks.json").exists()
