@@ -25,11 +25,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 import yaml
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
 from botify.app import check_settings, create_app
+from botify.embedded_redis import redis_server_binary
+from botify.process import free_port
 from botify.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -433,12 +438,23 @@ def test_a_broken_reference_is_caught(routes, tmp_path, file, old, new, reported
     assert any(reported in problem for problem in problems), problems
 
 
-def test_redis_persistence_is_explicit_and_never_blocks_writes():
+def test_redis_persistence_is_explicit_and_never_blocks_writes(tmp_path):
+    """Compose's redis-server command, run here (the bundled Redis 6.2; compose's image is 7.4), read back."""
     command = Deployment.read(REPO).services["redis"]["command"]
-    settings = dict(zip(command[1::2], command[2::2], strict=True))
-    assert settings["--appendonly"] == "no" and settings["--save"] == "900 1"
-    assert settings["--stop-writes-on-bgsave-error"] == "no"  # a failed snapshot must not stop /next
-    assert settings["--maxmemory-policy"] == "volatile-lru"  # only keys with a TTL (sessions) are evicted
+    assert command[0] == "redis-server"
+    port = free_port()
+    process = subprocess.Popen([redis_server_binary(), *command[1:], "--port", str(port), "--dir", str(tmp_path)])
+    try:
+        client = redis.Redis(port=port, retry_on_error=[redis.ConnectionError], retry=Retry(ExponentialBackoff(), 8))
+        names = ("save", "appendonly", "maxmemory", "stop-writes-on-bgsave-error", "maxmemory-policy")
+        settings = {name: client.config_get(name)[name] for name in names}
+    finally:
+        process.terminate()
+        process.wait()
+    assert settings["appendonly"] == "no" and settings["save"] == "900 1"
+    assert settings["stop-writes-on-bgsave-error"] == "no"  # a failed snapshot must not stop /next
+    assert settings["maxmemory-policy"] == "volatile-lru"  # only keys with a TTL (sessions) are evicted
+    assert settings["maxmemory"] == str(2 * 1024**3)
 
 
 def test_the_image_installs_the_serving_dependencies_as_pinned(tmp_path):
