@@ -79,6 +79,12 @@ def _categorical(column: pd.Series, group: str) -> list[str | None]:
 
 def _bucketed(column: pd.Series, group: str, buckets: int) -> list[str | None]:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    odd = column[~np.isfinite(values) & column.notna().to_numpy()]  # given, but not a finite number
+    if len(odd):
+        log.warning(
+            "%d tracks' '%s' is not a finite number (e.g. %r): they get no %s feature",
+            len(odd), group, odd.iloc[0], group,
+        )  # fmt: skip
     index = quantile_buckets(values, buckets)
     return [f"{group}={b}" if np.isfinite(v) else None for b, v in zip(index, values, strict=True)]
 

@@ -78,3 +78,22 @@ def test_artist_ids_are_categories_and_values_that_are_not_one_are_left_out_with
     assert "2 tracks' 'genre' is not a single string or number (e.g. ['rock']): they get no genre feature" in messages
     assert "no track has a usable 'mood': item features are built without it" in messages
     assert not any("'artist'" in message for message in messages)
+
+
+def test_a_popularity_or_duration_that_is_not_a_number_is_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracks = [
+        {"track": 0, "artist": "a", "popularity": 0.9, "duration": "long"},
+        {"track": 1, "artist": "b", "popularity": "high", "duration": 200},
+        {"track": 2, "artist": "c", "popularity": 0.1, "duration": 180},
+        {"track": 3, "artist": "d", "duration": 120},  # no popularity: missing, not malformed
+    ]
+    write_lines(tmp_path / "tracks.json", tracks)
+    with caplog.at_level(logging.WARNING):
+        features = item_features(read_catalog(tmp_path), groups=("popularity", "duration"))
+    assert [sum(name.startswith("popularity=") for name in row) for row in features.names] == [1, 0, 1, 0]
+    assert [sum(name.startswith("duration=") for name in row) for row in features.names] == [0, 1, 1, 1]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "1 tracks' 'popularity' is not a finite number (e.g. 'high'): they get no popularity feature" in messages
+    assert "1 tracks' 'duration' is not a finite number (e.g. 'long'): they get no duration feature" in messages
