@@ -95,11 +95,11 @@ def test_namespace_ranges_make_experiments_exclusive():
 
 
 def test_bad_experiment_definitions_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="experiment one arm needs at least two arms"):
         Experiment("one arm", ("a",))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"experiment X: coverage must be in \[0, 1\]"):
         Experiment("X", ("a", "b"), coverage=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"namespace range \[0.6, 0.4\)"):
         Namespace("n", 0.6, 0.4)
     with pytest.raises(ValueError, match=r"namespace range \[0.5, 0.5\)"):
         Namespace("n", 0.5, 0.5)  # empty: an experiment that enrols nobody

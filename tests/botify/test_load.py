@@ -519,6 +519,7 @@ def test_a_set_no_recommender_reads_does_not_hold_a_world_change_back(client, re
     )  # e.g. a misspelt old load
     result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)))
     assert result.returncode == 0, result.stderr
+    assert Store(client).catalog().size == 15  # the smaller world went live
 
 
 def test_a_title_escaped_as_a_surrogate_pair_is_text_and_loads(client, tmp_path):

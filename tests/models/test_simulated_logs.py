@@ -36,7 +36,7 @@ POSITIVES = PositivesConfig(min_user_positives=3, min_track_positives=3)
 class Trained:
     out: Path
     process: subprocess.CompletedProcess
-    published: dict[int, list[int]]  # what `--load` put in Redis for a few users
+    published: dict[str, dict[int, list[int]]]  # what `--load` put in Redis for a few users, by set
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,11 @@ def trained(sim_logs, redis_server, tmp_path_factory: pytest.TempPathFactory) ->
         "--epochs", "8", "--threads", "1", "--min-positives", "3", "--top-k", "50", "--load", env=env,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr
-    lines = [json.loads(line) for line in (out / "lightfm.jsonl").read_text().splitlines()[:5]]
     store = Store(redis.Redis.from_url(redis_server.url))
-    published = {r["user"]: store.user_list(r["user"], "lightfm").tolist() for r in lines}
+    published = {}
+    for name in ("lightfm", "lightfm_nofeat"):
+        users = [json.loads(line)["user"] for line in (out / f"{name}.jsonl").read_text().splitlines()[:5]]
+        published[name] = {user: store.user_list(user, name).tolist() for user in users}
     return Trained(out=out, process=process, published=published)
 
 
@@ -171,8 +173,9 @@ def test_export_format_is_exact(trained: Trained, sim_logs, prepared) -> None:
 
 
 def test_load_flag_publishes_both_sets(trained: Trained) -> None:
-    records = [json.loads(line) for line in (trained.out / "lightfm.jsonl").read_text().splitlines()[:5]]
-    assert trained.published == {r["user"]: r["tracks"] for r in records}
+    for name in ("lightfm", "lightfm_nofeat"):
+        records = [json.loads(line) for line in (trained.out / f"{name}.jsonl").read_text().splitlines()[:5]]
+        assert trained.published[name] == {r["user"]: r["tracks"] for r in records}
 
 
 def test_service_serves_the_exported_lists(trained: Trained, sim_logs, start_module_botify) -> None:
