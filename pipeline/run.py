@@ -323,7 +323,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if embedded is not None:
-            embedded.stop(save=True)
+            stop_embedded(embedded)
+
+
+def stop_embedded(embedded: EmbeddedRedis) -> None:
+    """Stop the run's Redis with a snapshot (sessions included); a Ctrl-C while it saves (a second one, say) kills it
+    instead, saying so, and the snapshot on disk stays the one before (Redis writes a new one aside, then renames)."""
+    try:
+        embedded.stop(save=True)
+    except KeyboardInterrupt:
+        embedded.kill()
+        print("pipeline: interrupted while Redis saved its snapshot: stopped without it", file=sys.stderr)
 
 
 def forget_last_results(run: Run) -> None:

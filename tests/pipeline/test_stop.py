@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import child_pids, claim
-from pipeline.run import RUN_LOCK
+from pipeline.run import RUN_LOCK, stop_embedded
 
 from .conftest import tiny_pipeline
 
@@ -170,3 +171,21 @@ def test_a_second_run_on_the_same_out_folder_is_refused_in_one_line_and_starts_n
     assert second.returncode == 1
     assert stderr == f"pipeline: another run (pid {os.getpid()}) writes to {out}: give this one its own --out\n"
     assert sorted(path.name for path in out.iterdir()) == [RUN_LOCK]  # no Redis, no world
+
+
+def test_a_ctrl_c_while_redis_saves_its_last_snapshot_kills_it_and_says_so(tmp_path, capsys):
+    """A second Ctrl-C (while the first's `finally` waits for Redis's snapshot) ended the run with a traceback."""
+    embedded = EmbeddedRedis(tmp_path / "redis").start()
+    client = embedded.client()
+    client.mset({f"key{i}": i for i in range(50)})
+    client.config_set("rdb-key-save-delay", 200_000)  # 0.2 s a key: the shutdown's snapshot takes ~10 s
+    process = embedded.process
+    ctrl_c = threading.Timer(0.5, signal.pthread_kill, [threading.main_thread().ident, signal.SIGINT])
+    ctrl_c.start()
+    started = time.monotonic()
+    try:
+        stop_embedded(embedded)
+    finally:
+        ctrl_c.cancel()  # never into the test run itself
+    assert time.monotonic() - started < 5 and process.poll() is not None and not embedded.is_up()
+    assert capsys.readouterr().err == ("pipeline: interrupted while Redis saved its snapshot: stopped without it\n")
