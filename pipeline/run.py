@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     except OSError as error:
-        print(f"pipeline: cannot use --out {args.out}: {error.strerror}", file=sys.stderr)
+        reason = "not a folder" if args.out.exists() and not args.out.is_dir() else error.strerror
+        print(f"pipeline: cannot use --out {args.out}: {reason}", file=sys.stderr)
         return 1
     embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(args.out / "redis")
     try:

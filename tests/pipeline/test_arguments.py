@@ -40,3 +40,14 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path):
     )
     assert (finished.returncode, finished.stdout) == (1, "")
     assert finished.stderr == f"pipeline: cannot use --out {out}: Not a directory\n"
+
+
+def test_an_out_that_is_a_file_is_one_line_saying_so(tmp_path):
+    out = tmp_path / "file"
+    out.write_text("a file, not a folder")
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)], capture_output=True, text=True
+    )
+    assert (finished.returncode, finished.stdout) == (1, "")
+    assert finished.stderr == f"pipeline: cannot use --out {out}: not a folder\n"
+    assert out.read_text() == "a file, not a folder"
