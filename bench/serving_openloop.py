@@ -30,6 +30,7 @@ class RateResult:
     rate: float  # requests per second asked for
     duration: float  # seconds of scheduled sends
     connections: int
+    elapsed: float = 0.0  # seconds from the first due time to the last answer (longer than `duration` if behind)
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0  # requests without an HTTP answer (connection refused, reset, closed)
     latency: list[float] = field(default_factory=list)  # seconds, due time -> answer read
@@ -51,7 +52,8 @@ class RateResult:
         )
         return {
             "rate_asked": self.rate,
-            "rate_achieved": self.answered / self.duration,
+            "rate_achieved": self.answered / max(self.duration, self.elapsed),  # a run that fell behind took longer
+            "elapsed_s": self.elapsed,
             "connections": self.connections,
             "requests": self.answered,
             "errors": self.errors,
@@ -100,23 +102,36 @@ class Schedule:
         return self.next_slot - 1, due
 
 
+async def open_connection(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
 async def connection(host: str, port: int, schedule: Schedule, request: Request, result: RateResult) -> None:
+    """One keep-alive connection taking due slots. It connects before the first one is due (in the schedule's head
+    start), so no request's latency holds a TCP handshake but after a failure's reconnect. A request that times out
+    is a failure and keeps its latency so far (a lower bound) in the percentiles; one refused or reset has none."""
     loop = asyncio.get_running_loop()
-    reader = writer = None
+    try:
+        reader, writer = await open_connection(host, port)
+    except OSError:
+        reader = writer = None
     while (slot := schedule.take()) is not None:
         number, due = slot
         if due > loop.time():
             await asyncio.sleep(due - loop.time())
         try:
             if writer is None:
-                reader, writer = await asyncio.open_connection(host, port)
-                writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                reader, writer = await open_connection(host, port)
             result.send_lag.append(loop.time() - due)
             writer.write(request(number))
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 status = await read_status(reader)
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):  # TimeoutError is an OSError
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:  # TimeoutError: an OSError
             result.failures += 1
+            if isinstance(error, TimeoutError):
+                result.latency.append(loop.time() - due)
             if writer is not None:
                 writer.close()
             reader = writer = None
@@ -133,6 +148,7 @@ async def drive(url: str, rate: float, duration: float, connections: int, reques
     schedule = Schedule(rate, duration, asyncio.get_running_loop().time() + 0.2)  # time to connect first
     tasks = [connection(parts.hostname, parts.port, schedule, request, result) for _ in range(connections)]
     await asyncio.gather(*tasks)
+    result.elapsed = asyncio.get_running_loop().time() - schedule.start
     return result
 
 

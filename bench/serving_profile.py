@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_profile.txt")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-    for tool, install in (("wrk", "apt-get install -y wrk"), (py_spy, ".venv/bin/pip install py-spy==0.4.3")):
+    for tool, install in (
+        (shutil.which("wrk"), "apt-get install -y wrk"),
+        (py_spy, ".venv/bin/pip install py-spy==0.4.3"),
+    ):
         if tool is None:
             print(f"serving_profile: missing a tool; install it with `{install}`", file=sys.stderr)
             return 1
@@ -72,12 +75,19 @@ def main(argv: list[str] | None = None) -> int:
             load = [f"-c{args.connections}", f"-d{args.duration + 4:g}s", "-s", str(WRK_SCRIPT), server.url]
             size = [str(world.size.requesting_users), str(world.size.tracks), str(args.seed)]
             wrk = subprocess.Popen(["wrk", "-t1", *load, "--", *size], stdout=subprocess.DEVNULL)
-            [worker] = server.worker_pids()
-            record = [py_spy, "record", "--pid", str(worker), "--duration", f"{args.duration:g}", "--rate"]
-            record += [str(args.rate), "--format", "raw", "--output", str(args.out), "--nonblocking"]
-            record += ["--gil"] if args.gil else []
-            subprocess.run(record, check=True, capture_output=True)
-            wrk.wait()
+            try:
+                [worker] = server.worker_pids()
+                record = [py_spy, "record", "--pid", str(worker), "--duration", f"{args.duration:g}", "--rate"]
+                record += [str(args.rate), "--format", "raw", "--output", str(args.out), "--nonblocking"]
+                record += ["--gil"] if args.gil else []
+                sampled = subprocess.run(record, capture_output=True, text=True)
+            finally:
+                wrk.kill()
+                wrk.wait()
+    if sampled.returncode != 0:  # e.g. not allowed to ptrace the worker (kernel.yama.ptrace_scope)
+        reason = (sampled.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"serving_profile: py-spy could not sample the worker: {reason}", file=sys.stderr)
+        return 1
     print(shares(args.out, args.top))
     print(f"collapsed stacks: {args.out}")
     return 0

@@ -34,8 +34,9 @@ def openloop():
 
 
 @contextmanager
-def server(nodelay: bool, pause_at: int | None = None, pause: float = 0.0) -> Iterator[str]:
-    """Answers every request with headers and body as two writes (as gunicorn does); may pause once."""
+def server(nodelay: bool, pause_at: int | None = None, pause: float = 0.0, each: float = 0.0) -> Iterator[str]:
+    """Answers every request with headers and body as two writes (as gunicorn does), `each` seconds after it came;
+    may pause once more."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -58,6 +59,7 @@ def server(nodelay: bool, pause_at: int | None = None, pause: float = 0.0) -> It
                     answered += 1
                     if answered == pause_at:
                         time.sleep(pause)
+                    time.sleep(each)
                     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY))
                     connection.sendall(BODY)
 
@@ -102,3 +104,13 @@ def test_a_pause_counts_for_every_request_due_during_it(openloop):
     assert result.errors == 0 and len(latency) == 400
     assert (latency > 0.1).sum() >= 30  # ~40 requests were due within the pause's first 200 ms
     assert latency.max() > 0.28
+
+
+def test_a_server_that_falls_behind_the_rate_shows_its_own_rate(openloop):
+    """Every slot due is still sent, so a lagging run only takes longer: its rate divided the answers by the
+    scheduled second and always came out as the rate asked for."""
+    with server(nodelay=True, each=0.02) as slow:  # at most 50 answers a second on one connection
+        summary = drive(openloop, slow, rate=200, seconds=1, connections=1).summary()
+    assert summary["requests"] == 200 and summary["errors"] == 0
+    assert summary["elapsed_s"] > 3.5 and 40 < summary["rate_achieved"] < 55
+    assert summary["latency_ms"]["p99"] > 3000  # the last request waited behind all the others
