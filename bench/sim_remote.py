@@ -4,8 +4,9 @@ One command (from the repository root): `.venv/bin/python bench/sim_remote.py`
 
 1. Generates the default world, loads it into a fresh redis-server and starts botify (gunicorn, 2 workers).
 2. Drives it with the remote agent (keep-alive HTTP, real sessions) at `--processes` 1, 2 and 4:
-   steady-state requests/s, and the simulator's own CPU time per request (worker start-up included;
-   on loopback the kernel's TCP work for both ends is partly charged to the client, as it is to wrk).
+   steady-state requests/s (the middle half of a run's requests, by the service's event timestamps), and the
+   simulator's own CPU time per request (worker start-up included; on loopback the kernel's TCP work for both
+   ends is partly charged to the client, as it is to wrk).
 3. Measures the service's own throughput with wrk (a C load generator, next to free) at the same
    concurrency (1 and 2 connections) and at 8 connections (its maximum here).
 Runs alternate over several rounds so every configuration sees the same machine; medians are reported.
@@ -47,16 +48,35 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def simulate(url: str, data: Path, episodes: int, processes: int, seed: int) -> dict:
-    """One run; requests/s over all of it, the pool's start-up included (a little low rather than high: counting
-    from the first finished chunk credited the other processes' chunks under way with their whole work)."""
-    job = Job(data, "remote", url, 1000, seed)
-    cpu, started = cpu_seconds(), time.perf_counter()
+STEADY = (0.25, 0.75)  # a run's requests between these quantiles of its own: the steady middle (its processes
+# start over a second or two, loading the world, and its last sessions end one by one)
+
+
+def served_rate(log_dir: Path, since_ms: int) -> float:
+    """Requests/s in the middle of a run, by the service's own event timestamps (its events since `since_ms`):
+    neither the simulator's start-up (each process loads the world) nor the last sessions' tail counts."""
+    stamps = np.sort(
+        [
+            stamp
+            for path in log_dir.iterdir()
+            for line in path.open()
+            if (stamp := json.loads(line)["timestamp"]) >= since_ms
+        ]
+    )
+    first, last = (int((len(stamps) - 1) * q) for q in STEADY)
+    return (last - first) / ((stamps[last] - stamps[first]) / 1e3)
+
+
+def simulate(service: ServiceProcess, data: Path, episodes: int, processes: int, seed: int) -> dict:
+    """One run: the service's requests/s in its steady middle, and the simulator's CPU per request (all of it)."""
+    job = Job(data, "remote", service.url, 1000, seed)
+    cpu, since_ms = cpu_seconds(), int(time.time() * 1e3)
     with tqdm(disable=True) as no_bar:
         results = run_day(job, 1, episodes, processes, no_bar)
-    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    cpu = cpu_seconds() - cpu
     requests = sum(r.steps + 1 for r in results)  # every step's /next and the session's /last
-    return {"processes": processes, "sessions": episodes, "requests": requests, "rps": requests / seconds,
+    rps = served_rate(service.log_dir, since_ms)
+    return {"processes": processes, "sessions": episodes, "requests": requests, "rps": rps,
             "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
 
 
@@ -76,7 +96,7 @@ def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=1500, help="sessions per simulator run")
+    parser.add_argument("--episodes", type=int, default=6000, help="sessions per simulator run (long: start-up fades)")
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--seed", type=int, default=0)
@@ -98,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "botify", "load", "--data", str(data)], env=env, check=True)
             variables = {"REDIS_URL": redis.url, "BOTIFY_DATA_DIR": str(data)}
             service = ServiceProcess.start(free_port(), Path(tmp) / "log", variables, workers=2)
-            simulate(service.url, data, 200, 1, args.seed + 1)  # warm-up: connections, caches
+            simulate(service, data, 200, 1, args.seed + 1)  # warm-up: connections, caches
             # Alternate the runs so that every configuration sees the same (shared) machine.
             for round_ in tqdm(range(args.rounds), desc="rounds"):
                 for processes in (1, 2, 4):
-                    run = simulate(service.url, data, args.episodes, processes, args.seed + round_)
+                    run = simulate(service, data, args.episodes, processes, args.seed + round_)
                     results["simulator"].append(run)
                 for connections in (1, 2, 8):
                     results["wrk"].append(wrk(service.url, connections, args.wrk_seconds, config.users, config.tracks))

@@ -261,8 +261,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scale",
         choices=sorted(SCALES),
         default="small",
-        help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~40-50 minutes with --parallel, about "
-        "twice that without (2 cores)",
+        help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~80 minutes (--parallel: ~40-50) on 2 cores",
     )
     parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
