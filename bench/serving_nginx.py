@@ -43,7 +43,7 @@ def local_config(text: str, replicas: list[str], port: int, scratch: Path) -> st
         "        server recommender:5001 resolve;\n": "".join(f"        server {r};\n" for r in replicas),
         "    resolver 127.0.0.11 valid=5s ipv6=off;\n": "",
         "        listen 5001;\n": f"        listen 127.0.0.1:{port};\n",
-        "    error_log /dev/stderr warn;\n": f"    error_log {scratch / 'error.log'} warn;\n",
+        "error_log /dev/stderr warn;": f"error_log {scratch / 'error.log'} warn;",
     }
     for old, new in swaps.items():
         if old not in text:
