@@ -171,11 +171,6 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
                 pipe.execute()
 
 
-def switch_to(client: redis.Redis, prefix: str, version: str, keys: Iterable[str]) -> None:
-    """`switch_all` for one version."""
-    switch_all(client, [Staged(prefix, version, tuple(keys))])
-
-
 def live_catalog_version(client: redis.Redis) -> bytes | None:
     """The version name of the catalog being served, None before one is loaded."""
     return client.get(f"{CATALOG}:current")

@@ -22,11 +22,11 @@ from botify.store import (
     OLD_VERSION_GRACE_SECONDS,
     UNFINISHED_VERSION_SECONDS,
     WRITE_BATCH,
+    Staged,
     Store,
     new_version,
     stage_recommendations,
     switch_all,
-    switch_to,
 )
 
 from .conftest import artist_of, artist_vectors, write_recs, write_world
@@ -227,7 +227,7 @@ def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, 
     client.set(f"{version}:vectors", b"", ex=UNFINISHED_VERSION_SECONDS)  # then evicted: deleted here
     client.delete(f"{version}:vectors")
     with pytest.raises(RuntimeError, match=f"^{version} lost {version}:vectors before going live"):
-        switch_to(client, "recs:lightfm", version, ["lists", "vectors"])
+        switch_all(client, [Staged("recs:lightfm", version, ("lists", "vectors"))])
     assert client.get("recs:lightfm:current").decode() == staged.version
     assert Store(client).user_list(1, "lightfm").tolist() == [5, 6]
 
