@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,17 +51,20 @@ STEADY = (0.25, 0.75)  # a run's requests between these quantiles of its own: th
 # start over a second or two, loading the world, and its last sessions end one by one)
 
 
-def served_rate(log_dir: Path, since_ms: int) -> float:
-    """Requests/s in the middle of a run, by the service's own event timestamps (its events since `since_ms`):
+def log_sizes(log_dir: Path) -> dict[Path, int]:
+    """How far each of the service's event-log files goes now: a run's events are what is written after."""
+    return {path: path.stat().st_size for path in log_dir.iterdir()}
+
+
+def served_rate(log_dir: Path, before: dict[Path, int]) -> float:
+    """Requests/s in the middle of a run, by the service's own timestamps of the events written since `before`:
     neither the simulator's start-up (each process loads the world) nor the last sessions' tail counts."""
-    stamps = np.sort(
-        [
-            stamp
-            for path in log_dir.iterdir()
-            for line in path.open()
-            if (stamp := json.loads(line)["timestamp"]) >= since_ms
-        ]
-    )
+    stamps = []
+    for path in log_dir.iterdir():
+        with path.open("rb") as lines:
+            lines.seek(before.get(path, 0))
+            stamps += [json.loads(line)["timestamp"] for line in lines]
+    stamps.sort()
     first, last = (int((len(stamps) - 1) * q) for q in STEADY)
     return (last - first) / ((stamps[last] - stamps[first]) / 1e3)
 
@@ -70,12 +72,12 @@ def served_rate(log_dir: Path, since_ms: int) -> float:
 def simulate(service: ServiceProcess, data: Path, episodes: int, processes: int, seed: int) -> dict:
     """One run: the service's requests/s in its steady middle, and the simulator's CPU per request (all of it)."""
     job = Job(data, "remote", service.url, 1000, seed)
-    cpu, since_ms = cpu_seconds(), int(time.time() * 1e3)
+    cpu, before = cpu_seconds(), log_sizes(service.log_dir)
     with tqdm(disable=True) as no_bar:
         results = run_day(job, 1, episodes, processes, no_bar)
     cpu = cpu_seconds() - cpu
     requests = sum(r.steps + 1 for r in results)  # every step's /next and the session's /last
-    rps = served_rate(service.log_dir, since_ms)
+    rps = served_rate(service.log_dir, before)
     return {"processes": processes, "sessions": episodes, "requests": requests, "rps": rps,
             "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
 
