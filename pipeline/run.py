@@ -70,8 +70,14 @@ REPRODUCIBLE = Concurrency(service_workers=1, simulator_processes=1, lightfm_thr
 # process per worker on the same worker (reconnecting between sessions spreads them again, see sim.remote).
 PARALLEL = Concurrency(service_workers=2, simulator_processes=4, lightfm_threads=None)
 RUN_LOCK = ".run.lock"  # in --out: one run at a time writes there
-DAYS = ("day1", "HW_2", "HW_2_ARMS", "AA")  # each served day's logs/NAME and sim/NAME.json
-REPORTED = ("HW_2", "HW_2_ARMS", "AA")  # each report's folder ab/NAME
+DAY1 = "day1"  # day 1's (EXPLORE's) logs/NAME and sim/NAME.json
+# Day 2's experiments in the order they run, with their steps' titles: each logs to logs/NAME (its simulator summary
+# sim/NAME.json) and reports to ab/NAME.
+DAY2 = {
+    "HW_2": "day 2: HW_2 A/B test",
+    "HW_2_ARMS": "day 2': HW_2_ARMS, where the win comes from",
+    "AA": "day 2'': AA, the same recommender in both arms",
+}
 # What `models train` writes besides its exports (which it replaces together), and the Optuna study (with its lock)
 # it would otherwise resume.
 MODEL_RESULTS = ("report.md", "report.json", "learning_curve.png", "params.json", "study.db", "study.db.lock")
@@ -342,11 +348,11 @@ def forget_last_results(run: Run) -> None:
     run's. Only files the run writes are removed."""
     (run.out / "summary.md").unlink(missing_ok=True)
     (run.out / "sim" / "headroom.json").unlink(missing_ok=True)
-    for day in DAYS:
+    for day in (DAY1, *DAY2):
         for stale in run.logs(day).glob("*"):
             stale.unlink()
         (run.out / "sim" / f"{day}.json").unlink(missing_ok=True)
-    for experiment in REPORTED:
+    for experiment in DAY2:
         shutil.rmtree(run.out / "ab" / experiment, ignore_errors=True)
     for name in MODEL_RESULTS:
         (run.out / "models" / name).unlink(missing_ok=True)
@@ -362,30 +368,26 @@ def execute(run: Run) -> int:
     python("-m", "botify", "load", "--data", str(run.data), "--allow-stale-sets", env=env)
 
     step(f"day 1: EXPLORE experiment, {run.scale.day1_episodes} sessions over HTTP")
-    run.serve_day("EXPLORE", "day1", run.scale.day1_episodes, run.seed + 1)
+    run.serve_day("EXPLORE", DAY1, run.scale.day1_episodes, run.seed + 1)
 
     step(f"models: LightFM with item features, Optuna {run.scale.trials} trials x {run.scale.epochs} epochs")
     threads = () if run.concurrency.lightfm_threads is None else ("--threads", str(run.concurrency.lightfm_threads))
-    python("-m", "models", "train", "--logs", str(run.logs("day1")), "--data", str(run.data),
+    python("-m", "models", "train", "--logs", str(run.logs(DAY1)), "--data", str(run.data),
            "--out", str(run.out / "models"), "--trials", str(run.scale.trials), "--epochs", str(run.scale.epochs),
            "--min-positives", str(run.scale.min_positives), "--seed", str(run.seed), *threads, "--load",
            env=env)  # fmt: skip
 
     day2_seed = run.seed + 2
-    step(f"day 2: HW_2 A/B test, {run.scale.episodes} sessions over HTTP")
-    run.serve_day("HW_2", "HW_2", run.scale.episodes, day2_seed)
-    step(f"day 2': HW_2_ARMS, where the win comes from, {run.scale.episodes} sessions over HTTP")
-    run.serve_day("HW_2_ARMS", "HW_2_ARMS", run.scale.episodes, day2_seed)
-    step(f"day 2'': AA, the same recommender in both arms, {run.scale.episodes} sessions over HTTP")
-    run.serve_day("AA", "AA", run.scale.episodes, day2_seed)
+    for experiment, title in DAY2.items():
+        step(f"{title}, {run.scale.episodes} sessions over HTTP")
+        run.serve_day(experiment, experiment, run.scale.episodes, day2_seed)
 
     step("ab: reports")
-    hw2 = run.report("HW_2", "HW_2", pre_logs="day1")
-    run.report("HW_2_ARMS", "HW_2_ARMS")
-    aa = run.report("AA", "AA")
+    # HW_2's with CUPED on day 1's listens
+    reports = {name: run.report(name, name, pre_logs=DAY1 if name == "HW_2" else None) for name in DAY2}
     step("oracle: the headroom on the same sessions (in-process)")
     agents = headroom(day2_seed, run)
-    report = summary(run, hw2, aa, agents)
+    report = summary(run, reports["HW_2"], reports["AA"], agents)
     write_text(run.out / "summary.md", report)
     print(report.split("## HW_2")[0])
     print(f"results: {run.out / 'summary.md'}, {run.out / 'ab' / 'HW_2' / 'ab_test.png'}")
