@@ -150,19 +150,17 @@ class RecommendationSet:
             client, name, self.lists, self.vectors, self.neighbours, catalog=self.catalog
         )
 
-    def publish(self, client: redis.Redis, name: str) -> tuple[int, bool]:
-        """Returns (users, whether item vectors came with it)."""
+    def publish(self, client: redis.Redis, name: str) -> None:
         store.switch_all(client, [self.stage(client, name)])
-        return len(self.lists), self.vectors is not None
 
 
 def load_catalog(client: redis.Redis, data_dir: Path) -> int:
     return CatalogFiles.read(data_dir).publish(client)
 
 
-def load_recommendations(client: redis.Redis, name: str, path: Path) -> tuple[int, bool]:
+def load_recommendations(client: redis.Redis, name: str, path: Path) -> None:
     """Publish one set against the live catalog; nothing live changes on error."""
-    return RecommendationSet.read(path, Target.live(client)).publish(client, name)
+    RecommendationSet.read(path, Target.live(client)).publish(client, name)
 
 
 def sets_left_stale(client: redis.Redis, live: str, target: Target, reloaded: set[str]) -> list[str]:
@@ -258,8 +256,8 @@ def run(args: argparse.Namespace) -> None:
             if stale:
                 print(f"warning: {', '.join(stale)} stay live for another catalog: /ready reports them stale")
         for name, path, recommendations in sets:
-            users, with_vectors = len(recommendations.lists), recommendations.vectors is not None
-            print(f"recommendations {name}: {users} users from {path}" + (" with item vectors" if with_vectors else ""))
+            vectors = " with item vectors" if recommendations.vectors is not None else ""
+            print(f"recommendations {name}: {len(recommendations.lists)} users from {path}{vectors}")
         print("saving Redis's snapshot ...", flush=True)  # on disk now: it survives a crash right after
         if not save_snapshot(client):
             print("note: this Redis takes no BGSAVE; what was loaded is saved by its own persistence")
