@@ -135,7 +135,7 @@ def fit(
         start = time.perf_counter()
         try:
             model.fit_partial(coo, item_features=item_features, epochs=1, num_threads=threads)
-        except ValueError as error:
+        except ValueError as error:  # LightFM's one sign of divergence: "Not all estimated parameters are finite"
             if "finite" not in str(error):
                 raise
             raise Diverged(
