@@ -24,6 +24,7 @@ from pathlib import Path
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
+from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from models.atomic import write_text
 from sim.cli import Parser
@@ -78,6 +79,9 @@ DAY2 = {
     "HW_2_ARMS": "day 2': HW_2_ARMS, where the win comes from",
     "AA": "day 2'': AA, the same recommender in both arms",
 }
+# Day 2's sessions per arm the run asks for at least (under 2 users in an arm, its report cannot compare it).
+SESSIONS_PER_ARM = 10
+MIN_EPISODES = SESSIONS_PER_ARM * max(len(EXPERIMENTS[name].recommenders) for name in DAY2)
 # What `models train` writes besides its exports (which it replaces together), and the Optuna study (with its lock)
 # it would otherwise resume.
 MODEL_RESULTS = ("report.md", "report.json", "learning_curve.png", "params.json", "study.db", "study.db.lock")
@@ -288,6 +292,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("day1_episodes", "episodes", "trials", "epochs", "min_positives"):  # before any step starts
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.episodes is not None and args.episodes < MIN_EPISODES:  # else found out by the reports, after the run
+        parser.error(
+            f"--episodes must be at least {MIN_EPISODES} ({SESSIONS_PER_ARM} per arm of the day-2 experiment with "
+            "the most arms): fewer may leave an arm with under 2 users, too few to compare"
+        )
     if args.seed < 0:
         parser.error("--seed must not be negative")
     return args

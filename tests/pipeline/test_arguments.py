@@ -12,6 +12,7 @@ import pytest
     ("args", "message"),
     [
         (["--episodes", "0"], "--episodes must be at least 1"),
+        (["--episodes", "39"], "--episodes must be at least 40 (10 per arm of the day-2 experiment"),
         (["--trials", "0"], "--trials must be at least 1"),
         (["--day1-episodes", "-5"], "--day1-episodes must be at least 1"),
         (["--epochs", "0"], "--epochs must be at least 1"),
