@@ -28,6 +28,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from models.errors import Diverged, InputError
+from models.interrupt import held_interrupt
 from models.training import Epoch, Evaluator, LightFMParams, fit
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -150,61 +151,65 @@ def tune(
     """Run the study until it holds `config.trials` finished trials; return its best."""
     start = time.perf_counter()
     name = study_name(config.name, train, item_features, evaluator, config.epochs, config.patience)
-    with creating_storage(config.storage) as storage:
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction="maximize",
-            load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
-        )
-        if not study.trials:
-            study.enqueue_trial(LightFMParams().as_dict())
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    # A resumed run must not replay the first run's random start-up proposals: the seed moves on.
-    study.sampler = optuna.samplers.TPESampler(
-        seed=config.seed + done, n_startup_trials=max(2, min(10, config.trials // 3))
-    )
-
-    ran: list[int] = []  # trials this process ran (other workers may share the study)
-
-    def objective(trial: optuna.Trial) -> float:
-        ran.append(trial.number)
-        params = suggest(trial)
-
-        def report(epoch: Epoch) -> None:
-            trial.report(epoch.metrics.precision, epoch.epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned
-
-        random_state = config.seed + trial.number
-        trial.set_user_attr("random_state", random_state)
-        try:
-            fitted = fit(
-                params,
-                train,
-                item_features,
-                config.epochs,
-                config.threads,
-                random_state=random_state,
-                evaluator=evaluator,
-                patience=config.patience,
-                on_epoch=report,
-                desc=f"trial {trial.number}",
+    with held_interrupt() as interrupt:  # Ctrl-C stops at a point where the study's storage is consistent
+        with creating_storage(config.storage) as storage:
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
             )
-        except Diverged as error:  # a point of the search space that cannot train: the study goes on
-            raise optuna.TrialPruned(str(error)) from None
-        trial.set_user_attr("best_epoch", fitted.best_epoch)
-        return fitted.best.precision
-
-    remaining = config.trials - done
-    if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[MaxTrialsCallback(config.trials, states=FINISHED)],
-            show_progress_bar=progress,
+            if not study.trials:
+                study.enqueue_trial(LightFMParams().as_dict())
+        done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        # A resumed run must not replay the first run's random start-up proposals: the seed moves on.
+        study.sampler = optuna.samplers.TPESampler(
+            seed=config.seed + done, n_startup_trials=max(2, min(10, config.trials // 3))
         )
+
+        ran: list[int] = []  # trials this process ran (other workers may share the study)
+
+        def objective(trial: optuna.Trial) -> float:
+            interrupt.check()
+            ran.append(trial.number)
+            params = suggest(trial)
+
+            def report(epoch: Epoch) -> None:
+                interrupt.check()
+                trial.report(epoch.metrics.precision, epoch.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned
+
+            random_state = config.seed + trial.number
+            trial.set_user_attr("random_state", random_state)
+            try:
+                fitted = fit(
+                    params,
+                    train,
+                    item_features,
+                    config.epochs,
+                    config.threads,
+                    random_state=random_state,
+                    evaluator=evaluator,
+                    patience=config.patience,
+                    on_epoch=report,
+                    desc=f"trial {trial.number}",
+                )
+            except Diverged as error:  # a point of the search space that cannot train: the study goes on
+                raise optuna.TrialPruned(str(error)) from None
+            trial.set_user_attr("best_epoch", fitted.best_epoch)
+            return fitted.best.precision
+
+        remaining = config.trials - done
+        if remaining > 0:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                callbacks=[MaxTrialsCallback(config.trials, states=FINISHED)],
+                show_progress_bar=progress,
+            )
+        interrupt.check()
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise InputError(f"study {name} has no completed trial: every one was pruned or diverged (more --trials?)")
     best = study.best_trial

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 import scipy.sparse as sp
+import sqlalchemy
 from optuna.trial import TrialState
 
 from models.training import Evaluator
@@ -50,3 +54,40 @@ def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(tmp_path: Path) -
     states = {(t.params["loss"], t.state) for t in study.trials}
     assert ("bpr", TrialState.PRUNED) in states and ("warp", TrialState.COMPLETE) in states
     assert not any(loss == "bpr" and state == TrialState.COMPLETE for loss, state in states)
+
+
+def test_ctrl_c_at_any_database_commit_stops_tuning_cleanly_and_the_study_resumes(tmp_path: Path) -> None:
+    """A Ctrl-C inside Optuna's commit of a trial escaped as UnboundLocalError or AssertionError (a traceback, no
+    `models: interrupted`), or left the SQLite file locked. SIGINT is sent at every third commit of a run in turn:
+    tuning must stop with KeyboardInterrupt, and a rerun must finish the study from what was stored."""
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((30, 40)) < 0.2).astype(np.float32))
+    valid = sp.csr_matrix((rng.random((30, 40)) < 0.1).astype(np.float32))
+    features = sp.identity(40, format="csr", dtype=np.float32)
+    evaluator = Evaluator(train, valid, np.arange(30))
+    commits = 0
+    interrupt_at: int | None = None
+
+    def on_commit(connection: object) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", on_commit)
+    try:
+        tune(train, features, evaluator, TuneConfig(storage=str(tmp_path / "count.db"), trials=2, epochs=1))
+        in_a_run = commits
+        assert in_a_run > 20
+        for interrupt_at in range(1, in_a_run + 1, 3):
+            commits = 0
+            config = TuneConfig(storage=str(tmp_path / f"study-{interrupt_at}.db"), trials=2, epochs=1)
+            with pytest.raises(KeyboardInterrupt):
+                tune(train, features, evaluator, config)
+            interrupt_at = None
+            result = tune(train, features, evaluator, config)
+            assert result.finished_trials == 2
+            study = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{config.storage}")
+            assert not [t.number for t in study.trials if t.state == TrialState.RUNNING]
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", on_commit)
