@@ -16,20 +16,27 @@ def embedded_for(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
 
 
+class NoRedis(RuntimeError):
+    """Neither `REDIS_URL` nor a running embedded Redis of the data folder: nothing to serve from."""
+
+
+def serving_url(settings: Settings) -> str:
+    """`REDIS_URL`, else the URL of the data folder's embedded Redis if it runs (`botify serve` starts it)."""
+    if settings.redis_url:
+        return settings.redis_url
+    embedded = embedded_for(settings)
+    if not embedded.is_up():
+        raise NoRedis(
+            f"REDIS_URL is not set and no embedded Redis serves {embedded.directory}: "
+            "run `python -m botify serve`, which starts it, or set REDIS_URL"
+        )
+    return embedded.url
+
+
 def redis_client(settings: Settings) -> redis.Redis:
-    """The configured Redis, or the embedded one serving the data folder (started by `botify serve`), for serving:
-    with the service's timeouts."""
-    url = settings.redis_url
-    if not url:
-        embedded = embedded_for(settings)
-        if not embedded.is_up():
-            raise RuntimeError(
-                f"REDIS_URL is not set and no embedded Redis serves {embedded.directory}: "
-                "run `python -m botify serve`, which starts it, or set REDIS_URL"
-            )
-        url = embedded.url
+    """The Redis to serve from (`serving_url`), with the service's timeouts."""
     return redis.Redis.from_url(
-        url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+        serving_url(settings), socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
     )
 
 

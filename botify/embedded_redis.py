@@ -61,7 +61,8 @@ class EmbeddedRedis:
 
     def is_up(self) -> bool:
         try:
-            return bool(self.client().ping())
+            with self.client() as client:  # closed at once (a master about to fork keeps no connection)
+                return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
 

@@ -5,6 +5,7 @@ Threaded workers keep client connections alive (the simulator and nginx reuse th
 
 import gc
 import os
+import sys
 
 # One BLAS thread per worker thread: the workers and their threads already use every core, and OpenBLAS's own
 # threads would only spin against them (a 50k x 32 mat-vec costs 6x the CPU with 2 BLAS threads here).
@@ -33,6 +34,17 @@ accesslog = None
 loglevel = settings.log_level
 # Heartbeat files in memory: on a disk-backed /tmp (a container's overlay) their fchmod can stall a worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def on_starting(server):
+    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback)."""
+    from botify.connection import NoRedis, serving_url  # redis-py only: numpy stays out of the master
+
+    try:
+        serving_url(settings)
+    except NoRedis as error:
+        print(f"botify: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def post_fork(server, worker):

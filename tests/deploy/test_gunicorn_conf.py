@@ -1,8 +1,12 @@
-"""botify's gunicorn settings that act inside a worker."""
+"""botify's gunicorn settings that act in a worker or in the master."""
 
 import gc
+import os
+import subprocess
+import sys
 
 from botify import gunicorn_conf
+from botify.process import free_port
 
 
 def test_a_worker_freezes_what_it_loaded_so_full_collections_skip_it():
@@ -12,3 +16,22 @@ def test_a_worker_freezes_what_it_loaded_so_full_collections_skip_it():
         assert gc.get_freeze_count() > 1000  # the modules and objects loaded so far, out of the collector's passes
     finally:
         gc.unfreeze()
+
+
+def test_gunicorn_without_any_redis_refuses_in_one_line(tmp_path):
+    """Started directly (as in the image), with no REDIS_URL and no embedded Redis: each worker died with an import
+    traceback of ~40 lines; the master now says what is missing, once, and starts no worker."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("BOTIFY_", "REDIS_"))}
+    environment |= {"BOTIFY_DATA_DIR": str(tmp_path / "world"), "BOTIFY_BIND": f"127.0.0.1:{free_port()}"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines() == [
+        f"botify: REDIS_URL is not set and no embedded Redis serves {tmp_path / 'world' / 'redis'}: "
+        "run `python -m botify serve`, which starts it, or set REDIS_URL"
+    ]
