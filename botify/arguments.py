@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -22,9 +24,18 @@ def bounded(kind: Callable[[str], float], low: float, high: float | None = None)
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):  # NaN passes every comparison
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if value < low or (high is not None and value > high):
             limits = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise argparse.ArgumentTypeError(f"{value} is not {limits}")
         return value
 
     return parse
+
+
+def path_argument(text: str) -> Path:
+    """An argparse type: a path, but not an empty one (`Path("")` is the current folder, taken without a word)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)

@@ -21,6 +21,12 @@ class DataError(ValueError):
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # `\ud800`..`\udfff`: half of a pair, or a lone one
 
 
+def require_file(path: Path) -> None:
+    """DataError unless `path` is a file: "no such file", or "a folder, not a file"."""
+    if not path.is_file():
+        raise DataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+
+
 def parse_json(raw: bytes, where: str) -> object:
     """JSON from bytes (decoded by json, so text that is not UTF-8 is bad JSON like any other); a DataError
     naming `where` (a file, or a file and line) if it is not JSON, or holds a string that is no Unicode text (a
@@ -55,8 +61,7 @@ def read_json_lines(path: Path) -> list[dict]:
 def read_catalog_records(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
     """tracks.json (course format) in track order: every record has an integer `track`, the ids are exactly
     0..N-1 (each once), and each has the `required` fields. A DataError names what is wrong."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    require_file(path)
     tracks = read_json_lines(path)
     if not tracks:
         raise DataError(f"{path}: no tracks")
@@ -108,8 +113,7 @@ def read_tracks(path: Path) -> list[dict]:
 
 def read_top_tracks(path: Path, size: int) -> list[int]:
     """top_tracks.json: a JSON list of known track ids, most popular first."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    require_file(path)
     top = parse_json(path.read_bytes(), str(path))
     if not isinstance(top, list) or not top or not all(type(t) is int and 0 <= t < size for t in top):
         raise DataError(f"{path}: expected a non-empty list of track ids in 0..{size - 1}")

@@ -17,6 +17,7 @@ import numpy as np
 import redis
 
 from botify import store
+from botify.arguments import path_argument
 from botify.catalog import artist_indices
 from botify.connection import open_redis, save_snapshot
 from botify.data_files import (
@@ -27,6 +28,7 @@ from botify.data_files import (
     read_json_lines,
     read_top_tracks,
     read_tracks,
+    require_file,
 )
 from botify.event_log import INT64_MAX
 from botify.item_space import nearest_tracks
@@ -41,8 +43,7 @@ def vectors_path(recs_file: Path) -> Path:
 
 def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, list[int]]]:
     """`{"user": int, "tracks": [int, ...]}` lines, every track id checked against the catalog."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    require_file(path)
     for number, record in enumerate(read_json_lines(path), start=1):
         user, tracks = record.get("user"), record.get("tracks")
         if type(user) is not int or not 0 <= user <= INT64_MAX or not isinstance(tracks, list):
@@ -186,7 +187,7 @@ def parse_set(text: str) -> tuple[str, Path]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
-        type=Path,
+        type=path_argument,
         help="world folder with tracks.json and top_tracks.json (loaded into REDIS_URL, else BOTIFY_DATA_DIR's Redis)",
     )
     parser.add_argument(
@@ -213,9 +214,12 @@ def run(args: argparse.Namespace) -> None:
     # Everything is read and checked before anything is published (a bad set leaves the live catalog as it was),
     # and what can be checked without Redis before it is started or touched.
     catalog = CatalogFiles.read(args.data) if args.data is not None else None
-    missing = [path for _, path in args.recs if not path.is_file()]
-    if missing:
-        raise DataError(f"{missing[0]}: no such file")
+    names = [name for name, _ in args.recs]
+    twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+    if twice:  # the last would win, the others published for nothing
+        raise DataError(f"--recs names {', '.join(twice)} more than once: give each set one file")
+    for _, path in args.recs:
+        require_file(path)
     with open_redis(settings) as client:
         target = catalog.target if catalog is not None else Target.live(client)
         live = store.live_catalog_fingerprint(client) if catalog is not None else None

@@ -21,13 +21,16 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from models.atomic import write_text
-from sim.cli import Parser
+from sim.cli import Parser, path_argument
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="small",
         help="small: ~2.5 minutes (--parallel: ~1.8); full: the seed's, ~80 minutes (--parallel: ~40-50) on 2 cores",
     )
-    parser.add_argument("--out", type=Path, default=Path("results"), help="where everything goes")
+    parser.add_argument("--out", type=path_argument, default=Path("results"), help="where everything goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--parallel",
@@ -324,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         if embedded is not None:
             step("redis: starting the embedded server")
             embedded.start()
+        else:
+            check_reachable(os.environ["REDIS_URL"])  # before the last run's results are removed
         concurrency = PARALLEL if args.parallel else REPRODUCIBLE
         run = Run(args.out, args.scale, scale, args.seed, concurrency, os.environ.get("REDIS_URL") or embedded.url)
         return execute(run)
@@ -339,6 +344,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if embedded is not None:
             stop_embedded(embedded)
+
+
+def check_reachable(url: str) -> None:
+    """RuntimeError, in one line, when the Redis at `url` (REDIS_URL) does not answer."""
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
+            client.ping()
+    except (redis.RedisError, ValueError) as error:  # ValueError: a URL redis-py cannot read
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port}" if parts.hostname else url.split("@")[-1]
+        raise RuntimeError(f"cannot use the Redis of REDIS_URL ({where}): {error}") from None
 
 
 def stop_embedded(embedded: EmbeddedRedis) -> None:

@@ -194,7 +194,7 @@ def read_world(data_dir: Path) -> World:
     """Load and cross-check a world directory (course formats)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data directory not found: {data_dir}")
+        raise DataError(f"{data_dir}: {'a file, not a folder' if data_dir.exists() else 'no such folder'}")
     artists, names, popularity = read_tracks(data_dir / TRACKS_FILE)
     embeddings = read_embeddings(data_dir / EMBEDDINGS_FILE)
     if embeddings.shape[0] != artists.shape[0]:

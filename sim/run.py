@@ -34,7 +34,7 @@ from sim.agents import (
     TopPopAgent,
 )
 from sim.catalog import World, read_world
-from sim.cli import Parser, run_cli
+from sim.cli import Parser, path_argument, run_cli
 from sim.env import RecEnv, draw_listener
 from sim.errors import AgentError, SimError
 from sim.remote import RemoteAgent
@@ -42,6 +42,8 @@ from sim.summary import EpisodeResult, Summary, format_table, summarize
 
 IN_PROCESS_AGENTS = ("random", "toppop", "sticky-artist", "oracle")
 DEFAULT_URL = "http://127.0.0.1:5001"
+# The most a run takes of each (a run keeps every session's result in memory: ~10M sessions fit in a few GiB).
+LIMITS = {"episodes": 10_000_000, "processes": 256, "days": 1_000}
 
 
 def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
@@ -229,7 +231,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "  python -m sim.run --data data --agent random,toppop,sticky-artist,oracle --episodes 2000 --out s.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, default=Path("data"), help="world folder (default: data)")
+    parser.add_argument("--data", type=path_argument, default=Path("data"), help="world folder (default: data)")
     parser.add_argument(
         "--agent",
         action="append",
@@ -246,12 +248,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-steps", type=int, default=1000, help="truncate longer sessions; 0: never (default: 1000)"
     )
-    parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--out", type=path_argument, help="write the summary as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    for name in ("episodes", "processes", "days"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+    for name, most in LIMITS.items():
+        if not 1 <= getattr(args, name) <= most:
+            parser.error(f"--{name} must be between 1 and {most:,}")
     if args.seed < 0 or args.max_steps < 0:
         parser.error("--seed and --max-steps must not be negative")
     args.agent = [a for value in (args.agent or ["remote"]) for a in value.split(",") if a]
@@ -293,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for day in range(1, args.days + 1):
         for name in args.agent:
             job = Job(args.data, name, args.url, args.max_steps or None, args.seed)
-            with tqdm(total=args.episodes, desc=f"{name} day {day}", unit="session", disable=args.quiet,
+            desc = f"{name} day {day}" if args.days > 1 else name  # one day: maybe not the first (the pipeline's)
+            with tqdm(total=args.episodes, desc=desc, unit="session", disable=args.quiet,
                       mininterval=progress_interval()) as bar:  # fmt: skip
                 results.extend(run_day(job, day, args.episodes, args.processes, bar))
         if args.out:  # after every day: a run that fails later keeps the days it finished

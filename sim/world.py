@@ -8,14 +8,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from sim.catalog import write_world
-from sim.cli import Parser, run_cli
+from sim.cli import Parser, path_argument, run_cli
 from sim.errors import SimError
 from sim.generate import PRESETS, generate_world
+
+# The largest world: its tracks' and users' vectors alone take up to 2 GiB in memory (the default world: 8 MiB).
+MAX_TRACKS, MAX_USERS, MAX_DIM = 1_000_000, 1_000_000, 256
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m sim.world",
         description="Write a seeded music world (tracks.json, tracks.npy, users.json, top_tracks.json).",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the world into")
+    parser.add_argument("--out", type=path_argument, required=True, help="folder to write the world into")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--preset",
@@ -44,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(config, **overrides)
     if config.tracks < 10 or config.users < 1 or config.dim < 2:
         raise SimError("need at least 10 tracks, 1 user and dimension 2")
+    if config.tracks > MAX_TRACKS or config.users > MAX_USERS or config.dim > MAX_DIM:
+        raise SimError(f"at most {MAX_TRACKS:,} tracks, {MAX_USERS:,} users and dimension {MAX_DIM}")
     if not 1 <= config.n_artists <= config.tracks:
         raise SimError(f"--artists must be between 1 and the number of tracks ({config.tracks})")
 

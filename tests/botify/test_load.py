@@ -99,6 +99,9 @@ def test_bad_recommendations_file_exits_with_one_line_and_keeps_the_live_set(
         (["--recs", "lightfm"], "NAME=FILE"),
         ([], "nothing to load"),
         (["--recs", "lightfm=/nonexistent.jsonl"], "no such file"),
+        (["--recs", "lightfm=/"], "/: a folder, not a file"),
+        (["--data", ""], "argument --data: an empty path"),
+        (["--recs", "lightfm=a.jsonl", "lightfm_nofeat=b.jsonl", "lightfm=c.jsonl"], "--recs names lightfm more than"),
         (
             ["--recs", "LightFM=recs.jsonl"],
             "no recommender serves a set named 'LightFM': one of lightfm, lightfm_nofeat",

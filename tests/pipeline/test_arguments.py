@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
+
+from botify.process import free_port
 
 
 @pytest.mark.parametrize(
@@ -20,6 +23,7 @@ import pytest
         (["--parallel", "2"], "unrecognized arguments: 2"),
         (["--seed", "-1"], "--seed must not be negative"),
         (["--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+        (["--out", ""], "argument --out: an empty path"),
     ],
 )
 def test_bad_arguments_exit_with_one_line_before_any_step(tmp_path, args, message):
@@ -52,3 +56,21 @@ def test_an_out_that_is_a_file_is_one_line_saying_so(tmp_path):
     assert (finished.returncode, finished.stdout) == (1, "")
     assert finished.stderr == f"pipeline: cannot use --out {out}: not a folder\n"
     assert out.read_text() == "a file, not a folder"
+
+
+def test_an_unreachable_redis_url_stops_the_rerun_before_the_last_results_are_removed(tmp_path):
+    out = tmp_path / "run"
+    kept = [out / "summary.md", out / "ab" / "HW_2" / "ab_table.md", out / "logs" / "day1" / "events.jsonl"]
+    for path in kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("the last run's")
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REDIS_URL": f"redis://:secret@127.0.0.1:{free_port()}/0"},
+    )
+    assert finished.returncode == 1
+    assert finished.stderr.startswith("pipeline: cannot use the Redis of REDIS_URL (127.0.0.1:")
+    assert finished.stderr.count("\n") == 1 and "secret" not in finished.stderr
+    assert [path.read_text() for path in kept] == ["the last run's"] * 3

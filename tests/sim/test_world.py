@@ -98,6 +98,9 @@ def test_presets():
         (["--tracks", "5"], "need at least 10 tracks"),
         (["--tracks", "100", "--artists", "500"], "--artists must be between 1 and"),
         (["--seed", "-1"], "--seed must not be negative"),
+        (["--tracks", "1000000000000"], "at most 1,000,000 tracks, 1,000,000 users and dimension 256"),
+        (["--dim", "100000000"], "at most 1,000,000 tracks"),
+        (["--out", ""], "argument --out: an empty path"),
     ],
 )
 def test_bad_arguments_exit_with_one_line(tmp_path, args, message):
