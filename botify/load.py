@@ -44,12 +44,16 @@ def vectors_path(recs_file: Path) -> Path:
 def read_recommendations(path: Path, catalog_size: int) -> Iterator[tuple[int, list[int]]]:
     """`{"user": int, "tracks": [int, ...]}` lines, every track id checked against the catalog."""
     require_file(path)
+    seen: dict[int, int] = {}  # user -> record number
     for number, record in enumerate(read_json_lines(path), start=1):
         user, tracks = record.get("user"), record.get("tracks")
         if type(user) is not int or not 0 <= user <= INT64_MAX or not isinstance(tracks, list):
             raise DataError(
                 f"{path}: record {number} needs a 'user' in 0..2^63-1 (the ids /next takes) and a 'tracks' list"
             )
+        if user in seen:  # one list would silently replace the other
+            raise DataError(f"{path}: record {number} lists user {user} again (record {seen[user]} did)")
+        seen[user] = number
         if not all(type(t) is int for t in tracks):
             raise DataError(f'{path}: record {number} has track ids that are not integers (1.0, "1" are not)')
         if not all(0 <= t < catalog_size for t in tracks):
@@ -66,8 +70,8 @@ def read_vectors(path: Path, catalog_size: int) -> np.ndarray | None:
         raise DataError(f"{path}: not a .npy file of numbers") from None
     if not isinstance(vectors, np.ndarray) or vectors.dtype.kind not in "fiu":
         raise DataError(f"{path}: not a .npy array of numbers")
-    if vectors.ndim != 2 or vectors.shape[0] != catalog_size:
-        raise DataError(f"{path}: expected item vectors of shape ({catalog_size}, d), got {vectors.shape}")
+    if vectors.ndim != 2 or vectors.shape[0] != catalog_size or vectors.shape[1] == 0:
+        raise DataError(f"{path}: expected item vectors of shape ({catalog_size}, d >= 1), got {vectors.shape}")
     with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused below
         stored = vectors.astype(np.float32)  # as Redis keeps them
     if not np.isfinite(stored).all():
@@ -238,6 +242,11 @@ def run(args: argparse.Namespace) -> None:
             recommendations = RecommendationSet.read(path, target)
             if not recommendations.fingerprinted:
                 print(f"warning: {path} has no {fingerprint_path(path).name}: its world is not checked, only its ids")
+            if recommendations.vectors is None:
+                print(
+                    f"warning: {path} has no {vectors_path(path).name}: its lists are served in their stored order, "
+                    "not re-ranked by the session"
+                )
             sets.append((name, path, recommendations))
         # Every version is written first and all go live in one step: a load that fails half-way (Redis lost,
         # Ctrl-C) leaves the live catalog and sets as they were, never a new catalog beside the old one's sets.

@@ -346,6 +346,13 @@ def test_a_bad_catalog_line_is_refused_naming_the_file(tmp_path, line, error):
         (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), "x")), r"not a \.npy array of numbers"),
         (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), np.nan)), "must be finite float32 numbers"),
         (lambda recs: np.save(recs.with_suffix(".npy"), np.full((300, 4), 1e39)), "must be finite float32 numbers"),
+        (lambda recs: np.save(recs.with_suffix(".npy"), np.ones((300, 0))), r"shape \(300, d >= 1\), got \(300, 0\)"),
+        (
+            lambda recs: recs.write_text(
+                '{"user": 1, "tracks": [7]}\n{"user": 2, "tracks": [8]}\n{"user": 1, "tracks": [9]}\n'
+            ),
+            r"record 3 lists user 1 again \(record 1 did\)",
+        ),
     ],
 )
 def test_a_bad_set_is_refused_and_the_live_one_keeps_serving(client, tmp_path, damage, error):
@@ -426,7 +433,7 @@ def test_a_set_trained_on_another_world_is_refused_against_the_live_catalog(clie
 
 
 def test_a_set_with_its_catalog_file_is_stored_with_the_fingerprint_of_its_world(client, redis_server, tmp_path):
-    recs = made_for(write_recs(tmp_path / "r.jsonl", {1: [5, 6]}), other_world("same size", tmp_path))
+    recs = made_for(write_recs(tmp_path / "r.jsonl", {1: [5, 6]}, artist_vectors()), other_world("same size", tmp_path))
     result = run_load(redis_server.url, "--data", str(tmp_path / "same-size"), "--recs", f"lightfm={recs}")
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stdout
@@ -435,13 +442,26 @@ def test_a_set_with_its_catalog_file_is_stored_with_the_fingerprint_of_its_world
 
 
 def test_a_set_without_a_catalog_file_loads_with_one_warning(client, redis_server, tiny_world, tmp_path):
-    recs = write_recs(tmp_path / "hand-made.jsonl", {1: [5, 6]})
+    recs = write_recs(tmp_path / "hand-made.jsonl", {1: [5, 6]}, artist_vectors())
     result = run_load(redis_server.url, "--recs", f"lightfm={recs}")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning")]
     assert warnings == [f"warning: {recs} has no hand-made.catalog.json: its world is not checked, only its ids"]
     fingerprint = catalog_fingerprint(read_tracks(tiny_world / "tracks.json")).encode()
     assert live_fingerprints(client) == (fingerprint, fingerprint)  # stored with the catalog it was checked against
+
+
+def test_a_set_without_item_vectors_loads_with_a_warning_that_it_is_served_in_stored_order(
+    client, redis_server, tiny_world, tmp_path
+):
+    recs = made_for(write_recs(tmp_path / "lists-only.jsonl", {1: [5, 6]}), tiny_world)
+    result = run_load(redis_server.url, "--recs", f"lightfm={recs}")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning")]
+    assert warnings == [
+        f"warning: {recs} has no lists-only.npy: its lists are served in their stored order, not re-ranked by the "
+        "session"
+    ]
 
 
 @pytest.mark.parametrize("kind", ["smaller", "bigger", "same size"])
