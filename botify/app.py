@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from flask import Flask
+from flask import Flask, request
 from flask_restful import Api
-from werkzeug.exceptions import BadHost, HTTPException
+from werkzeug.exceptions import BadHost, HTTPException, NotFound
 from werkzeug.routing import IntegerConverter
 
 from botify import api
 from botify.catalog import Catalog
 from botify.connection import redis_client
-from botify.event_log import EventLog
+from botify.event_log import INT64_MAX, EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
 from botify.recommenders.top_pop import TOP_K
@@ -97,6 +97,10 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+# The routes ending in an id, and what the id is: a path with no such id is not found, and says what it takes.
+ID_ROUTES = {"next": "user", "last": "user", "track": "track"}
+
+
 class BotifyApi(Api):
     """flask-restful's Api, whose error routing answers every error in JSON. To decide who answers an error,
     flask-restful matches the request's URL again, and that match can raise in turn: for a Host header that is no
@@ -113,6 +117,10 @@ class BotifyApi(Api):
     def handle_error(self, e: Exception):
         if isinstance(e, BadHost):
             e.data = {"message": "bad Host header: not a host name"}
+        elif isinstance(e, NotFound) and not hasattr(e, "data"):  # no route matched (not an unknown track)
+            kind = ID_ROUTES.get(request.path.split("/")[1]) if request.path.count("/") == 2 else None
+            if kind is not None:
+                e.data = {"message": f"not found: a {kind} id is a whole number from 0 to {INT64_MAX}"}
         return super().handle_error(e)
 
 
