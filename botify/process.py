@@ -108,12 +108,16 @@ class ServiceProcess:
     ) -> ServiceProcess:
         """Serve with `env` on top of `base_env` (this process's environment by default); returns once `/ready`
         answers 200. `with_parent`: the service stops when this process dies, even by SIGKILL (`stop_with_parent`;
-        only from a process without other threads, as any `preexec_fn`)."""
+        only from a process without other threads, as any `preexec_fn`), and is stopped by it only: in a session of
+        its own, a terminal's Ctrl-C does not reach it (gunicorn would quit at once, resetting the requests under
+        way, and the client would fail on them before seeing its own Ctrl-C); `stop` ends it."""
         variables = {**(os.environ if base_env is None else base_env), **(env or {}), "BOTIFY_LOG_DIR": str(log_dir)}
         command = [sys.executable, "-m", "botify", "serve", "--host", host, "--port", str(port)]
         command += ["--workers", str(workers)]
         preexec = stop_with_parent if with_parent else None
-        process = subprocess.Popen(command, env=variables, stdout=subprocess.DEVNULL, preexec_fn=preexec)
+        process = subprocess.Popen(
+            command, env=variables, stdout=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=with_parent
+        )
         service = cls(f"http://{host_port(host, port)}", Path(log_dir), process)
         deadline = time.monotonic() + timeout
         try:

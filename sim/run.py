@@ -8,6 +8,7 @@ see the same users, start tracks and random draws (a paired comparison).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -145,7 +146,7 @@ def _start_pool_worker(job: Job) -> None:
     Ctrl-C reaches the workers too (the terminal signals the whole process group): they ignore it,
     and the parent, interrupted, terminates the pool, so the run ends with one line, not a traceback per worker.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already, from its start (`run_day`); a custom start method too
     threadpool_limits(1, user_api="blas")
     global _worker_failure
     try:
@@ -200,7 +201,15 @@ def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progres
     tasks = [(day, group) for group in user_lanes(job, day, episodes, lanes)]
     results = []
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)) as pool:
+    with contextlib.ExitStack() as stack:
+        # The workers start with SIGINT ignored (an ignored signal stays ignored through exec, and Python then
+        # installs no KeyboardInterrupt for it): a Ctrl-C while they import, a second or so, printed each one's
+        # traceback. Only while the pool starts (milliseconds) does this process ignore a Ctrl-C too.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            pool = stack.enter_context(context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)))
+        finally:
+            signal.signal(signal.SIGINT, handler)
         for task_results in pool.imap_unordered(_run_episodes, tasks):
             results.extend(task_results)
             progress.update(len(task_results))

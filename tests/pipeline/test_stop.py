@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import child_pids, claim
 from pipeline.run import RUN_LOCK, stop_embedded
@@ -156,6 +158,28 @@ def test_an_interrupt_stops_the_run_and_says_so_in_one_line(tmp_path):
         assert stderr.splitlines()[-1:] == ["pipeline: interrupted"] and "Traceback" not in stderr, stderr
         assert still_alive(started) == {}
         assert not EmbeddedRedis(out / "redis").is_up()
+    finally:
+        kill_all(run, started)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_terminals_ctrl_c_during_a_day_stops_the_run_in_one_line_per_step(tmp_path, parallel):
+    """A terminal sends Ctrl-C to its whole foreground group. The simulator's worker processes, still importing,
+    each printed a traceback (the pipeline's test above signals the pipeline alone)."""
+    out = tmp_path / "run"
+    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=parallel, own_group=True)
+    started: dict[int, str] = {}
+    try:
+        started = started_once(run, day_one_runs, timeout=120)
+        assert day_one_runs(list(started.values())), f"day 1 never started: {started}"
+        time.sleep(1.0)  # the simulator's worker processes are under way
+
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=60) == 130
+        stderr = run.stderr.read()
+        assert stderr.splitlines()[-2:] == ["sim.run: interrupted", "pipeline: interrupted"], stderr
+        assert "Traceback" not in stderr, stderr
+        assert still_alive(started) == {}
     finally:
         kill_all(run, started)
 
