@@ -10,8 +10,8 @@ service re-ranks a user's candidates by how close their vectors are to the curre
 `NAME.catalog.json`: `{"catalog": "<fingerprint>"}`, the fingerprint of the world trained on
 (`botify.data_files.catalog_fingerprint`: its track ids with their artists); `botify load` refuses the set
 against any other catalog.
-The files (of every model exported together) are written to temporary names and renamed only when all are
-complete.
+The files (of every model exported together, and of the rest of a run given the same `AtomicFiles`) are written to
+temporary names and renamed only when all are complete.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from botify.data_files import fingerprint_json, fingerprint_path
-from models.atomic import atomic_path
+from models.atomic import AtomicFiles, joined
 from models.recommend import Scorer, top_k_blocks
 
 
@@ -71,16 +70,18 @@ def export_models(
     exclude: sp.csr_matrix | None,
     catalog: str,
     progress: bool = False,
+    files: AtomicFiles | None = None,
 ) -> dict[str, Exported]:
-    """`export` each model NAME of `scorers`; every file is renamed into place only once all are written, so a run
-    that fails leaves the earlier exports as they were (never one model's new files beside another's old ones)."""
+    """`export` each model NAME of `scorers`; every file is renamed into place only once all are written (with
+    `files`: when they are), so a run that fails leaves the earlier exports as they were (never one model's new files
+    beside another's old ones)."""
     exported: dict[str, Exported] = {}
-    with ExitStack() as renames:
+    with joined(files) as into:
         for name, scorer in scorers.items():
             start = time.perf_counter()
             jsonl, npy = out_dir / f"{name}.jsonl", out_dir / f"{name}.npy"
             stamp = fingerprint_path(jsonl)
-            tmp_jsonl, tmp_npy, tmp_stamp = (renames.enter_context(atomic_path(path)) for path in (jsonl, npy, stamp))
+            tmp_jsonl, tmp_npy, tmp_stamp = (into.path(path) for path in (jsonl, npy, stamp))
             _write_lists(tmp_jsonl, name, scorer, users, k, exclude, progress)
             with tmp_npy.open("wb") as f:
                 np.save(f, item_vectors(scorer))

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
-from models.atomic import atomic_path, write_text  # noqa: E402
+from models.atomic import AtomicFiles, joined, write_text  # noqa: E402
 from models.training import Epoch  # noqa: E402
 
 METRIC_COLUMNS = (
@@ -66,16 +66,23 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_report(out_dir: Path, report: Mapping[str, Any]) -> None:
-    """report.json (everything) and report.md (for people)."""
-    write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_text(out_dir / "report.md", markdown(report))
+def write_report(out_dir: Path, report: Mapping[str, Any], files: AtomicFiles | None = None) -> None:
+    """report.json (everything) and report.md (for people), replaced together (with `files`: when they are)."""
+    with joined(files) as into:
+        write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n", into)
+        write_text(out_dir / "report.md", markdown(report), into)
 
 
 def plot_learning_curves(
-    curves: Mapping[str, list[Epoch]], baselines: Mapping[str, float], path: Path, users: int, k: int = 10
+    curves: Mapping[str, list[Epoch]],
+    baselines: Mapping[str, float],
+    path: Path,
+    users: int,
+    k: int = 10,
+    files: AtomicFiles | None = None,
 ) -> None:
-    """Validation precision per epoch for each trained model, baselines as horizontal lines."""
+    """Validation precision per epoch for each trained model, baselines as horizontal lines (written atomically;
+    with `files`: renamed when they are)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in curves.items():
         points = [(e.epoch, e.metrics.precision) for e in curve if e.metrics is not None]
@@ -89,6 +96,8 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    try:
+        with joined(files) as into:
+            fig.savefig(into.path(path), format="png", dpi=100)
+    finally:
+        plt.close(fig)

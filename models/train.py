@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.atomic import write_text
+from models.atomic import AtomicFiles, atomic_files, write_text
 from models.catalog import Catalog, read_catalog
 from models.errors import InputError
 from models.export import Exported, export_models
@@ -160,9 +160,9 @@ def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -
     )
 
 
-def save_params(path: Path, params: dict[str, LightFMParams]) -> None:
+def save_params(path: Path, params: dict[str, LightFMParams], files: AtomicFiles | None = None) -> None:
     """params.json: the best parameters of each model, by model name."""
-    write_text(path, json.dumps({name: p.as_dict() for name, p in params.items()}, indent=2) + "\n")
+    write_text(path, json.dumps({name: p.as_dict() for name, p in params.items()}, indent=2) + "\n", files)
 
 
 def load_params(path: Path) -> dict[str, LightFMParams]:
@@ -259,66 +259,75 @@ def train(config: TrainConfig) -> dict[str, Any]:
             )
             timings[f"refit {name} on all positives"] = time.perf_counter() - start
         final[name] = model.scorer()
-    exports = export_models(
-        config.out, final, inter.users, config.top_k, inter.heard, prepared.catalog.fingerprint, config.progress
-    )
-    for name, exported in exports.items():
-        timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exported.seconds
-    save_params(config.out / "params.json", params)
+    # Every file of the run (exports, params.json, plot, report) replaces the earlier run's together, or none does.
+    with atomic_files() as files:
+        exports = export_models(
+            config.out,
+            final,
+            inter.users,
+            config.top_k,
+            inter.heard,
+            prepared.catalog.fingerprint,
+            config.progress,
+            files,
+        )
+        for name, exported in exports.items():
+            timings[f"export {name} (top-{config.top_k}, {len(inter.users)} users)"] = exported.seconds
+        save_params(config.out / "params.json", params, files)
+        plot_learning_curves(
+            {TITLES[n]: f.curve for n, f in fitted.items()},
+            {TITLES["toppop"]: prepared.monitor(Scorer.popularity(inter.train)).precision},
+            config.out / "learning_curve.png",
+            users=len(prepared.monitor.rows),
+            k=prepared.monitor.k,
+            files=files,
+        )
+        timings["total"] = time.perf_counter() - started
 
-    plot_learning_curves(
-        {TITLES[n]: f.curve for n, f in fitted.items()},
-        {TITLES["toppop"]: prepared.monitor(Scorer.popularity(inter.train)).precision},
-        config.out / "learning_curve.png",
-        users=len(prepared.monitor.rows),
-        k=prepared.monitor.k,
-    )
-    timings["total"] = time.perf_counter() - started
-
-    listens = prepared.listens
-    report = {
-        "k": prepared.evaluator.k,
-        "data": {
-            "files": listens.files,
-            "lines": listens.lines,
-            "bad_lines": listens.bad_lines,
-            "listens": len(listens),
-            "min_time": config.positives.min_time,
-            "positive_listens": int((listens.time >= config.positives.min_time).sum()),
-            "min_positives": config.positives.min_user_positives,
-            "min_track_positives": config.positives.min_track_positives,
-            "train": int(inter.train.nnz),
-            "valid": int(inter.valid.nnz),
-            "users": len(inter.users),
-            "eval_users": len(prepared.evaluator.rows),
-            "monitored_users": len(prepared.monitor.rows),
-            "tracks": prepared.catalog.size,
-            "catalog": prepared.catalog.fingerprint,
-            "split": config.positives.split,
-            "feature_groups": list(prepared.datasets[FEATURES].groups),
-        },
-        "params": {name: p.as_dict() for name, p in params.items()},
-        "tuning": tuning,
-        "models": models,
-        "curves": {
-            n: [{"epoch": e.epoch, "fit_seconds": e.fit_seconds, **e.metrics.as_dict()} for e in f.curve]
-            for n, f in fitted.items()
-        },
-        "exports": {
-            n: {
-                "recommendations": e.recommendations.name,
-                "vectors": e.vectors.name,
-                "catalog": e.catalog.name,
-                "users": e.users,
-            }
-            for n, e in exports.items()
-        },
-        "refit": config.refit,
-        "threads": config.threads,
-        "seed": config.seed,
-        "timings": timings,
-    }
-    write_report(config.out, report)  # before the load: a load that fails keeps the offline figures
+        listens = prepared.listens
+        report = {
+            "k": prepared.evaluator.k,
+            "data": {
+                "files": listens.files,
+                "lines": listens.lines,
+                "bad_lines": listens.bad_lines,
+                "listens": len(listens),
+                "min_time": config.positives.min_time,
+                "positive_listens": int((listens.time >= config.positives.min_time).sum()),
+                "min_positives": config.positives.min_user_positives,
+                "min_track_positives": config.positives.min_track_positives,
+                "train": int(inter.train.nnz),
+                "valid": int(inter.valid.nnz),
+                "users": len(inter.users),
+                "eval_users": len(prepared.evaluator.rows),
+                "monitored_users": len(prepared.monitor.rows),
+                "tracks": prepared.catalog.size,
+                "catalog": prepared.catalog.fingerprint,
+                "split": config.positives.split,
+                "feature_groups": list(prepared.datasets[FEATURES].groups),
+            },
+            "params": {name: p.as_dict() for name, p in params.items()},
+            "tuning": tuning,
+            "models": models,
+            "curves": {
+                n: [{"epoch": e.epoch, "fit_seconds": e.fit_seconds, **e.metrics.as_dict()} for e in f.curve]
+                for n, f in fitted.items()
+            },
+            "exports": {
+                n: {
+                    "recommendations": e.recommendations.name,
+                    "vectors": e.vectors.name,
+                    "catalog": e.catalog.name,
+                    "users": e.users,
+                }
+                for n, e in exports.items()
+            },
+            "refit": config.refit,
+            "threads": config.threads,
+            "seed": config.seed,
+            "timings": timings,
+        }
+        write_report(config.out, report, files)  # before the load: a load that fails keeps the offline figures
     if config.load:
         start = time.perf_counter()
         botify_load(config.data, exports)

@@ -103,6 +103,28 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_that_cannot_write_one_file_replaces_none_of_the_earlier_runs(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The exports and params.json were renamed into place before the plot and the report were written: a plot
+    that could not be (its path a folder) left new models beside the earlier run's report."""
+    data, logs = toy
+    out = tmp_path / "out"
+    assert main(train_args(data, logs, out, "--seed", "1")) == 0
+    (out / "learning_curve.png").unlink()
+    (out / "learning_curve.png").mkdir()
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert set(before) >= {*OUTPUTS, "params.json", "report.json"}
+    assert main(train_args(data, logs, out, "--seed", "2", "--top-k", "5")) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"models: error: cannot replace {out / 'learning_curve.png'}: it is a folder (no file of this run was "
+        "written)\n"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+    assert not [path for path in out.iterdir() if path.name.startswith(".")]
+
+
 def test_one_thread_runs_with_one_seed_export_identical_files(toy: tuple[Path, Path], tmp_path: Path) -> None:
     data, logs = toy
     for run in ("a", "b"):
