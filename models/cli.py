@@ -18,6 +18,8 @@ from models.positives import PositivesConfig
 from models.report import markdown_table
 from models.train import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 
+THREADS_PER_CORE = 4  # LightFM's threads beyond a few per core only contend (and tens of thousands crash it)
+
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -66,11 +68,13 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="stop after this many epochs without a better validation precision@10",
     )
+    cores = default_threads()
     parser.add_argument(
         "--threads",
-        type=bounded(int, 1),
-        default=default_threads(),
-        help="LightFM threads (default: all cores; 1 = bit-reproducible)",
+        type=bounded(int, 1, THREADS_PER_CORE * cores),
+        default=cores,
+        help=f"LightFM threads (default: all {cores} cores; at most {THREADS_PER_CORE} per core, "
+        f"{THREADS_PER_CORE * cores}, as more only contend; 1 = bit-reproducible)",
     )
     parser.add_argument(
         "--eval-users",

@@ -17,9 +17,9 @@ import pytest
 from botify.data_files import catalog_fingerprint, read_tracks
 from botify.process import free_port
 from models.atomic import atomic_path
-from models.cli import NoInterruptTraceback, build_parser, config_from, main
+from models.cli import THREADS_PER_CORE, NoInterruptTraceback, build_parser, config_from, main
 from models.synthetic import SyntheticSpec, generate
-from models.train import Seeds, prepare
+from models.train import Seeds, default_threads, prepare
 
 from .conftest import REPO, event, run_models, write_catalog, write_lines
 
@@ -93,6 +93,20 @@ def test_bad_flags_are_one_line_usage_errors(capsys: pytest.CaptureFixture) -> N
         main(["train", "--logs", "x", "--data", "y", "--out", "z", "--seed", "-1"])  # numpy refuses negative seeds
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "reason"),
+    [("train", "--threads", "100000", f"100000 is not in [1, {THREADS_PER_CORE * default_threads()}]")],
+)
+def test_values_past_a_bound_are_one_line_usage_errors(
+    capsys: pytest.CaptureFixture, command: str, flag: str, value: str, reason: str
+) -> None:
+    """--threads 100000 crashed LightFM (a segfault, no message); 20000 ran for minutes on 2 cores."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--logs", "x", "--data", "y", "--out", "z", flag, value])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"python -m models {command}: error: argument {flag}: {reason}\n"
 
 
 def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
