@@ -19,6 +19,9 @@ from models.report import markdown_table
 from models.train import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
 
 THREADS_PER_CORE = 4  # LightFM's threads beyond a few per core only contend (and tens of thousands crash it)
+MAX_EPOCHS = 10_000  # --epochs and --patience: far past where any model here stops improving
+MAX_TRIALS = 10_000  # Optuna's TPE slows with every trial it has seen; a study this big is not a search any more
+MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: LightFM's seed must stay below 2**32
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -58,13 +61,21 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         default=0.3,
         help="share of each user's positives held out by --split random (default 0.3)",
     )
-    parser.add_argument("--trials", type=bounded(int, 1), default=30, help="Optuna trials per model (default 30)")
     parser.add_argument(
-        "--epochs", type=bounded(int, 1), default=20, help="max epochs per trial and per final model (default 20)"
+        "--trials",
+        type=bounded(int, 1, MAX_TRIALS),
+        default=30,
+        help=f"Optuna trials per model (default 30, at most {MAX_TRIALS})",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=bounded(int, 1, MAX_EPOCHS),
+        default=20,
+        help=f"max epochs per trial and per final model (default 20, at most {MAX_EPOCHS})",
     )
     parser.add_argument(
         "--patience",
-        type=bounded(int, 1),
+        type=bounded(int, 1, MAX_EPOCHS),
         default=3,
         help="stop after this many epochs without a better validation precision@10",
     )
@@ -132,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune_cmd.add_argument(
         "--worker",
-        type=bounded(int, 0),
+        type=bounded(int, 0, MAX_WORKERS),
         default=0,
-        help="worker number: gives each parallel worker its own sampler seed",
+        help=f"worker number: gives each parallel worker its own sampler seed (at most {MAX_WORKERS})",
     )
     return parser
 

@@ -97,12 +97,19 @@ def test_bad_flags_are_one_line_usage_errors(capsys: pytest.CaptureFixture) -> N
 
 @pytest.mark.parametrize(
     ("command", "flag", "value", "reason"),
-    [("train", "--threads", "100000", f"100000 is not in [1, {THREADS_PER_CORE * default_threads()}]")],
+    [
+        ("train", "--threads", "100000", f"100000 is not in [1, {THREADS_PER_CORE * default_threads()}]"),
+        ("train", "--epochs", "1" + "0" * 20, f"1{'0' * 20} is not in [1, 10000]"),  # was an OverflowError
+        ("train", "--patience", "10001", "10001 is not in [1, 10000]"),
+        ("tune", "--trials", "10001", "10001 is not in [1, 10000]"),
+        ("tune", "--worker", "10" + "0" * 9, f"10{'0' * 9} is not in [0, 10000]"),  # LightFM's seed past 2**32
+    ],
 )
 def test_values_past_a_bound_are_one_line_usage_errors(
     capsys: pytest.CaptureFixture, command: str, flag: str, value: str, reason: str
 ) -> None:
-    """--threads 100000 crashed LightFM (a segfault, no message); 20000 ran for minutes on 2 cores."""
+    """--threads 100000 crashed LightFM (a segfault, no message); 20000 ran for minutes on 2 cores; a huge count
+    ended in a traceback, or ran for ever."""
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--logs", "x", "--data", "y", "--out", "z", flag, value])
     assert exit_info.value.code == 2
