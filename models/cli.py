@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,19 @@ MAX_TRIALS = 10_000  # Optuna's TPE slows with every trial it has seen; a study 
 MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: LightFM's seed must stay below 2**32
 
 
+def share(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: `bounded(float, low, high)` that refuses NaN too (it compares false with either bound)."""
+    parse = bounded(float, low, high)
+
+    def parse_share(text: str) -> float:
+        value = parse(text)
+        if math.isnan(value):
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
+        return value
+
+    return parse_share
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logs",
@@ -36,7 +50,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--min-time",
-        type=bounded(float, 0.0, 1.0),
+        type=share(0.0, 1.0),
         default=0.7,
         help="a listen of at least this fraction of the track is a positive (default 0.7)",
     )
@@ -57,7 +71,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--valid-share",
-        type=bounded(float, 0.01, 0.99),
+        type=share(0.01, 0.99),
         default=0.3,
         help="share of each user's positives held out by --split random (default 0.3)",
     )

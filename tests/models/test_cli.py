@@ -103,13 +103,15 @@ def test_bad_flags_are_one_line_usage_errors(capsys: pytest.CaptureFixture) -> N
         ("train", "--patience", "10001", "10001 is not in [1, 10000]"),
         ("tune", "--trials", "10001", "10001 is not in [1, 10000]"),
         ("tune", "--worker", "10" + "0" * 9, f"10{'0' * 9} is not in [0, 10000]"),  # LightFM's seed past 2**32
+        ("train", "--valid-share", "nan", "nan is not in [0.01, 0.99]"),  # "the logs are too small"
+        ("tune", "--min-time", "NaN", "NaN is not in [0.0, 1.0]"),  # no listen was a positive
     ],
 )
-def test_values_past_a_bound_are_one_line_usage_errors(
+def test_values_out_of_range_or_nan_are_one_line_usage_errors(
     capsys: pytest.CaptureFixture, command: str, flag: str, value: str, reason: str
 ) -> None:
     """--threads 100000 crashed LightFM (a segfault, no message); 20000 ran for minutes on 2 cores; a huge count
-    ended in a traceback, or ran for ever."""
+    ended in a traceback, or ran for ever; NaN passed the range check of a share."""
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--logs", "x", "--data", "y", "--out", "z", flag, value])
     assert exit_info.value.code == 2
