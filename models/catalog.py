@@ -13,7 +13,8 @@ from models.errors import InputError
 
 @dataclass(frozen=True)
 class Catalog:
-    """Track metadata; row i is track i. Optional columns (genre, duration, popularity) may be absent."""
+    """Track metadata as written (None: no value); row i is track i. Optional columns (genre, duration, popularity)
+    may be absent."""
 
     tracks: pd.DataFrame
     fingerprint: str  # the world's identity as botify checks it (`botify.data_files.catalog_fingerprint`)
@@ -24,7 +25,7 @@ class Catalog:
 
     def column(self, name: str) -> pd.Series | None:
         """A metadata column, or None when the catalog does not have it for any track."""
-        if name not in self.tracks.columns or self.tracks[name].isna().all():
+        if name not in self.tracks.columns or all(value is None for value in self.tracks[name]):
             return None
         return self.tracks[name]
 
@@ -36,5 +37,8 @@ def read_catalog(data_dir: Path) -> Catalog:
         records = read_catalog_records(data_dir / "tracks.json")
     except DataError as error:
         raise InputError(str(error)) from None
-    tracks = pd.DataFrame.from_records(records).set_index("track")  # in track order: row i is track i
+    # Values as written (a JSON NaN stays a float NaN), None where a track has no such field: in track order.
+    fields = dict.fromkeys(name for record in records for name in record)
+    columns = {name: pd.Series([record.get(name) for record in records], dtype=object) for name in fields}
+    tracks = pd.DataFrame(columns).set_index("track")  # row i is track i
     return Catalog(tracks=tracks, fingerprint=catalog_fingerprint(records))

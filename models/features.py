@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CATEGORICAL = ("genre", "artist")
 BUCKETED = {"popularity": 10, "duration": 5}  # field -> number of quantile buckets
+ABOVE = {"duration": 0}  # a bucketed field's values must be greater than this (a track lasts a while)
 FEATURE_GROUPS = (*CATEGORICAL, *BUCKETED)
 
 
@@ -67,8 +68,7 @@ def _as_written(value: object) -> object:
 def _categorical(column: pd.Series, group: str) -> list[str | None]:
     # a column of ids with a gap in it reads as floats (7.0): an id is named as written (7)
     names = [f"{group}={_as_written(value)}" if _single_value(value) else None for value in column]
-    missing = column.isna().to_numpy() | (column == "").to_numpy()
-    odd = [value for value, name, gone in zip(column, names, missing, strict=True) if name is None and not gone]
+    odd = [value for value, name in zip(column, names, strict=True) if name is None and value not in (None, "")]
     if odd:
         log.warning(
             "%d tracks' '%s' is not a single string or number (e.g. %r): they get no %s feature",
@@ -79,11 +79,13 @@ def _categorical(column: pd.Series, group: str) -> list[str | None]:
 
 def _bucketed(column: pd.Series, group: str, buckets: int) -> list[str | None]:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    odd = column[~np.isfinite(values) & column.notna().to_numpy()]  # given, but not a finite number
-    if len(odd):
+    usable = np.isfinite(values) & (values > ABOVE.get(group, -math.inf))
+    values = np.where(usable, values, np.nan)
+    odd = [value for value, ok in zip(column, usable, strict=True) if not ok and value is not None]  # NaN included
+    if odd:
         log.warning(
-            "%d tracks' '%s' is not a finite number (e.g. %r): they get no %s feature",
-            len(odd), group, odd.iloc[0], group,
+            "%d tracks' '%s' is not a finite number%s (e.g. %r): they get no %s feature",
+            len(odd), group, f" > {ABOVE[group]}" if group in ABOVE else "", odd[0], group,
         )  # fmt: skip
     index = quantile_buckets(values, buckets)
     return [f"{group}={b}" if np.isfinite(v) else None for b, v in zip(index, values, strict=True)]

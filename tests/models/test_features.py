@@ -80,20 +80,45 @@ def test_artist_ids_are_categories_and_values_that_are_not_one_are_left_out_with
     assert not any("'artist'" in message for message in messages)
 
 
-def test_a_popularity_or_duration_that_is_not_a_number_is_left_out_with_a_warning(
+def test_a_popularity_or_duration_that_is_not_a_usable_number_is_left_out_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """NaN, infinities and durations of no length were bucketed (or dropped) without a warning."""
+    nan, inf = float("nan"), float("inf")
     tracks = [
         {"track": 0, "artist": "a", "popularity": 0.9, "duration": "long"},
         {"track": 1, "artist": "b", "popularity": "high", "duration": 200},
         {"track": 2, "artist": "c", "popularity": 0.1, "duration": 180},
         {"track": 3, "artist": "d", "duration": 120},  # no popularity: missing, not malformed
+        {"track": 4, "artist": "e", "popularity": nan, "duration": -1e308},  # written NaN, as Python's json does
+        {"track": 5, "artist": "f", "popularity": 0.5, "duration": -3},
+        {"track": 6, "artist": "g", "popularity": inf, "duration": inf},
+        {"track": 7, "artist": "h", "popularity": None, "duration": 0},  # null: missing too
     ]
     write_lines(tmp_path / "tracks.json", tracks)
     with caplog.at_level(logging.WARNING):
         features = item_features(read_catalog(tmp_path), groups=("popularity", "duration"))
-    assert [sum(name.startswith("popularity=") for name in row) for row in features.names] == [1, 0, 1, 0]
-    assert [sum(name.startswith("duration=") for name in row) for row in features.names] == [0, 1, 1, 1]
+    assert [sum(name.startswith("popularity=") for name in row) for row in features.names] == [1, 0, 1, 0, 0, 1, 0, 0]
+    assert [sum(name.startswith("duration=") for name in row) for row in features.names] == [0, 1, 1, 1, 0, 0, 0, 0]
     messages = [record.getMessage() for record in caplog.records]
-    assert "1 tracks' 'popularity' is not a finite number (e.g. 'high'): they get no popularity feature" in messages
-    assert "1 tracks' 'duration' is not a finite number (e.g. 'long'): they get no duration feature" in messages
+    assert messages == [
+        "3 tracks' 'popularity' is not a finite number (e.g. 'high'): they get no popularity feature",
+        "5 tracks' 'duration' is not a finite number > 0 (e.g. 'long'): they get no duration feature",
+    ]
+
+
+def test_a_field_given_only_as_nan_is_warned_about_as_unusable_not_as_absent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_lines(
+        tmp_path / "tracks.json", [{"track": t, "genre": float("nan"), "popularity": float("nan")} for t in range(3)]
+    )
+    with caplog.at_level(logging.WARNING):
+        features = item_features(read_catalog(tmp_path), groups=("genre", "popularity"))
+    assert features.groups == ()
+    assert [record.getMessage() for record in caplog.records] == [
+        "3 tracks' 'genre' is not a single string or number (e.g. nan): they get no genre feature",
+        "no track has a usable 'genre': item features are built without it",
+        "3 tracks' 'popularity' is not a finite number (e.g. nan): they get no popularity feature",
+        "no track has a usable 'popularity': item features are built without it",
+    ]
