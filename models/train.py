@@ -16,12 +16,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 
+from botify.connection import redis_client
+from botify.settings import Settings
 from models.atomic import AtomicFiles, atomic_files, write_text
 from models.catalog import Catalog, read_catalog
 from models.errors import InputError
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FEATURES, NO_FEATURES = "lightfm", "lightfm_nofeat"
 MODELS = (NO_FEATURES, FEATURES)
+REDIS_CHECK_SECONDS = 5.0  # `--load`'s check that Redis answers: the service's own timeout (0.25 s) suits no WAN
 TITLES = {"toppop": "TopPop", NO_FEATURES: "LightFM (identity only)", FEATURES: "LightFM + item features"}
 
 
@@ -190,6 +194,22 @@ def botify_load(data: Path, exports: dict[str, Exported]) -> None:
         raise InputError(f"botify load failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
 
 
+def check_redis() -> None:
+    """For `--load`: the Redis that `botify load` will publish to answers (`REDIS_URL`; without it, the load starts
+    the embedded one of BOTIFY_DATA_DIR itself), before minutes of training."""
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:  # a BOTIFY_* variable botify load would refuse too
+        raise InputError(f"--load: {error}") from None
+    if not settings.redis_url:
+        return
+    try:
+        with redis_client(replace(settings, redis_timeout=REDIS_CHECK_SECONDS)) as client:
+            client.ping()
+    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis-py cannot read
+        raise InputError(f"--load: cannot reach the Redis of REDIS_URL ({error}); nothing was trained") from None
+
+
 def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:
     return {
         **evaluator(fitted.scorer()).as_dict(),
@@ -204,8 +224,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     started = time.perf_counter()
     if config.tune and config.params is not None:
         raise InputError("--params is used only with --no-tune (tuning chooses the parameters otherwise)")
-    # Input that is wrong stops before minutes of reading logs: the parameters, then the output folder.
+    # Input that is wrong stops before minutes of reading logs: the parameters, Redis, then the output folder.
     params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
+    if config.load:
+        check_redis()
     config.out.mkdir(parents=True, exist_ok=True)
     seeds = Seeds.derive(config.seed)
     prepared = prepare(config, np.random.default_rng(seeds.split))

@@ -359,16 +359,38 @@ def test_the_report_scores_validation_users_that_tuning_never_watched(
 
 
 def test_a_load_that_fails_keeps_the_report_of_what_was_trained(
-    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, own_redis
 ) -> None:
     data, logs = toy
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    client = own_redis.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)  # Redis answers, and refuses every write: the load fails after training
+    monkeypatch.setenv("REDIS_URL", own_redis.url)
     assert main(train_args(data, logs, tmp_path / "out", "--load")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("models: error: botify load failed: ") and err.count("\n") == 1
+    assert (
+        err.startswith("models: error: botify load failed: botify load: Redis refused a write: ")
+        and err.count("\n") == 1
+    )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["models"] and "botify load" not in report["timings"]
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_load_with_a_redis_that_does_not_answer_stops_before_training(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It trained (minutes, at scale) and only then found the REDIS_URL it was to publish to unreachable."""
+    data, logs = toy
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    out = tmp_path / "out"
+    assert main(train_args(data, logs, out, "--load")) == 1
+    assert capsys.readouterr().err == (
+        f"models: error: --load: cannot reach the Redis of REDIS_URL (Error 111 connecting to 127.0.0.1:{port}. "
+        "Connection refused.); nothing was trained\n"
+    )
+    assert not out.exists()
 
 
 def test_the_export_records_the_world_it_was_trained_on_and_botify_refuses_it_for_another(
