@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,18 @@ def share(low: float, high: float) -> Callable[[str], float]:
     return parse_share
 
 
+def output_folder(text: str) -> Path:
+    """An argparse type: the folder to write to (created if need be); not empty (it meant the current folder
+    unasked), and neither it nor a folder above it a file."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (give a folder, '.' for the current one)")
+    path = Path(text)
+    existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+    if existing is not None and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder")
+    return path
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logs",
@@ -47,7 +60,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         help="event-log files or folders (every file in a folder is read, rotated ones too)",
     )
     parser.add_argument("--data", type=Path, required=True, help="world folder with tracks.json")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_folder, required=True, help="output folder (created if need be)")
     parser.add_argument(
         "--min-time",
         type=share(0.0, 1.0),

@@ -321,19 +321,31 @@ def test_params_without_no_tune_is_an_input_error(
     )
 
 
-@pytest.mark.parametrize(
-    ("command", "extra"), [("train", ["--no-tune", "--epochs", "1"]), ("tune", ["--trials", "1", "--epochs", "1"])]
-)
-def test_an_output_path_that_is_a_file_is_one_line(
-    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, command: str, extra: list[str]
+@pytest.mark.parametrize("command", ["train", "tune"])
+@pytest.mark.parametrize("under", ["", "sub/folder"])
+def test_an_output_path_that_is_or_is_under_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, command: str, under: str
 ) -> None:
-    data, logs = toy
+    """Under a file, it was '[Errno 20] Not a directory' once the logs had been read."""
     out = tmp_path / "out"
     out.write_text("a file, not a folder")
-    assert main(cli_args(command, data, logs, out, *extra)) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("models: error: [Errno 17] File exists: ") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli_args(command, tmp_path / "data", tmp_path / "logs", out / under))
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err == f"python -m models {command}: error: argument --out: {out} is a file, not a folder\n"
+    )
     assert out.read_text() == "a file, not a folder"
+
+
+def test_an_empty_output_path_is_refused(capsys: pytest.CaptureFixture) -> None:
+    """It meant the current folder."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--logs", "x", "--data", "y", "--out", ""])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "python -m models train: error: argument --out: an empty path (give a folder, '.' for the current one)\n"
+    )
 
 
 def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
