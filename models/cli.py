@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import optuna
 
-from botify.arguments import OneLineParser, bounded
+from botify.arguments import OneLineParser, bounded, path_argument
 from models.errors import InputError
 from models.positives import PositivesConfig
 from models.report import markdown_table
@@ -26,25 +25,10 @@ MAX_TRIALS = 10_000  # Optuna's TPE slows with every trial it has seen; a study 
 MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: LightFM's seed must stay below 2**32
 
 
-def share(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: `bounded(float, low, high)` that refuses NaN too (it compares false with either bound)."""
-    parse = bounded(float, low, high)
-
-    def parse_share(text: str) -> float:
-        value = parse(text)
-        if math.isnan(value):
-            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
-        return value
-
-    return parse_share
-
-
 def output_folder(text: str) -> Path:
     """An argparse type: the folder to write to (created if need be); not empty (it meant the current folder
     unasked), and neither it nor a folder above it a file."""
-    if not text:
-        raise argparse.ArgumentTypeError("an empty path (give a folder, '.' for the current one)")
-    path = Path(text)
+    path = path_argument(text)
     existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
     if existing is not None and not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder")
@@ -63,7 +47,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_folder, required=True, help="output folder (created if need be)")
     parser.add_argument(
         "--min-time",
-        type=share(0.0, 1.0),
+        type=bounded(float, 0.0, 1.0),
         default=0.7,
         help="a listen of at least this fraction of the track is a positive (default 0.7)",
     )
@@ -84,7 +68,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--valid-share",
-        type=share(0.01, 0.99),
+        type=bounded(float, 0.01, 0.99),
         default=0.3,
         help="share of each user's positives held out by --split random (default 0.3)",
     )
@@ -92,13 +76,14 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         "--trials",
         type=bounded(int, 1, MAX_TRIALS),
         default=30,
-        help=f"Optuna trials per model (default 30, at most {MAX_TRIALS})",
+        help=f"finished trials a model's Optuna study holds at the end: its total over runs and workers, not "
+        f"this run's count (default 30, at most {MAX_TRIALS})",
     )
     parser.add_argument(
         "--epochs",
         type=bounded(int, 1, MAX_EPOCHS),
         default=20,
-        help=f"max epochs per trial and per final model (default 20, at most {MAX_EPOCHS})",
+        help=f"max epochs per trial (and, for train, of each final model; default 20, at most {MAX_EPOCHS})",
     )
     parser.add_argument(
         "--patience",
