@@ -1,13 +1,20 @@
-"""Writing a report's files into one folder: table (Markdown, CSV), all numbers (JSON), plot (PNG)."""
+"""Writing a report's files into one folder: table (Markdown, CSV), all numbers (JSON), plot (PNG).
+
+The files are written to temporary names beside their own and renamed only once all are complete, so a report that
+fails leaves the earlier one's files as they were (never this report's table beside the earlier one's plot).
+"""
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ab.errors import ABInputError
 from ab.plot import plot_effects
 from ab.table import effects_frame, render_markdown
+from models.atomic import atomic_path
 
 if TYPE_CHECKING:
     from ab.report import ABReport
@@ -23,15 +30,20 @@ OUTPUTS = {  # every file a report may write, by kind
 
 
 def write_outputs(report: ABReport, out: Path, *, title: str | None = None) -> dict[str, Path]:
-    """`ab_table.md`, `ab_table.csv`, `ab_report.json`, `ab_test.png` (+ `ab_test_cuped.png` with CUPED)."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out / name for kind, name in OUTPUTS.items() if kind != "plot_cuped"}
-    paths["markdown"].write_text(render_markdown(report, title))
-    effects_frame(report.effects).to_csv(paths["csv"], index=False)
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
-    plot_effects(report, paths["plot"], title=title)
-    if report.cuped_effects:
-        paths["plot_cuped"] = plot_effects(report, out / OUTPUTS["plot_cuped"], cuped=True, title=title)
-    else:  # an earlier report's in the same folder would pass for this one's
+    """`ab_table.md`, `ab_table.csv`, `ab_report.json`, `ab_test.png` (+ `ab_test_cuped.png` with CUPED), all or none;
+    an earlier report's CUPED plot goes once this report without one is in place (it would pass for this one's)."""
+    folders = [out / name for name in OUTPUTS.values() if (out / name).is_dir()]
+    if folders:  # a rename onto a folder would fail after the renames before it: this report's files beside the old
+        raise ABInputError(f"{folders[0]} is a folder, where the report writes a file: nothing was written")
+    paths = {kind: out / name for kind, name in OUTPUTS.items() if kind != "plot_cuped" or report.cuped_effects}
+    with ExitStack() as renames:
+        tmp = {kind: renames.enter_context(atomic_path(path)) for kind, path in paths.items()}
+        tmp["markdown"].write_text(render_markdown(report, title))
+        effects_frame(report.effects).to_csv(tmp["csv"], index=False)
+        tmp["json"].write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+        plot_effects(report, tmp["plot"], title=title)
+        if "plot_cuped" in tmp:
+            plot_effects(report, tmp["plot_cuped"], cuped=True, title=title)
+    if "plot_cuped" not in paths:
         (out / OUTPUTS["plot_cuped"]).unlink(missing_ok=True)
     return paths

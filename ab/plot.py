@@ -96,6 +96,6 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
     )
     fig.tight_layout(rect=(0, 0.025, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # `path` may be a temporary name without .png
     plt.close(fig)
     return path

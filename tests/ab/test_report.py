@@ -373,3 +373,21 @@ def test_a_report_without_cuped_removes_the_cuped_plot_an_earlier_report_left(lo
     assert with_cuped.outputs["plot_cuped"].exists()
     without = build_report(logs[0], "HW_2", out=tmp_path)
     assert "plot_cuped" not in without.outputs and not (tmp_path / "ab_test_cuped.png").exists()
+
+
+def test_a_report_that_fails_to_write_a_file_leaves_the_earlier_reports_files_as_they_were(
+    logs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table, CSV and JSON were rewritten one by one before the plot failed: new numbers beside the old plots."""
+    out = tmp_path / "out"
+    build_report(logs[0], "HW_2", out, pre_logs=[logs[1]], title="first")
+    (out / "ab_test.png").unlink()
+    (out / "ab_test.png").mkdir()
+    earlier = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    assert set(earlier) == {"ab_table.md", "ab_table.csv", "ab_report.json", "ab_test_cuped.png"}
+    again = ("--logs", str(logs[0]), "--out", str(out), "--alpha", "0.1", "--title", "second")
+    assert _one_line_error(capsys, *again) == (
+        f"error: {out / 'ab_test.png'} is a folder, where the report writes a file: nothing was written"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == earlier
+    assert sorted(path.name for path in out.iterdir()) == sorted([*earlier, "ab_test.png"])  # no temporary file left
