@@ -58,7 +58,7 @@ def _report(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from ab.arms import sorted_arms
     from ab.srm import parse_split
-    from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+    from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_logs
 
     effect = _mapping(args.effect, "--effect")
     latency = _mapping(args.latency_effect, "--latency-effect")
@@ -73,11 +73,9 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ABInputError(str(error)) from None
     rng = np.random.default_rng(args.seed)
     traits = draw_traits(design, rng)
-    written = write_log(generate_events(design, rng, traits), args.out, design.experiment, files=args.files)
-    if args.pre_out is not None:
-        written += write_log(
-            generate_events(design, rng, traits, period=0), args.pre_out, design.experiment, files=args.files
-        )
+    folders = {1: args.out} if args.pre_out is None else {1: args.out, 0: args.pre_out}  # by period, as drawn
+    logs = (generate_events(design, rng, traits, period=period) for period in folders)
+    written = write_logs(list(folders.values()), logs, design.experiment, files=args.files)
     print(f"wrote {len(written)} log file(s): {', '.join(str(p) for p in written)}")
     return 0
 
@@ -133,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     simulate = sub.add_parser("simulate", help="write seeded synthetic logs with a known effect")
-    simulate.add_argument("--out", type=Path, required=True, help="folder for the experiment's log")
-    simulate.add_argument("--pre-out", type=Path, default=None, help="folder for a pre-period log (for CUPED)")
+    simulate.add_argument("--out", type=Path, required=True, help="new or empty folder for the experiment's log")
+    simulate.add_argument(
+        "--pre-out", type=Path, default=None, help="new or empty folder for a pre-period log (for CUPED)"
+    )
     simulate.add_argument("--users", type=bounded(int, 1), default=2000, help="users in the log (default: 2000)")
     simulate.add_argument(
         "--effect", nargs="*", default=[], metavar="ARM=REL", help="relative effect on listen time per arm, e.g. T1=0.1"

@@ -10,8 +10,10 @@ The same users' pre-period (no treatment yet) is drawn from the same traits, for
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ab.errors import ABInputError
-from ab.events import events_frame
+from ab.events import events_frame, log_files
+from models.atomic import atomic_path
 
 DAY_MS = 86_400_000
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01, where synthetic experiments start
+MAX_FILES = 1_000  # worker files of one log (a service runs a few workers)
 
 
 @dataclass(frozen=True)
@@ -114,17 +118,60 @@ def generate_events(
 
 
 def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int = 2) -> list[Path]:
-    """Write `events` as botify event-log JSON lines, spread over `files` worker files in time order."""
+    """Write `events` as botify event-log JSON lines into `folder` (new, or without a file `ab report` would read),
+    spread over `files` worker files in time order."""
+    return write_logs([folder], [events], experiment, files=files)
+
+
+def write_logs(folders: Sequence[Path], logs: Iterable[pd.DataFrame], experiment: str, *, files: int = 2) -> list[Path]:
+    """`write_log` each of `logs` (drawn only once every folder is checked) into its folder; every file is renamed into
+    place only once all are written, so a failure leaves no partial log."""
     if files < 1:
         raise ABInputError(f"files must be at least 1, got {files}")
-    folder.mkdir(parents=True, exist_ok=True)
+    if files > MAX_FILES:
+        raise ABInputError(f"files must be at most {MAX_FILES:,}, got {files:,}")
+    check_log_folders(folders)
+    written: list[Path] = []
+    with ExitStack() as renames:
+        for folder, events in zip(folders, logs, strict=True):
+            for i, lines in enumerate(_worker_lines(events, experiment, files)):
+                path = folder / f"worker-{i}.jsonl"
+                with renames.enter_context(atomic_path(path)).open("w") as handle:
+                    handle.writelines(lines)
+                written.append(path)
+    return written
+
+
+def check_log_folders(folders: Sequence[Path]) -> None:
+    """Each folder new or without a file `ab report` would read (it reads every file in a folder), none in another."""
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise ABInputError(f"{folder} is not a folder")
+        found = log_files([folder]) if folder.exists() else []
+        if found:
+            raise ABInputError(
+                f"{folder} already holds {len(found):,} file(s), e.g. {found[0].name}, and `ab report` reads every "
+                "file in a folder: give a new or empty one"
+            )
+    for one, other in itertools.permutations(folders, 2):
+        if one.resolve() == other.resolve() or one.resolve() in other.resolve().parents:
+            raise ABInputError(
+                f"the log folders {one} and {other} overlap: `ab report` would read one log with the other"
+            )
+
+
+def _worker_lines(events: pd.DataFrame, experiment: str, files: int) -> list[Iterator[str]]:
+    """Each worker file's JSON lines: the events in time order, dealt over the files as a service's workers log them."""
     ordered = events.sort_values("timestamp", kind="stable")
-    paths = [folder / f"worker-{i}.jsonl" for i in range(files)]
     columns = [ordered[name].tolist() for name in ("message", "timestamp", "user", "track", "time", "latency")]
     arms = ordered["arm"].astype(object).where(ordered["arm"].notna(), None).tolist()
-    handles = [p.open("w") for p in paths]
-    try:
-        for i, (message, timestamp, user, track, time, latency, arm) in enumerate(zip(*columns, arms, strict=True)):
+    worker = (ordered["user"].to_numpy(dtype=np.int64) + np.arange(len(ordered))) % files
+    by_worker = np.argsort(worker, kind="stable")
+    bounds = np.searchsorted(worker[by_worker], np.arange(files + 1)).tolist()
+
+    def lines(rows: list[int]) -> Iterator[str]:
+        for row in rows:
+            message, timestamp, user, track, time, latency = (column[row] for column in columns)
             event: dict[str, object] = {
                 "message": message,
                 "timestamp": int(timestamp),
@@ -136,9 +183,7 @@ def write_log(events: pd.DataFrame, folder: Path, experiment: str, *, files: int
             if message == "next":
                 event["recommendation"] = (track * 7919 + 1) % 10_000
             event["experiment"] = experiment
-            event["experiments"] = {experiment: arm} if arm is not None else {}
-            handles[(user + i) % files].write(json.dumps(event) + "\n")
-    finally:
-        for handle in handles:
-            handle.close()
-    return paths
+            event["experiments"] = {experiment: arms[row]} if arms[row] is not None else {}
+            yield json.dumps(event) + "\n"
+
+    return [lines(by_worker[bounds[i] : bounds[i + 1]].tolist()) for i in range(files)]
