@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ab.arms import CONTROL, sorted_arms
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
 from botify.arguments import OneLineParser, bounded
@@ -24,6 +25,8 @@ def _mapping(pairs: Sequence[str], flag: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
+        if name.strip() in out:
+            raise ABInputError(f"{flag} names arm {name.strip()} twice")
         try:
             out[name.strip()] = float(value)
         except ValueError:
@@ -31,6 +34,39 @@ def _mapping(pairs: Sequence[str], flag: str) -> dict[str, float]:
         if not math.isfinite(out[name.strip()]):  # NaN passed the range checks and was written into the log
             raise ABInputError(f"{flag} {pair!r} is not a finite number")
     return out
+
+
+def _design_split(text: str | None) -> dict[str, float]:
+    """The simulated arms and their shares: `--split`'s (a positional one's parts are C, T1, T2, ...), else C and T1
+    half and half."""
+    from ab.srm import parse_split
+
+    if text is None:
+        return {CONTROL: 0.5, "T1": 0.5}
+    arms = [] if "=" in text else [CONTROL, *(f"T{i}" for i in range(1, len(text.split("/"))))]
+    split = parse_split(text, arms)
+    if CONTROL not in split or len(split) < 2:
+        raise ABInputError(f"--split {text!r} needs the control arm {CONTROL} and a treatment, e.g. C=50,T1=50")
+    return split
+
+
+def _arm_effects(pairs: Sequence[str], flag: str, split: dict[str, float]) -> dict[str, float]:
+    """`--effect`/`--latency-effect`, each on a treatment of the design (effects are relative to the control)."""
+    effects = _mapping(pairs, flag)
+    treatments = ", ".join(arm for arm in sorted_arms(split) if arm != CONTROL)
+    for arm, value in effects.items():
+        pair = f"{flag} {arm}={value:g}"
+        if arm == CONTROL:
+            raise ABInputError(
+                f"{pair}: {CONTROL} is the control, the baseline effects are relative to; give the effect to a "
+                f"treatment ({treatments})"
+            )
+        if arm not in split:
+            raise ABInputError(
+                f"{pair}: no arm {arm!r} in the design (arms: {', '.join(sorted_arms(split))}); --split sets the "
+                "arms, e.g. --split 1/1/1 for C, T1, T2"
+            )
+    return effects
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -56,15 +92,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ab.arms import sorted_arms
-    from ab.srm import parse_split
     from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_logs
 
-    effect = _mapping(args.effect, "--effect")
-    latency = _mapping(args.latency_effect, "--latency-effect")
-    treatments = {*effect, *latency} - {"C"} or {"T1"}
-    arms = sorted_arms({"C", *treatments})
-    split = parse_split(args.split, arms) if args.split else {arm: 1.0 / len(arms) for arm in arms}
+    split = _design_split(args.split)
+    effect = _arm_effects(args.effect, "--effect", split)
+    latency = _arm_effects(args.latency_effect, "--latency-effect", split)
     try:
         design = SyntheticDesign(
             users=args.users, split=split, effect=effect, latency_effect=latency, experiment=args.experiment
@@ -137,16 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--users", type=bounded(int, 1), default=2000, help="users in the log (default: 2000)")
     simulate.add_argument(
-        "--effect", nargs="*", default=[], metavar="ARM=REL", help="relative effect on listen time per arm, e.g. T1=0.1"
+        "--effect",
+        nargs="*",
+        default=[],
+        metavar="ARM=REL",
+        help="relative effect on listen time per treatment arm, e.g. T1=0.1",
     )
     simulate.add_argument(
         "--latency-effect",
         nargs="*",
         default=[],
         metavar="ARM=REL",
-        help="relative effect on request latency per arm, e.g. T1=0.5",
+        help="relative effect on request latency per treatment arm, e.g. T1=0.5",
     )
-    simulate.add_argument("--split", default=None, help="assignment split, e.g. C=50,T1=50 (default: equal)")
+    simulate.add_argument(
+        "--split",
+        default=None,
+        help="the arms and their shares, e.g. C=50,T1=50, or 1/1/1 for C, T1, T2 (default: C and T1, equal)",
+    )
     simulate.add_argument("--experiment", default="HW_2")
     simulate.add_argument("--files", type=int, default=2, help="worker files to spread the log over (default: 2)")
     simulate.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default: 0)")

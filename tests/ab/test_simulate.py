@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ab.cli import main
+from ab.report import build_report
 from ab.synthetic import MAX_FILES
 
 
@@ -66,3 +67,37 @@ def test_more_worker_files_than_a_service_runs_is_a_one_line_error(
     error = _one_line_error(capsys, "simulate", "--out", str(out), "--users", "50", "--files", str(MAX_FILES + 1))
     assert error == f"error: files must be at most {MAX_FILES:,}, got {MAX_FILES + 1:,}"
     assert not out.exists()
+
+
+NO_ARM = "in the design (arms: C, T1); --split sets the arms, e.g. --split 1/1/1 for C, T1, T2"
+CONTROL = "C is the control, the baseline effects are relative to; give the effect to a treatment"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--effect", "T9=0.1"], f"--effect T9=0.1: no arm 'T9' {NO_ARM}"),
+        (["--effect", "T1=0.1", "T2=0.2", "--split", "C=1,T1=1"], f"--effect T2=0.2: no arm 'T2' {NO_ARM}"),
+        (["--effect", "C=0.1"], f"--effect C=0.1: {CONTROL} (T1)"),
+        (["--latency-effect", "C=0.5", "--split", "1/1/1"], f"--latency-effect C=0.5: {CONTROL} (T1, T2)"),
+        (["--effect", "T1=0.1", "T1=0.2"], "--effect names arm T1 twice"),
+        (["--split", "T1=1,T2=1"], "--split 'T1=1,T2=1' needs the control arm C and a treatment, e.g. C=50,T1=50"),
+    ],
+)
+def test_an_effect_on_an_arm_the_design_lacks_or_on_the_control_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    """They were ignored (T9 in a 2-arm design became its only treatment, C=0.1 shifted the baseline), exit 0."""
+    out = tmp_path / "log"
+    assert _one_line_error(capsys, "simulate", "--out", str(out), "--users", "50", *args) == f"error: {error}"
+    assert not out.exists()
+
+
+def test_a_positional_split_sets_the_arms_an_effect_may_name(tmp_path: Path) -> None:
+    """1/1/1 is C, T1, T2 whichever arms the effects name (it had to have as many parts as they named arms + C)."""
+    out = tmp_path / "log"
+    assert main(["simulate", "--out", str(out), "--users", "3000", "--split", "1/1/1", "--effect", "T2=0.3"]) == 0
+    report = build_report(out)
+    assert report.arms == ["C", "T1", "T2"]
+    assert report.effect("time", "T2").significant and report.effect("time", "T2").effect_pct > 15
+    assert not report.effect("time", "T1").significant
