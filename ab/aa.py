@@ -17,6 +17,8 @@ from ab.metrics import METRICS, user_metrics
 from ab.report import analyze
 from ab.synthetic import SyntheticDesign, generate_events
 
+MAX_RUNS = 100_000  # ~3 hours at 1,000 users a run
+
 
 @dataclass(frozen=True)
 class AAResult:
@@ -59,10 +61,13 @@ def simulate_aa(
     """Analyse `runs` synthetic experiments whose arms are identical (any effect in `design` is removed)."""
     if runs < 1:
         raise ABInputError(f"runs must be at least 1, got {runs}")
+    if runs > MAX_RUNS:
+        raise ABInputError(f"runs must be at most {MAX_RUNS:,}, got {runs:,}")
     design = replace(design or SyntheticDesign(), effect={}, latency_effect={})
     p_values: dict[str, list[float]] = {m: [] for m in METRICS}
     any_raw = any_holm = 0
-    for child in tqdm(rng.spawn(runs), desc="A/A runs", disable=not progress):
+    for _ in tqdm(range(runs), desc="A/A runs", disable=not progress):
+        child = rng.spawn(1)[0]  # the children rng.spawn(runs) would give, one at a time
         users = user_metrics(generate_events(design, child)).frame
         report = analyze(users, design.experiment, alpha=alpha, ci=ci)
         first = report.treatments[0]

@@ -97,12 +97,9 @@ def _simulate(args: argparse.Namespace) -> int:
     split = _design_split(args.split)
     effect = _arm_effects(args.effect, "--effect", split)
     latency = _arm_effects(args.latency_effect, "--latency-effect", split)
-    try:
-        design = SyntheticDesign(
-            users=args.users, split=split, effect=effect, latency_effect=latency, experiment=args.experiment
-        )
-    except ValueError as error:
-        raise ABInputError(str(error)) from None
+    design = SyntheticDesign(
+        users=args.users, split=split, effect=effect, latency_effect=latency, experiment=args.experiment
+    )
     rng = np.random.default_rng(args.seed)
     traits = draw_traits(design, rng)
     folders = {1: args.out} if args.pre_out is None else {1: args.out, 0: args.pre_out}  # by period, as drawn

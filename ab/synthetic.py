@@ -26,6 +26,7 @@ from models.atomic import atomic_path
 
 DAY_MS = 86_400_000
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01, where synthetic experiments start
+MAX_USERS = 1_000_000  # ~24 events a user: ~4.5 GB of log, ~9 GB of memory to draw it
 MAX_FILES = 1_000  # worker files of one log (a service runs a few workers)
 
 
@@ -42,14 +43,16 @@ class SyntheticDesign:
     tracks_in_catalog: int = 10_000
 
     def __post_init__(self) -> None:
+        if self.users > MAX_USERS:
+            raise ABInputError(f"users must be at most {MAX_USERS:,}, got {self.users:,}")
         top = self.mean_listen * 2.0 * (1 + max([0.0, *self.effect.values()]))
         if not 0.0 < top < 1.0 or min([0.0, *self.effect.values()]) <= -1.0:
-            raise ValueError(
+            raise ABInputError(
                 "need 0 < mean_listen * 2 * (1 + effect) < 1 and effect > -1, so a listen's "
                 "expected fraction stays inside (0, 1)"
             )
         if min([0.0, *self.latency_effect.values()]) <= -1.0:
-            raise ValueError("need a latency effect > -1, so a request's latency stays positive")
+            raise ABInputError("need a latency effect > -1, so a request's latency stays positive")
 
 
 @dataclass(frozen=True)

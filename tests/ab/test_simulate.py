@@ -101,3 +101,23 @@ def test_a_positional_split_sets_the_arms_an_effect_may_name(tmp_path: Path) -> 
     assert report.arms == ["C", "T1", "T2"]
     assert report.effect("time", "T2").significant and report.effect("time", "T2").effect_pct > 15
     assert not report.effect("time", "T1").significant
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["simulate", "--users", "100000000000000"], "users must be at most 1,000,000, got 100,000,000,000,000"),
+        (
+            ["aa", "--runs", "2", "--users", "100000000000000"],
+            "users must be at most 1,000,000, got 100,000,000,000,000",
+        ),
+        (["aa", "--runs", "100000000000", "--users", "10"], "runs must be at most 100,000, got 100,000,000,000"),
+    ],
+)
+def test_counts_too_large_to_draw_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    """A MemoryError and an OverflowError with their tracebacks."""
+    out = ["--out", str(tmp_path / "log")] if args[0] == "simulate" else []
+    assert _one_line_error(capsys, *args, *out) == f"error: {error}"
+    assert not (tmp_path / "log").exists()
