@@ -1,4 +1,4 @@
-"""`python -m ab simulate` and `aa` on bad input: one line, exit 2, and nothing written or lost."""
+"""`python -m ab simulate`, `aa` (and `report`'s paths) on bad input: one line, exit 2, nothing written or lost."""
 
 from __future__ import annotations
 
@@ -121,3 +121,31 @@ def test_counts_too_large_to_draw_are_one_line_errors(
     out = ["--out", str(tmp_path / "log")] if args[0] == "simulate" else []
     assert _one_line_error(capsys, *args, *out) == f"error: {error}"
     assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "--logs", "LOG", "--out", ""],
+        ["report", "--logs", "", "--out", "OUT"],
+        ["report", "--logs", "LOG", "--pre-logs", "", "--out", "OUT"],
+        ["simulate", "--out", ""],
+        ["simulate", "--out", "OUT", "--pre-out", ""],
+    ],
+)
+def test_an_empty_path_is_a_one_line_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    """It was the current folder: the report or the log went there, or every file under it was read as a log."""
+    assert main(["simulate", "--out", str(tmp_path / "log"), "--users", "200"]) == 0
+    monkeypatch.chdir(tmp_path)
+    before = _files(tmp_path)
+    flag = args[args.index("") - 1]
+    args = [{"LOG": str(tmp_path / "log"), "OUT": str(tmp_path / "out")}.get(arg, arg) for arg in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: argument {flag}: an empty path, which would be the current folder\n"
+    )
+    assert _files(tmp_path) == before
