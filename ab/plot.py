@@ -84,7 +84,9 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
         left, right = ax.get_xlim()
         ax.set_xlim(min(left, -0.05 * (right - left)), max(right, 0.05 * (right - left)))
     axes[-1, 0].set_xlabel(f"effect vs C, % of the control mean ({1 - report.alpha:.0%} CI)")
-    fig.suptitle(f"{plot_title(report.experiment, title, cuped)}\n{headline(report)}", fontsize=12)
+    fig.suptitle(  # the caller's text as it is: a `$` would start TeX math, and an unmatched one fail the plot
+        f"{plot_title(report.experiment, title, cuped)}\n{headline(report)}", fontsize=12, parse_math=False
+    )
     fig.text(
         0.5,
         0.005,

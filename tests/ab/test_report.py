@@ -391,3 +391,12 @@ def test_a_report_that_fails_to_write_a_file_leaves_the_earlier_reports_files_as
     )
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == earlier
     assert sorted(path.name for path in out.iterdir()) == sorted([*earlier, "ab_test.png"])  # no temporary file left
+
+
+def test_a_title_with_a_dollar_sign_is_plotted_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """matplotlib read `$...$` as TeX math: an unknown command stopped the report with a traceback."""
+    write_log(generate_events(SyntheticDesign(users=200), np.random.default_rng(2)), tmp_path / "log", "HW_2")
+    out = tmp_path / "out"
+    assert main(["report", "--logs", str(tmp_path / "log"), "--out", str(out), "--title", r"cost in $\euro$"]) == 0
+    assert capsys.readouterr().out.startswith("# cost in $\\euro$\n")
+    assert matplotlib.image.imread(out / "ab_test.png").shape[0] > 0
