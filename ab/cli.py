@@ -13,14 +13,7 @@ import numpy as np
 from ab.arms import CONTROL, sorted_arms
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
-from botify.arguments import OneLineParser, bounded
-
-
-def _path(text: str) -> Path:
-    """An argparse type: a path that is not empty (`Path("")` is the current folder)."""
-    if not text:
-        raise argparse.ArgumentTypeError("an empty path, which would be the current folder")
-    return Path(text)
+from botify.arguments import OneLineParser, bounded, path_argument
 
 
 def _progress() -> bool:
@@ -140,16 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--logs",
         nargs="+",
-        type=_path,
+        type=path_argument,
         default=[Path("log")],
         help="log folders or files; every file under a folder is read (default: log)",
     )
     report.add_argument("--experiment", default="HW_2", help="experiment name in the events (default: HW_2)")
-    report.add_argument("--out", type=_path, default=Path("results/ab"), help="output folder (default: results/ab)")
+    report.add_argument(
+        "--out", type=path_argument, default=Path("results/ab"), help="output folder (default: results/ab)"
+    )
     report.add_argument(
         "--pre-logs",
         nargs="+",
-        type=_path,
+        type=path_argument,
         default=None,
         help="logs of a pre-experiment period of the same users, for CUPED",
     )
@@ -167,9 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     simulate = sub.add_parser("simulate", help="write seeded synthetic logs with a known effect")
-    simulate.add_argument("--out", type=_path, required=True, help="new or empty folder for the experiment's log")
     simulate.add_argument(
-        "--pre-out", type=_path, default=None, help="new or empty folder for a pre-period log (for CUPED)"
+        "--out", type=path_argument, required=True, help="new or empty folder for the experiment's log"
+    )
+    simulate.add_argument(
+        "--pre-out", type=path_argument, default=None, help="new or empty folder for a pre-period log (for CUPED)"
     )
     simulate.add_argument("--users", type=bounded(int, 1), default=2000, help="users in the log (default: 2000)")
     simulate.add_argument(

@@ -343,9 +343,7 @@ def test_an_empty_output_path_is_refused(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--logs", "x", "--data", "y", "--out", ""])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
-        "python -m models train: error: argument --out: an empty path\n"
-    )
+    assert capsys.readouterr().err == ("python -m models train: error: argument --out: an empty path\n")
 
 
 def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
