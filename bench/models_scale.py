@@ -25,6 +25,7 @@ import optuna
 
 from botify.arguments import OneLineParser
 from models.catalog import read_catalog
+from models.errors import InputError
 from models.export import export
 from models.features import identity_only, item_features, lightfm_data
 from models.logs import read_listens
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
     with_features = lightfm_data(len(inter.users), features)
     identity = lightfm_data(len(inter.users), identity_only(features))
     evaluator = Evaluator(inter.train, inter.valid, inter.eval_users())
-    monitor = evaluator.sample(args.eval_users, np.random.default_rng(args.seed))
+    monitor, _ = evaluator.split(args.eval_users, np.random.default_rng(args.seed))
     timed("positives + split + features", start)
 
     per_epoch: dict[str, dict[str, float]] = {}
@@ -157,7 +158,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=2, help="Optuna trials to time; 0 skips (default 2)")
     parser.add_argument("--tune-epochs", type=int, default=2, help="epochs per timed trial (default 2)")
     parser.add_argument("--threads", type=int, default=default_threads())
-    parser.add_argument("--eval-users", type=int, default=2000, help="users validated every epoch (default 2000)")
+    parser.add_argument(
+        "--eval-users", type=int, default=2000, help="users validated every epoch, at most half; 0: half (default 2000)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep the synthesized world and logs here")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
@@ -174,7 +177,11 @@ def main() -> int:
             start = time.perf_counter()
             subprocess.run([sys.executable, *sys.argv, "--synthesize-only", "--work", str(work)], check=True)
             print(f"synthesized {args.listens:,} listens in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        result = run(args, data, logs)
+        try:
+            result = run(args, data, logs)
+        except InputError as error:  # a world too small to train on: as `python -m models` says it
+            print(f"models_scale: error: {error}", file=sys.stderr)
+            return 1
     print(markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
