@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from bench_arguments import folder, non_negative, output_file, positive
 
 from botify.arguments import OneLineParser
 from models.catalog import read_catalog
@@ -151,19 +152,22 @@ def markdown(result: dict) -> str:
 
 def main() -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listens", type=int, default=3_300_000)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--tracks", type=int, default=50_000)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per model (default 3)")
-    parser.add_argument("--trials", type=int, default=2, help="Optuna trials to time; 0 skips (default 2)")
-    parser.add_argument("--tune-epochs", type=int, default=2, help="epochs per timed trial (default 2)")
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--listens", type=positive, default=3_300_000)
+    parser.add_argument("--users", type=positive, default=10_000)
+    parser.add_argument("--tracks", type=positive, default=50_000)
+    parser.add_argument("--epochs", type=positive, default=3, help="epochs timed per model (default 3)")
+    parser.add_argument("--trials", type=non_negative, default=2, help="Optuna trials to time; 0 skips (default 2)")
+    parser.add_argument("--tune-epochs", type=positive, default=2, help="epochs per timed trial (default 2)")
+    parser.add_argument("--threads", type=positive, default=default_threads())
     parser.add_argument(
-        "--eval-users", type=int, default=2000, help="users validated every epoch, at most half; 0: half (default 2000)"
+        "--eval-users",
+        type=non_negative,
+        default=2000,
+        help="users validated every epoch, at most half; 0: half (default 2000)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=None, help="keep the synthesized world and logs here")
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--work", type=folder, default=None, help="keep the synthesized world and logs here")
+    parser.add_argument("--out", type=output_file, default=None, help="also write the results as JSON here")
     parser.add_argument("--synthesize-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

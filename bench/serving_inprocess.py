@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from bench_arguments import folder, non_negative, output_file, positive
 from flask import Flask
 from serving_hello import app as hello_app
 from serving_servers import REPO, loaded_redis
@@ -169,16 +170,15 @@ def report(results: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per variant and round")
-    parser.add_argument("--rounds", type=int, default=11, help="rounds of every variant (median kept)")
-    parser.add_argument("--warmup", type=int, default=20000, help="unmeasured LightFM requests first (sessions)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world", help="world cache folder")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_inprocess.json")
-    args = parser.parse_args(argv)
-    if min(args.requests, args.rounds) <= 0 or args.warmup < 0:
-        parser.error("--requests and --rounds must be positive, --warmup at least 0")
-    return args
+    parser.add_argument("--requests", type=positive, default=2000, help="requests per variant and round")
+    parser.add_argument("--rounds", type=positive, default=11, help="rounds of every variant (median kept)")
+    parser.add_argument(
+        "--warmup", type=non_negative, default=20000, help="unmeasured LightFM requests first (sessions)"
+    )
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world", help="world cache folder")
+    parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_inprocess.json")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_arguments import folder, non_negative, output_file, positive
 from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
 from serving_world import WorldSize, write_world
@@ -188,12 +189,16 @@ def check_targets(results: dict) -> dict:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=15, help="whole seconds per measured run (as wrk takes them)")
-    parser.add_argument("--warmup", type=int, default=3, help="whole seconds of unmeasured load before each run")
-    parser.add_argument("--rounds", type=int, default=3, help="hello/botify rounds per measure (median kept)")
-    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
-    parser.add_argument("--workers", type=int, default=Settings.workers, help="gunicorn workers (both apps)")
-    parser.add_argument("--threads", type=int, default=Settings.threads, help="gunicorn threads per worker (both apps)")
+    parser.add_argument(
+        "--duration", type=positive, default=15, help="whole seconds per measured run (as wrk takes them)"
+    )
+    parser.add_argument("--warmup", type=positive, default=3, help="whole seconds of unmeasured load before each run")
+    parser.add_argument("--rounds", type=positive, default=3, help="hello/botify rounds per measure (median kept)")
+    parser.add_argument("--connections", type=positive, default=32, help="keep-alive connections")
+    parser.add_argument("--workers", type=positive, default=Settings.workers, help="gunicorn workers (both apps)")
+    parser.add_argument(
+        "--threads", type=positive, default=Settings.threads, help="gunicorn threads per worker (both apps)"
+    )
     parser.add_argument(
         "--fractions", default="0.25,0.5", help="fixed rates as fractions of botify's maximum (0.5 is the target's)"
     )
@@ -201,9 +206,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--experiment", default=Settings.experiment, choices=sorted(EXPERIMENTS),
         help="the experiment routing botify's /next (AA: StickyArtist for everyone, no Redis call per request)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world", help="world cache folder")
-    parser.add_argument("--out", type=Path, help="figures file (default results/bench/serving[_EXPERIMENT].json)")
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world", help="world cache folder")
+    parser.add_argument(
+        "--out", type=output_file, help="figures file (default results/bench/serving[_EXPERIMENT].json)"
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         suffix = "" if args.experiment == Settings.experiment else f"_{args.experiment}"
@@ -212,8 +219,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.fractions = sorted({0.5, *(float(f) for f in args.fractions.split(","))})
     except ValueError:
         parser.error(f"--fractions must be numbers separated by commas, got {args.fractions!r}")
-    if min(args.duration, args.warmup, args.rounds, args.connections, args.workers, args.threads) <= 0:
-        parser.error("--duration, --warmup, --rounds, --connections, --workers and --threads must be positive")
     if not all(0 < fraction <= 1 for fraction in args.fractions):
         parser.error("--fractions must lie in (0, 1]")
     return args

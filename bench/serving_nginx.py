@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
+from bench_arguments import folder, non_negative, output_file, positive
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
@@ -78,16 +79,16 @@ def stalled_clients(url: str, count: int):
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replicas", type=int, default=2, help="botify replicas behind nginx")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
-    parser.add_argument("--duration", type=int, default=10, help="whole seconds per measured run (as wrk takes them)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_nginx.json")
+    parser.add_argument("--replicas", type=positive, default=2, help="botify replicas behind nginx")
+    parser.add_argument("--workers", type=positive, default=1, help="gunicorn workers per replica")
+    parser.add_argument(
+        "--duration", type=positive, default=10, help="whole seconds per measured run (as wrk takes them)"
+    )
+    parser.add_argument("--connections", type=positive, default=32)
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world")
+    parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_nginx.json")
     args = parser.parse_args(argv)
-    if args.replicas < 1 or args.workers < 1 or args.duration <= 0:
-        parser.error("--replicas, --workers and --duration must be positive")
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             print(

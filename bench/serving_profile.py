@@ -19,6 +19,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from bench_arguments import folder, non_negative, output_file, positive
 from serving_load import WRK_SCRIPT
 from serving_servers import BOTIFY_APP, REPO, gunicorn, loaded_redis
 from serving_world import write_world
@@ -50,14 +51,16 @@ def shares(stacks: Path, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="whole seconds sampled (as wrk and py-spy take them)")
-    parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
-    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    parser.add_argument("--top", type=int, default=40, help="functions listed")
+    parser.add_argument(
+        "--duration", type=positive, default=10, help="whole seconds sampled (as wrk and py-spy take them)"
+    )
+    parser.add_argument("--connections", type=positive, default=4, help="wrk keep-alive connections")
+    parser.add_argument("--rate", type=positive, default=250, help="py-spy samples per second")
+    parser.add_argument("--top", type=positive, default=40, help="functions listed")
     parser.add_argument("--gil", action="store_true", help="only samples holding the GIL: Python CPU time")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--world", type=Path, default=REPO / "results" / "bench" / "world")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "serving_profile.txt")
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world")
+    parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_profile.txt")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     for tool, install in (

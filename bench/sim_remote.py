@@ -28,9 +28,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from bench_arguments import non_negative, output_file, positive
 from tqdm import tqdm
 
-from botify.arguments import OneLineParser
+from botify.arguments import OneLineParser, bounded
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
 from sim.catalog import write_world
@@ -82,7 +83,7 @@ def simulate(service: ServiceProcess, data: Path, episodes: int, processes: int,
             "client_cpu_us_per_request": cpu / requests * 1e6}  # fmt: skip
 
 
-def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> dict:
+def wrk(url: str, connections: int, seconds: int, users: int, tracks: int) -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url, "--"]
     cpu = cpu_seconds()
     output = subprocess.run([*command, str(users), str(tracks), "0"], capture_output=True, text=True, check=True)
@@ -98,11 +99,13 @@ def wrk(url: str, connections: int, seconds: float, users: int, tracks: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=6000, help="sessions per simulator run (long: start-up fades)")
-    parser.add_argument("--wrk-seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench/sim_remote.json"))
+    parser.add_argument(
+        "--episodes", type=bounded(int, 100), default=6000, help="sessions per simulator run (long: start-up fades)"
+    )
+    parser.add_argument("--wrk-seconds", type=positive, default=5, help="whole seconds (as wrk takes them)")
+    parser.add_argument("--rounds", type=positive, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--out", type=output_file, default=Path("results/bench/sim_remote.json"))
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("sim_remote: error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)

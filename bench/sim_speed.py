@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_arguments import non_negative, output_file, positive
 from threadpoolctl import threadpool_limits
 
 from sim.catalog import read_world, write_world
@@ -51,9 +52,9 @@ def time_agent(env: RecEnv, name: str, episodes: int, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=20_000, help="sessions per measurement (oracle: a tenth)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench/sim_speed.json"))
+    parser.add_argument("--episodes", type=positive, default=20_000, help="sessions per measurement (oracle: a tenth)")
+    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--out", type=output_file, default=Path("results/bench/sim_speed.json"))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1, user_api="blas"):
