@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> dict:
         botify_app = create_app(Settings.from_env(experiment=EXPERIMENT.name))
         variant = Variant(botify_app)
         # Sessions as the closed loop leaves them: every requesting user has listened a few times already.
-        cpu_per_request(botify_app, draw_requests(rng, treatment, size, args.warmup))
+        if args.warmup:  # 0: none (no requests to divide the CPU by)
+            cpu_per_request(botify_app, draw_requests(rng, treatment, size, args.warmup))
         for round_number in range(args.rounds):
             lightfm = draw_requests(rng, treatment, size, args.requests)
             replies = variant.record(botify_app, lightfm)
