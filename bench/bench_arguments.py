@@ -6,29 +6,19 @@ import argparse
 import os
 from pathlib import Path
 
-from botify.arguments import bounded
+from botify.arguments import bounded, output_folder, path_argument
 
 positive = bounded(int, 1)  # counts, seconds
 non_negative = bounded(int, 0)  # seeds, counts that may skip a step
-
-
-def folder(text: str) -> Path:
-    """A folder to write in: one that exists, or one that can be made (no file in the way, the parent writable)."""
-    path = Path(text)
-    found = next(p for p in (path, *path.parents) if p.exists())  # `.` or `/` ends the walk up
-    if not found.is_dir():
-        raise argparse.ArgumentTypeError(f"{found} is not a folder")
-    if not os.access(found, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write in {found}")
-    return path
+__all__ = ["non_negative", "output_file", "output_folder", "positive"]  # output_folder: botify's, for the scripts
 
 
 def output_file(text: str) -> Path:
     """A file the results can be written to (its folder made if missing)."""
-    path = Path(text)
+    path = path_argument(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a folder, not a file")
-    folder(str(path.parent))
+    output_folder(str(path.parent))
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write {path}")
     return path

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from bench_arguments import folder, non_negative, output_file, positive
+from bench_arguments import non_negative, output_file, output_folder, positive
 
 from botify.arguments import OneLineParser
 from models.catalog import read_catalog
@@ -166,7 +166,7 @@ def main() -> int:
         help="users validated every epoch, at most half; 0: half (default 2000)",
     )
     parser.add_argument("--seed", type=non_negative, default=0)
-    parser.add_argument("--work", type=folder, default=None, help="keep the synthesized world and logs here")
+    parser.add_argument("--work", type=output_folder, default=None, help="keep the synthesized world and logs here")
     parser.add_argument("--out", type=output_file, default=None, help="also write the results as JSON here")
     parser.add_argument("--synthesize-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from bench_arguments import folder, non_negative, output_file, positive
+from bench_arguments import non_negative, output_file, output_folder, positive
 from flask import Flask
 from serving_hello import app as hello_app
 from serving_servers import REPO, loaded_redis
@@ -177,7 +177,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--warmup", type=non_negative, default=20000, help="unmeasured LightFM requests first (sessions)"
     )
     parser.add_argument("--seed", type=non_negative, default=0)
-    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world", help="world cache folder")
+    parser.add_argument(
+        "--world", type=output_folder, default=REPO / "results" / "bench" / "world", help="world cache folder"
+    )
     parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_inprocess.json")
     return parser.parse_args(argv)
 

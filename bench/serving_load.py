@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from bench_arguments import folder, non_negative, output_file, positive
+from bench_arguments import non_negative, output_file, output_folder, positive
 from serving_openloop import post_request, run_fixed_rate
 from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
 from serving_world import WorldSize, write_world
@@ -207,7 +207,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the experiment routing botify's /next (AA: StickyArtist for everyone, no Redis call per request)",
     )  # fmt: skip
     parser.add_argument("--seed", type=non_negative, default=0)
-    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world", help="world cache folder")
+    parser.add_argument(
+        "--world", type=output_folder, default=REPO / "results" / "bench" / "world", help="world cache folder"
+    )
     parser.add_argument(
         "--out", type=output_file, help="figures file (default results/bench/serving[_EXPERIMENT].json)"
     )

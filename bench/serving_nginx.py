@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
-from bench_arguments import folder, non_negative, output_file, positive
+from bench_arguments import non_negative, output_file, output_folder, positive
 from serving_load import run_wrk
 from serving_servers import BOTIFY_APP, REPO, free_port, gunicorn, loaded_redis
 from serving_world import write_world
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=positive, default=32)
     parser.add_argument("--seed", type=non_negative, default=0)
-    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world")
+    parser.add_argument("--world", type=output_folder, default=REPO / "results" / "bench" / "world")
     parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_nginx.json")
     args = parser.parse_args(argv)
     for tool in ("nginx", "wrk"):

@@ -19,7 +19,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench_arguments import folder, non_negative, output_file, positive
+from bench_arguments import non_negative, output_file, output_folder, positive
 from serving_load import WRK_SCRIPT
 from serving_servers import BOTIFY_APP, REPO, gunicorn, loaded_redis
 from serving_world import write_world
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=positive, default=40, help="functions listed")
     parser.add_argument("--gil", action="store_true", help="only samples holding the GIL: Python CPU time")
     parser.add_argument("--seed", type=non_negative, default=0)
-    parser.add_argument("--world", type=folder, default=REPO / "results" / "bench" / "world")
+    parser.add_argument("--world", type=output_folder, default=REPO / "results" / "bench" / "world")
     parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_profile.txt")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -39,3 +40,14 @@ def path_argument(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
     return Path(text)
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder to write in, there already or to be made: no file in the way, writable."""
+    path = path_argument(text)
+    found = next(p for p in (path, *path.parents) if os.path.lexists(p))  # `.` or `/` ends the walk up
+    if not found.is_dir():
+        raise argparse.ArgumentTypeError(f"{found} is a file, not a folder")
+    if not os.access(found, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in {found}")
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from botify.arguments import OneLineParser, bounded, path_argument
+from botify.arguments import OneLineParser, bounded, output_folder
 from models.errors import InputError
 from models.positives import PositivesConfig
 from models.report import markdown_table
@@ -23,16 +22,6 @@ THREADS_PER_CORE = 4  # LightFM's threads beyond a few per core only contend (an
 MAX_EPOCHS = 10_000  # --epochs and --patience: far past where any model here stops improving
 MAX_TRIALS = 10_000  # Optuna's TPE slows with every trial it has seen; a study this big is not a search any more
 MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: LightFM's seed must stay below 2**32
-
-
-def output_folder(text: str) -> Path:
-    """An argparse type: the folder to write to (created if need be); not empty (it meant the current folder
-    unasked), and neither it nor a folder above it a file."""
-    path = path_argument(text)
-    existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
-    if existing is not None and not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder")
-    return path
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
