@@ -13,7 +13,7 @@ import numpy as np
 from ab.arms import CONTROL, sorted_arms
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
-from botify.arguments import OneLineParser, bounded, path_argument
+from botify.arguments import OneLineParser, bounded, output_folder, path_argument
 
 
 def _progress() -> bool:
@@ -73,6 +73,10 @@ def _report(args: argparse.Namespace) -> int:
     from ab.report import build_report
     from ab.table import render_markdown
 
+    logs = [folder for folder in [*args.logs, *(args.pre_logs or [])] if folder.is_dir()]
+    holding = next((folder for folder in logs if args.out.resolve().is_relative_to(folder.resolve())), None)
+    if holding is not None:  # every file under a log folder is read: the next report would read these as logs
+        raise ABInputError(f"--out {args.out} is inside the log folder {holding}: write the report elsewhere")
     report = build_report(
         args.logs,
         args.experiment,
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--experiment", default="HW_2", help="experiment name in the events (default: HW_2)")
     report.add_argument(
-        "--out", type=path_argument, default=Path("results/ab"), help="output folder (default: results/ab)"
+        "--out", type=output_folder, default=Path("results/ab"), help="output folder (default: results/ab)"
     )
     report.add_argument(
         "--pre-logs",
@@ -163,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="write seeded synthetic logs with a known effect")
     simulate.add_argument(
-        "--out", type=path_argument, required=True, help="new or empty folder for the experiment's log"
+        "--out", type=output_folder, required=True, help="new or empty folder for the experiment's log"
     )
     simulate.add_argument(
-        "--pre-out", type=path_argument, default=None, help="new or empty folder for a pre-period log (for CUPED)"
+        "--pre-out", type=output_folder, default=None, help="new or empty folder for a pre-period log (for CUPED)"
     )
     simulate.add_argument("--users", type=bounded(int, 1), default=2000, help="users in the log (default: 2000)")
     simulate.add_argument(

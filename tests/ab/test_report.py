@@ -174,6 +174,24 @@ def test_bad_input_stops_with_a_one_line_reason(tmp_path: Path, capsys: pytest.C
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
 
 
+def test_an_out_folder_inside_a_log_folder_or_under_a_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every file under a log folder is read: a report written there would be read as log lines by the next one."""
+    write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2")
+    before = sorted(path.name for path in (tmp_path / "log").iterdir())
+    inside = tmp_path / "log" / "report"
+    assert _one_line_error(capsys, "--logs", str(tmp_path / "log"), "--out", str(inside)) == (
+        f"error: --out {inside} is inside the log folder {tmp_path / 'log'}: write the report elsewhere"
+    )
+    assert sorted(path.name for path in (tmp_path / "log").iterdir()) == before
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--logs", str(tmp_path / "log"), "--out", str(tmp_path / "file" / "out")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(f"argument --out: {tmp_path / 'file'} is a file, not a folder\n")
+
+
 def test_only_a_control_arm_is_an_input_error() -> None:
     users = user_metrics(generate_events(SyntheticDesign(users=50, split={"C": 1.0}), np.random.default_rng(0)))
     with pytest.raises(ABInputError, match="only the control arm"):

@@ -54,9 +54,9 @@ def test_a_pre_period_folder_that_overlaps_the_logs_is_refused(
 def test_a_write_that_fails_midway_leaves_no_partial_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The experiment's log was complete before the pre-period's failed (and 100,000 files ran out of descriptors)."""
     (tmp_path / "file").write_text("not a folder\n")
-    out, pre_out = tmp_path / "log", tmp_path / "file" / "pre"
+    out, pre_out = tmp_path / "log", tmp_path / ("p" * 300)  # a name no file system takes: fails when written
     error = _one_line_error(capsys, "simulate", "--out", str(out), "--pre-out", str(pre_out), "--users", "50")
-    assert error == f"error: [Errno 20] Not a directory: '{pre_out}'"
+    assert error == f"error: [Errno 36] File name too long: '{pre_out}'"
     assert _files(tmp_path) == {"file": b"not a folder\n"}
 
 
