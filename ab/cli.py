@@ -73,7 +73,8 @@ def _report(args: argparse.Namespace) -> int:
     from ab.report import build_report
     from ab.table import render_markdown
 
-    logs = [folder for folder in [*args.logs, *(args.pre_logs or [])] if folder.is_dir()]
+    given = [*args.logs, *(args.pre_logs or [])]
+    logs = [path if path.is_dir() else path.parent for path in given if path.exists()]  # a log file's folder too
     holding = next((folder for folder in logs if args.out.resolve().is_relative_to(folder.resolve())), None)
     if holding is not None:  # every file under a log folder is read: the next report would read these as logs
         raise ABInputError(f"--out {args.out} is inside the log folder {holding}: write the report elsewhere")

@@ -25,6 +25,7 @@ import optuna
 from bench_arguments import non_negative, output_file, output_folder, positive
 
 from botify.arguments import OneLineParser
+from models.atomic import write_text
 from models.catalog import read_catalog
 from models.errors import InputError
 from models.export import export
@@ -188,7 +189,7 @@ def main() -> int:
             return 1
     print(markdown(result))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.out, json.dumps(result, indent=2) + "\n")  # its folder made if missing
     return 0
 
 

@@ -41,6 +41,7 @@ from werkzeug.test import EnvironBuilder
 from botify.arguments import OneLineParser
 from botify.registry import EXPERIMENTS, experiment_arms
 from botify.settings import Settings
+from models.atomic import write_text
 
 EXPERIMENT = EXPERIMENTS["HW_2"]
 Request = tuple[int, int, float]  # user, track, fraction listened
@@ -187,8 +188,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     print(report(results))
     print(f"figures: {args.out}")
     return 0

@@ -39,6 +39,7 @@ from serving_world import WorldSize, write_world
 from botify.arguments import OneLineParser
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
+from models.atomic import write_text
 
 WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
 TARGETS = {"ratio_to_hello": 0.8, "closed_p99_ms": 10.0, "fixed_rate_p99_ms": 5.0}
@@ -271,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
     }
     results["targets"] = check_targets(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     print(report(results))
     print(f"figures: {args.out}")
     return 0

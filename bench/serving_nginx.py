@@ -34,6 +34,7 @@ from serving_world import write_world
 
 from botify.arguments import OneLineParser
 from botify.settings import Settings
+from models.atomic import write_text
 
 CONFIG = REPO / "deploy" / "nginx.conf"
 
@@ -145,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             nginx.terminate()
             nginx.wait(timeout=10)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     for name in ("through_nginx", "one_replica_direct"):
         run = results[name]
         print(f"{name:20s} {run['rps']:7.0f} req/s  p50 {run['latency_ms']['p50']:.2f} ms  "

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from botify.arguments import OneLineParser, bounded
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
+from models.atomic import write_text
 from sim.catalog import write_world
 from sim.generate import PRESETS, generate_world
 from sim.run import Job, run_day
@@ -155,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     results["sim4_over_wrk_max"] = sim_rps[4] / max(wrk_rps.values())
     print(f"\nsim --processes 2 reaches {results['sim2_over_wrk2']:.0%} of wrk at 2 connections; "
           f"--processes 4 reaches {results['sim4_over_wrk_max']:.0%} of the service's maximum")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     return 0
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from bench_arguments import non_negative, output_file, positive
 from threadpoolctl import threadpool_limits
 
+from models.atomic import write_text
 from sim.catalog import read_world, write_world
 from sim.cli import Parser
 from sim.env import RecEnv
@@ -80,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     results["target_steps_per_s"] = TARGET_STEPS_PER_SECOND
     results["meets_target"] = trivial >= TARGET_STEPS_PER_SECOND
     print(f"\ntrivial agent, warm: {trivial:,.0f} steps per CPU second (target {TARGET_STEPS_PER_SECOND:,})")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     return 0
 
 

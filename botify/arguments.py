@@ -25,7 +25,7 @@ def bounded(kind: Callable[[str], float], low: float, high: float | None = None)
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value):  # NaN passes every comparison
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison
             raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if value < low or (high is not None and value > high):
             limits = f">= {low}" if high is None else f"in [{low}, {high}]"
@@ -47,7 +47,8 @@ def output_folder(text: str) -> Path:
     path = path_argument(text)
     found = next(p for p in (path, *path.parents) if os.path.lexists(p))  # `.` or `/` ends the walk up
     if not found.is_dir():
-        raise argparse.ArgumentTypeError(f"{found} is a file, not a folder")
+        what = "a link to nothing" if found.is_symlink() and not found.exists() else "a file"
+        raise argparse.ArgumentTypeError(f"{found} is {what}, not a folder")
     if not os.access(found, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"cannot write in {found}")
     return path

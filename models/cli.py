@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from botify.arguments import OneLineParser, bounded, output_folder
+from botify.arguments import OneLineParser, bounded, output_folder, path_argument
 from models.errors import InputError
 from models.positives import PositivesConfig
 from models.report import markdown_table
@@ -27,12 +27,12 @@ MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: Li
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logs",
-        type=Path,
+        type=path_argument,
         nargs="+",
         required=True,
         help="event-log files or folders (every file in a folder is read, rotated ones too)",
     )
-    parser.add_argument("--data", type=Path, required=True, help="world folder with tracks.json")
+    parser.add_argument("--data", type=path_argument, required=True, help="world folder with tracks.json")
     parser.add_argument("--out", type=output_folder, required=True, help="output folder (created if need be)")
     parser.add_argument(
         "--min-time",

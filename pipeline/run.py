@@ -21,7 +21,6 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 
@@ -352,8 +351,7 @@ def check_reachable(url: str) -> None:
         with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
             client.ping()
     except (redis.RedisError, ValueError) as error:  # ValueError: a URL redis-py cannot read
-        parts = urlsplit(url)
-        where = f"{parts.hostname}:{parts.port}" if parts.hostname else url.split("@")[-1]
+        where = url.split("://", 1)[-1].rsplit("@", 1)[-1]  # without a user name and password
         raise RuntimeError(f"cannot use the Redis of REDIS_URL ({where}): {error}") from None
 
 

@@ -184,6 +184,10 @@ def test_an_out_folder_inside_a_log_folder_or_under_a_file_is_refused(
     assert _one_line_error(capsys, "--logs", str(tmp_path / "log"), "--out", str(inside)) == (
         f"error: --out {inside} is inside the log folder {tmp_path / 'log'}: write the report elsewhere"
     )
+    files = [str(path) for path in sorted((tmp_path / "log").iterdir())]  # the same log given file by file
+    assert _one_line_error(capsys, "--logs", *files, "--out", str(tmp_path / "log")) == (
+        f"error: --out {tmp_path / 'log'} is inside the log folder {tmp_path / 'log'}: write the report elsewhere"
+    )
     assert sorted(path.name for path in (tmp_path / "log").iterdir()) == before
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(SystemExit) as exit_info:

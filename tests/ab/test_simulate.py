@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from ab.cli import main
+from ab.errors import ABInputError
 from ab.report import build_report
-from ab.synthetic import MAX_FILES
+from ab.synthetic import MAX_FILES, SyntheticDesign, generate_events, write_logs
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -51,13 +55,17 @@ def test_a_pre_period_folder_that_overlaps_the_logs_is_refused(
     assert not out.exists()
 
 
-def test_a_write_that_fails_midway_leaves_no_partial_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The experiment's log was complete before the pre-period's failed (and 100,000 files ran out of descriptors)."""
+def test_a_write_that_fails_midway_leaves_no_partial_log(tmp_path: Path) -> None:
+    """The experiment's log is complete when drawing the pre-period's fails: none of its files may be left."""
+
+    def logs() -> Iterator[pd.DataFrame]:
+        yield generate_events(SyntheticDesign(users=50), np.random.default_rng(0))
+        raise ABInputError("the pre-period could not be drawn")
+
     (tmp_path / "file").write_text("not a folder\n")
-    out, pre_out = tmp_path / "log", tmp_path / ("p" * 300)  # a name no file system takes: fails when written
-    error = _one_line_error(capsys, "simulate", "--out", str(out), "--pre-out", str(pre_out), "--users", "50")
-    assert error == f"error: [Errno 36] File name too long: '{pre_out}'"
-    assert _files(tmp_path) == {"file": b"not a folder\n"}
+    with pytest.raises(ABInputError, match="the pre-period could not be drawn"):
+        write_logs([tmp_path / "log", tmp_path / "pre"], logs(), "HW_2")
+    assert _files(tmp_path) == {"file": b"not a folder\n"}  # no worker file, no temporary one
 
 
 def test_more_worker_files_than_a_service_runs_is_a_one_line_error(

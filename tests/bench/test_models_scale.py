@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "models_scale.py"
 
 
 def test_every_stage_runs_at_a_tiny_size(tmp_path):
-    out = tmp_path / "scale.json"
+    out = tmp_path / "results" / "bench" / "scale.json"  # a folder made for it
     size = ["--listens", "20000", "--users", "200", "--tracks", "1000"]
     budget = ["--epochs", "2", "--trials", "1", "--tune-epochs", "1", "--eval-users", "20", "--threads", "1"]
     finished = subprocess.run(

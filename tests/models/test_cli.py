@@ -338,12 +338,14 @@ def test_an_output_path_that_is_or_is_under_a_file_is_one_line(
     assert out.read_text() == "a file, not a folder"
 
 
-def test_an_empty_output_path_is_refused(capsys: pytest.CaptureFixture) -> None:
-    """It meant the current folder."""
+@pytest.mark.parametrize("flag", ["--out", "--logs", "--data"])
+def test_an_empty_path_is_refused(capsys: pytest.CaptureFixture, flag: str) -> None:
+    """It meant the current folder: a report written there, or every file under it read as a log."""
+    args = {"--logs": "x", "--data": "y", "--out": "z"} | {flag: ""}
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--logs", "x", "--data", "y", "--out", ""])
+        main(["train", *[part for pair in args.items() for part in pair]])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == ("python -m models train: error: argument --out: an empty path\n")
+    assert capsys.readouterr().err == f"python -m models train: error: argument {flag}: an empty path\n"
 
 
 def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -74,3 +74,16 @@ def test_an_unreachable_redis_url_stops_the_rerun_before_the_last_results_are_re
     assert finished.stderr.startswith("pipeline: cannot use the Redis of REDIS_URL (127.0.0.1:")
     assert finished.stderr.count("\n") == 1 and "secret" not in finished.stderr
     assert [path.read_text() for path in kept] == ["the last run's"] * 3
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:abc/0", "redis://127.0.0.1:99999/0", "nope"])
+def test_a_redis_url_that_cannot_be_read_is_one_line(tmp_path, url):
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "tiny", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REDIS_URL": url},
+    )
+    assert finished.returncode == 1
+    assert finished.stderr.startswith(f"pipeline: cannot use the Redis of REDIS_URL ({url.split('://')[-1]}): ")
+    assert finished.stderr.count("\n") == 1, finished.stderr
