@@ -7,14 +7,12 @@ fails leaves the earlier one's files as they were (never this report's table bes
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ab.errors import ABInputError
 from ab.plot import plot_effects
 from ab.table import effects_frame, render_markdown
-from models.atomic import atomic_path
+from models.atomic import atomic_files
 
 if TYPE_CHECKING:
     from ab.report import ABReport
@@ -32,12 +30,9 @@ OUTPUTS = {  # every file a report may write, by kind
 def write_outputs(report: ABReport, out: Path, *, title: str | None = None) -> dict[str, Path]:
     """`ab_table.md`, `ab_table.csv`, `ab_report.json`, `ab_test.png` (+ `ab_test_cuped.png` with CUPED), all or none;
     an earlier report's CUPED plot goes once this report without one is in place (it would pass for this one's)."""
-    folders = [out / name for name in OUTPUTS.values() if (out / name).is_dir()]
-    if folders:  # a rename onto a folder would fail after the renames before it: this report's files beside the old
-        raise ABInputError(f"{folders[0]} is a folder, where the report writes a file: nothing was written")
     paths = {kind: out / name for kind, name in OUTPUTS.items() if kind != "plot_cuped" or report.cuped_effects}
-    with ExitStack() as renames:
-        tmp = {kind: renames.enter_context(atomic_path(path)) for kind, path in paths.items()}
+    with atomic_files() as files:  # renamed together once all are written; a folder in the way stops it before
+        tmp = {kind: files.path(path) for kind, path in paths.items()}
         tmp["markdown"].write_text(render_markdown(report, title))
         effects_frame(report.effects).to_csv(tmp["csv"], index=False)
         tmp["json"].write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")

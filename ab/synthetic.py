@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 
 from ab.errors import ABInputError
 from ab.events import events_frame, log_files
-from models.atomic import atomic_path
+from models.atomic import atomic_files
 
 DAY_MS = 86_400_000
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01, where synthetic experiments start
@@ -135,11 +134,11 @@ def write_logs(folders: Sequence[Path], logs: Iterable[pd.DataFrame], experiment
         raise ABInputError(f"files must be at most {MAX_FILES:,}, got {files:,}")
     check_log_folders(folders)
     written: list[Path] = []
-    with ExitStack() as renames:
+    with atomic_files() as renamed_together:
         for folder, events in zip(folders, logs, strict=True):
             for i, lines in enumerate(_worker_lines(events, experiment, files)):
                 path = folder / f"worker-{i}.jsonl"
-                with renames.enter_context(atomic_path(path)).open("w") as handle:
+                with renamed_together.path(path).open("w") as handle:
                     handle.writelines(lines)
                 written.append(path)
     return written

@@ -409,7 +409,7 @@ def test_a_report_that_fails_to_write_a_file_leaves_the_earlier_reports_files_as
     assert set(earlier) == {"ab_table.md", "ab_table.csv", "ab_report.json", "ab_test_cuped.png"}
     again = ("--logs", str(logs[0]), "--out", str(out), "--alpha", "0.1", "--title", "second")
     assert _one_line_error(capsys, *again) == (
-        f"error: {out / 'ab_test.png'} is a folder, where the report writes a file: nothing was written"
+        f"error: cannot replace {out / 'ab_test.png'}: it is a folder (no file of this run was written)"
     )
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == earlier
     assert sorted(path.name for path in out.iterdir()) == sorted([*earlier, "ab_test.png"])  # no temporary file left
