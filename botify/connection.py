@@ -33,6 +33,17 @@ def serving_url(settings: Settings) -> str:
     return embedded.url
 
 
+def check_answers(url: str, timeout: float = 5.0) -> None:
+    """NoRedis, in one line (without the URL's user name and password), unless the Redis at `url` answers: for
+    commands that would otherwise find out after minutes of work."""
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
+            client.ping()
+    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis-py cannot read
+        where = url.split("://", 1)[-1].rsplit("@", 1)[-1]
+        raise NoRedis(f"cannot use the Redis of REDIS_URL ({where}): {error}") from None
+
+
 def redis_client(settings: Settings) -> redis.Redis:
     """The Redis to serve from (`serving_url`), with the service's timeouts."""
     return redis.Redis.from_url(

@@ -16,14 +16,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 
-from botify.connection import redis_client
+from botify.connection import NoRedis, check_answers
 from botify.settings import Settings
 from models.atomic import AtomicFiles, atomic_files, write_text
 from models.catalog import Catalog, read_catalog
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FEATURES, NO_FEATURES = "lightfm", "lightfm_nofeat"
 MODELS = (NO_FEATURES, FEATURES)
-REDIS_CHECK_SECONDS = 5.0  # `--load`'s check that Redis answers: the service's own timeout (0.25 s) suits no WAN
 TITLES = {"toppop": "TopPop", NO_FEATURES: "LightFM (identity only)", FEATURES: "LightFM + item features"}
 
 
@@ -199,15 +197,12 @@ def check_redis() -> None:
     the embedded one of BOTIFY_DATA_DIR itself), before minutes of training."""
     try:
         settings = Settings.from_env()
+        if settings.redis_url:
+            check_answers(settings.redis_url)
     except ValueError as error:  # a BOTIFY_* variable botify load would refuse too
         raise InputError(f"--load: {error}") from None
-    if not settings.redis_url:
-        return
-    try:
-        with redis_client(replace(settings, redis_timeout=REDIS_CHECK_SECONDS)) as client:
-            client.ping()
-    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis-py cannot read
-        raise InputError(f"--load: cannot reach the Redis of REDIS_URL ({error}); nothing was trained") from None
+    except NoRedis as error:
+        raise InputError(f"--load: {error}; nothing was trained") from None
 
 
 def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:

@@ -22,8 +22,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import redis
-
+from botify.connection import check_answers
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import Claimed, ServiceProcess, claim, free_port, stop_with_parent
 from botify.registry import EXPERIMENTS
@@ -327,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             step("redis: starting the embedded server")
             embedded.start()
         else:
-            check_reachable(os.environ["REDIS_URL"])  # before the last run's results are removed
+            check_answers(os.environ["REDIS_URL"])  # before the last run's results are removed
         concurrency = PARALLEL if args.parallel else REPRODUCIBLE
         run = Run(args.out, args.scale, scale, args.seed, concurrency, os.environ.get("REDIS_URL") or embedded.url)
         return execute(run)
@@ -343,16 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if embedded is not None:
             stop_embedded(embedded)
-
-
-def check_reachable(url: str) -> None:
-    """RuntimeError, in one line, when the Redis at `url` (REDIS_URL) does not answer."""
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as client:
-            client.ping()
-    except (redis.RedisError, ValueError) as error:  # ValueError: a URL redis-py cannot read
-        where = url.split("://", 1)[-1].rsplit("@", 1)[-1]  # without a user name and password
-        raise RuntimeError(f"cannot use the Redis of REDIS_URL ({where}): {error}") from None
 
 
 def stop_embedded(embedded: EmbeddedRedis) -> None:

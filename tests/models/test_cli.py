@@ -399,8 +399,8 @@ def test_load_with_a_redis_that_does_not_answer_stops_before_training(
     out = tmp_path / "out"
     assert main(train_args(data, logs, out, "--load")) == 1
     assert capsys.readouterr().err == (
-        f"models: error: --load: cannot reach the Redis of REDIS_URL (Error 111 connecting to 127.0.0.1:{port}. "
-        "Connection refused.); nothing was trained\n"
+        f"models: error: --load: cannot use the Redis of REDIS_URL (127.0.0.1:{port}/0): Error 111 connecting to "
+        f"127.0.0.1:{port}. Connection refused.; nothing was trained\n"
     )
     assert not out.exists()
 
