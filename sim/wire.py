@@ -8,7 +8,9 @@ request, so it writes them itself.
 Answers are read per HTTP/1.1 (Content-Length, chunked, or until the server closes).
 
 Like urllib3, a connection the server closed while idle is noticed before it is reused, and a
-request that reached the server is never sent twice.
+request that reached the server is never sent twice. A server may also close an idle connection
+just as a request is sent on it (the request then fails, unanswered): a connection idle for longer
+than `max_idle`, below the keep-alive timeouts of common servers, is replaced before it is used.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import ssl
 import time
 
 MAX_HEAD = 65536
+MAX_IDLE = 1.0  # seconds; servers close idle keep-alive connections after 2 (gunicorn's default), 5, 75 s
 
 
 class WireError(Exception):
@@ -26,14 +29,23 @@ class WireError(Exception):
 
 
 class Connection:
-    def __init__(self, host: str, port: int, https: bool = False, timeout: float = 10.0, attempts: int = 4) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        https: bool = False,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        max_idle: float = MAX_IDLE,
+    ) -> None:
         self.host, self.port, self.https = host, port, https
         self.timeout = timeout
         self.attempts = attempts  # connects tried, with backoff, before giving up
+        self.max_idle = max_idle  # seconds unused after which a connection is not trusted to be open
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
         self._buffer = bytearray()
-        self._opened = 0.0
+        self._opened = self._used = 0.0
         name = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed, as in its URL
         self._host_header = name if port in (80, 443) else f"{name}:{port}"
 
@@ -54,7 +66,7 @@ class Connection:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
             self._buffer.clear()
-            self._opened = time.monotonic()
+            self._opened = self._used = time.monotonic()
             return sock
 
     def age(self) -> float:
@@ -69,8 +81,9 @@ class Connection:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """Send one request, return the answer's status and body."""
-        if self._sock is not None and self._poll is not None and self._poll.poll(0):
-            self.close()  # readable while idle: the server closed it (or sent what we never asked for)
+        idle = time.monotonic() - self._used
+        if self._sock is not None and self._poll is not None and (self._poll.poll(0) or idle > self.max_idle):
+            self.close()  # readable: the server closed it (or sent what we never asked for); or it may as we send
         if self._sock is None:
             self._sock = self._open()
         head = f"{method} {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
@@ -82,6 +95,7 @@ class Connection:
         except (OSError, ValueError) as error:
             self.close()
             raise WireError(f"{type(error).__name__}: {error}") from None
+        self._used = time.monotonic()
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, content

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,6 +115,32 @@ def test_close_delimited_and_connection_close_answers_reconnect(serve):
     assert connection.request("GET", "/b") == (200, b"bye")
     assert connection.request("GET", "/c") == (200, b"fresh")
     assert server.connections == 3
+
+
+def test_a_connection_idle_too_long_is_replaced_before_the_server_drops_it_unanswered():
+    """The race a keep-alive timeout sets up: the server closes an idle connection just after a request was sent on
+    it, without answering. A connection idle for longer than max_idle is not reused."""
+    accepted: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            while len(accepted) < 2:
+                conn, _ = listener.accept()
+                accepted.append(conn)
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                conn.sendall(ok(b"answered"))
+                if len(accepted) == 1:  # keep-alive timeout: close without reading what arrives meanwhile
+                    time.sleep(0.4)
+                    conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    connection = Connection("127.0.0.1", listener.getsockname()[1], timeout=2, max_idle=0.1)
+    assert connection.request("GET", "/") == (200, b"answered")
+    time.sleep(0.2)  # idle past max_idle; the server has not closed yet, so the connection looks open
+    assert connection.request("GET", "/") == (200, b"answered")
+    assert len(accepted) == 2
 
 
 @pytest.mark.parametrize("answer", [b"SMTP ready\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"])
