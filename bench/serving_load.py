@@ -33,7 +33,16 @@ from pathlib import Path
 import numpy as np
 from bench_arguments import non_negative, output_file, output_folder, positive
 from serving_openloop import post_request, run_fixed_rate
-from serving_servers import BOTIFY_APP, HELLO_APP, REPO, cpu_seconds, gunicorn, loaded_redis, resident_mib
+from serving_servers import (
+    BOTIFY_APP,
+    HELLO_APP,
+    REPO,
+    cpu_seconds,
+    end_sessions,
+    gunicorn,
+    loaded_redis,
+    resident_mib,
+)
 from serving_world import WorldSize, write_world
 
 from botify.arguments import OneLineParser
@@ -73,6 +82,7 @@ def server_env(redis, args: argparse.Namespace, log_dir: Path) -> dict[str, str]
 
 def closed_loop(app: str, redis, args: argparse.Namespace, size: WorldSize, log_dir: Path, seed: int) -> dict:
     """Warm a fresh gunicorn up, then one measured wrk run with the server's CPU time around it."""
+    end_sessions(redis)
     with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:
         run_wrk(server.url, args.connections, args.warmup, size.requesting_users, size.tracks, seed + 1000)
         pids = server_pids(server, redis)
@@ -100,6 +110,7 @@ def fixed_rate(
     users = rng.integers(size.requesting_users, size=slots)
     tracks = rng.integers(size.tracks, size=slots)
     listened = rng.random(slots).round(2)
+    end_sessions(redis)
     with gunicorn(app, args.workers, args.threads, **server_env(redis, args, log_dir)) as server:
         host = server.url.removeprefix("http://")
 
