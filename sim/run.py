@@ -12,11 +12,12 @@ import contextlib
 import importlib
 import json
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -134,6 +135,22 @@ _worker: tuple[Job, RecEnv, Agent] | None = None
 _worker_failure: str | None = None  # why this pool worker could not start (its first task reports it)
 
 
+@contextlib.contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C for the block (main thread): processes started in it begin with SIGINT blocked (the signal mask
+    survives exec) until they unblock it, and a Ctrl-C that came meanwhile is handled as the block ends."""
+    pressed: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))  # another thread's
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)  # a Ctrl-C pending until the unblock is recorded first
+        if pressed:
+            signal.raise_signal(signal.SIGINT)  # to the handler the block found: KeyboardInterrupt, as a rule
+
+
 def _start_worker(job: Job) -> None:
     global _worker
     env = RecEnv(load_world(job.data), max_steps=job.max_steps)
@@ -146,7 +163,8 @@ def _start_pool_worker(job: Job) -> None:
     Ctrl-C reaches the workers too (the terminal signals the whole process group): they ignore it,
     and the parent, interrupted, terminates the pool, so the run ends with one line, not a traceback per worker.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already, from its start (`run_day`); a custom start method too
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C pending since the worker started is dropped
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked from their start (`ctrl_c_held`)
     threadpool_limits(1, user_api="blas")
     global _worker_failure
     try:
@@ -202,14 +220,10 @@ def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progres
     results = []
     context = multiprocessing.get_context("spawn")
     with contextlib.ExitStack() as stack:
-        # The workers start with SIGINT ignored (an ignored signal stays ignored through exec, and Python then
-        # installs no KeyboardInterrupt for it): a Ctrl-C while they import, a second or so, printed each one's
-        # traceback. Only while the pool starts (milliseconds) does this process ignore a Ctrl-C too.
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        # Started first: it blocks SIGINT while it starts and then unblocks it, which would end `ctrl_c_held`'s hold.
+        multiprocessing.resource_tracker.ensure_running()
+        with ctrl_c_held():  # a Ctrl-C while the workers import, a second or so, printed each one's traceback
             pool = stack.enter_context(context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)))
-        finally:
-            signal.signal(signal.SIGINT, handler)
         for task_results in pool.imap_unordered(_run_episodes, tasks):
             results.extend(task_results)
             progress.update(len(task_results))

@@ -17,7 +17,16 @@ from sim.agents import RecommenderAgent, StickyArtistAgent
 from sim.catalog import read_world
 from sim.env import RecEnv
 from sim.errors import AgentError, SimError
-from sim.run import Job, build_agent, episode_generators, main, run_day, run_episode, user_lanes
+from sim.run import (
+    Job,
+    build_agent,
+    ctrl_c_held,
+    episode_generators,
+    main,
+    run_day,
+    run_episode,
+    user_lanes,
+)
 
 
 def _summary(tmp_path, world_dir, *args: str) -> list[dict]:
@@ -155,6 +164,22 @@ def test_ctrl_c_with_worker_processes_prints_one_line(tmp_path, world_dir):
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         run.stderr.close()
+
+
+def test_a_ctrl_c_while_workers_start_is_held_for_them_and_delivered_after():
+    """The pool's workers start inside `ctrl_c_held`: they begin with SIGINT blocked (so a Ctrl-C while they import
+    prints nothing), and the run still stops for a Ctrl-C that came while they started."""
+    probe = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
+    handler = signal.getsignal(signal.SIGINT)
+    reached = False
+    with pytest.raises(KeyboardInterrupt), ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        started = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        reached = True  # the Ctrl-C waited
+    assert reached
+    assert started.stdout == "True\n"
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # this process's mask as before
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 class CountingRecommender:
