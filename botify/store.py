@@ -116,26 +116,36 @@ def new_version(client: redis.Redis, prefix: str) -> str:
     return f"{prefix}:v{client.incr(f'{prefix}:sequence')}-{secrets.token_hex(4)}"
 
 
+# The keys a catalog version has, and those a set version may have: a replaced version's keys are expired by these
+# names (it may have keys the version replacing it has not, e.g. a set's vectors; a name it lacks is an EXPIRE that
+# does nothing).
+CATALOG_KEYS = ("tracks", "artist_of", "top", "fingerprint")
+SET_KEYS = ("lists", "catalog", "vectors", "dim", "neighbours", "neighbour_count")
+
 # Make versions live only if every key they were written with is still there (under memory pressure Redis may evict
-# a version's keys while they are written expiring): keep them, then switch the pointers, all in one step. KEYS: for
-# each version, its pointer and then its keys. ARGV: for each version, its name and how many keys it has. Returns the
-# previous versions, or an error naming the lost key.
+# a version's keys while they are written expiring): keep them, switch the pointers and put the grace period on the
+# keys of the versions they replace, all in one step, so no interruption can leave a replaced version without expiry.
+# KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, CATALOG_KEYS and SET_KEYS
+# joined by spaces, then for each version its name and how many keys it has. Returns an error naming a lost key.
+# The replaced versions' keys are named in the script (which versions they are is only known there), not passed in
+# KEYS: like botify's other scripts, it expects one Redis, not a Cluster.
 SWITCH_SCRIPT = """
 local first = 1
-for i = 1, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   for k = first + 1, first + tonumber(ARGV[i + 1]) do
     if redis.call('EXISTS', KEYS[k]) == 0 then return redis.error_reply(ARGV[i] .. ' lost ' .. KEYS[k]) end
   end
   first = first + 1 + tonumber(ARGV[i + 1])
 end
-local old = {}
 first = 1
-for i = 1, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   for k = first + 1, first + tonumber(ARGV[i + 1]) do redis.call('PERSIST', KEYS[k]) end
-  old[#old + 1] = redis.call('SET', KEYS[first], ARGV[i], 'GET')
+  local old = redis.call('SET', KEYS[first], ARGV[i], 'GET')
+  if old and old ~= ARGV[i] then
+    for key in string.gmatch(ARGV[2], '%S+') do redis.call('EXPIRE', old .. ':' .. key, ARGV[1]) end
+  end
   first = first + 1 + tonumber(ARGV[i + 1])
 end
-return old
 """
 
 
@@ -149,26 +159,19 @@ class Staged:
 
 
 def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
-    """Keep every staged version and make them all live in one step; let the versions they replace expire after
-    a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
-    staged = list(staged)
-    keys, args = [], []
+    """Keep every staged version and make them all live in one step, in which the versions they replace are set to
+    expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
+    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join((*CATALOG_KEYS, *SET_KEYS))]
     for one in staged:
         keys += [f"{one.prefix}:current", *(f"{one.version}:{key}" for key in one.keys)]
         args += [one.version, len(one.keys)]
     try:
-        replaced = client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
+        client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
     except redis.ResponseError as error:
         raise RuntimeError(
             f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "
             "versions are unchanged"
         ) from None
-    for one, old in zip(staged, replaced, strict=True):
-        if old and old.decode() != one.version:
-            with client.pipeline(transaction=False) as pipe:
-                for key in client.scan_iter(match=f"{old.decode()}:*", count=1000):
-                    pipe.expire(key, OLD_VERSION_GRACE_SECONDS)
-                pipe.execute()
 
 
 def live_catalog_version(client: redis.Redis) -> bytes | None:
@@ -247,7 +250,7 @@ def stage_catalog(
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:fingerprint", fingerprint, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    return Staged(CATALOG, version, ("tracks", "artist_of", "top", "fingerprint"))
+    return Staged(CATALOG, version, CATALOG_KEYS)
 
 
 def stage_recommendations(

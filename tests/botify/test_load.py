@@ -17,7 +17,7 @@ import redis
 from botify.connection import save_snapshot
 from botify.data_files import DataError, catalog_fingerprint, fingerprint_json, fingerprint_path, read_tracks
 from botify.embedded_redis import EmbeddedRedis
-from botify.load import load_catalog, load_recommendations
+from botify.load import CatalogFiles, load_catalog, load_recommendations
 from botify.store import (
     OLD_VERSION_GRACE_SECONDS,
     UNFINISHED_VERSION_SECONDS,
@@ -144,6 +144,33 @@ def test_a_replaced_version_expires_after_the_grace_period(client, tiny_world, t
     old_keys = [*client.scan_iter(match=f"{old_set}:*"), *client.scan_iter(match=f"{old_catalog}:*")]
     assert len(old_keys) == 6 + 4
     assert all(0 < client.ttl(key) <= OLD_VERSION_GRACE_SECONDS for key in old_keys)
+
+
+class KilledAfterTheSwitch(redis.Redis):
+    """A load killed (Ctrl-C, SIGTERM) as soon as Redis has answered its first script: the switch."""
+
+    def execute_command(self, *args, **options):
+        answer = super().execute_command(*args, **options)
+        if args[0] == "EVAL":
+            raise KeyboardInterrupt
+        return answer
+
+
+def test_a_replaced_version_expires_even_if_the_load_is_killed_right_after_the_switch(client, tiny_world, tmp_path):
+    """Its expiry is set in the switch itself: else each such kill would leave a whole copy in Redis for good."""
+    vectors = np.random.default_rng(0).normal(size=(300, 4))
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}, vectors))
+    old_set, old_catalog = client.get("recs:lightfm:current").decode(), client.get("catalog:current").decode()
+    catalog = CatalogFiles.read(tiny_world).stage(client)
+    staged = stage_recommendations(client, "lightfm", [(1, [7])], catalog="f")  # without the vectors the old one has
+    with pytest.raises(KeyboardInterrupt):
+        switch_all(KilledAfterTheSwitch(connection_pool=client.connection_pool), [catalog, staged])
+    assert client.mget("catalog:current", "recs:lightfm:current") == [catalog.version.encode(), staged.version.encode()]
+    old_keys = [*client.scan_iter(match=f"{old_set}:*"), *client.scan_iter(match=f"{old_catalog}:*")]
+    assert len(old_keys) == 6 + 4
+    assert all(0 < client.ttl(key) <= OLD_VERSION_GRACE_SECONDS for key in old_keys)
+    new_keys = [*client.scan_iter(match=f"{staged.version}:*"), *client.scan_iter(match=f"{catalog.version}:*")]
+    assert len(new_keys) == 2 + 4 and {client.ttl(key) for key in new_keys} == {-1}
 
 
 def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):
