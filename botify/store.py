@@ -410,7 +410,10 @@ class Store:
             raw_session, version, raw_list = self._call("EVALSHA", self._listen_sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # a Redis that has not seen the script yet (or restarted): EVAL keeps it
             raw_session, version, raw_list = self._call("EVAL", LISTEN_SCRIPT, len(keys), *keys, *args)
-        if version is not None and version != cached_version:
+        if version is None:  # no set `name` (deleted, or never loaded): its cached vectors dropped, nothing offered
+            self._items.pop(name, None)
+            items, raw_list = None, None
+        elif version != cached_version:
             items = self._load_items(name, version)
             raw_list = self.client.hget(f"{version.decode()}:lists", user)
         return CandidateContext(unpack_ints(raw_list), items, Session.from_bytes(raw_session, tracks))

@@ -192,6 +192,20 @@ def test_a_track_skipped_at_once_counts_as_played(store, tmp_path):
     assert store.listen(7, 20, 0.0, "lightfm", 300).session.played.tolist() == [10, 20]
 
 
+def test_a_set_deleted_while_served_is_served_as_one_never_loaded(store, tmp_path):
+    """Its cached item vectors and its old version's lists (still in Redis) are no longer used: the fallback serves."""
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}, artist_vectors()))
+    context = store.listen(7, 55, 1.0, "lightfm", 300)
+    assert context.candidates.tolist() == [10, 20, 30] and context.items is not None
+    store.client.delete("recs:lightfm:current")
+    context = store.listen(7, 56, 1.0, "lightfm", 300)
+    assert (context.candidates.tolist(), context.items) == ([], None)
+    recommender = SessionAware(store, "lightfm", fallback(store))
+    assert recommender.recommend_next(7, 57, 1.0) == 299  # the top track, not the list nor the context's neighbours
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "s.jsonl", {7: [40]}))  # loaded again
+    assert recommender.recommend_next(7, 299, 1.0) == 40
+
+
 def test_toppop_answers_among_the_100_most_popular_tracks_only(store):
     recommender = TopPop(store.catalog, np.random.default_rng(0))
     top = set(store.catalog().top_tracks[:100].tolist())  # of 300 tracks
