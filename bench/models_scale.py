@@ -4,9 +4,10 @@
     .venv/bin/python bench/models_scale.py --listens 300000 --users 2000 --tracks 10000   # quick look
 
 Logs are synthesized (models.synthetic: botify's log format, rotated files) in a child process so
-the peak memory reported is the pipeline's own. Each stage is timed: reading the logs, positives
-and features, LightFM epochs with and without item features (plus the per-epoch validation),
-a short Optuna run, and the top-100 export for every user. Results print as Markdown and JSON.
+the peak memory reported is the pipeline's own. Each stage is timed: reading the logs and catalog, then
+positives, split and features (the two halves of models.train's `prepare`: `read_inputs`, `prepare_from`),
+LightFM epochs with and without item features (plus the per-epoch validation), TopPop on the held-out
+validation users, a short Optuna run, and the top-100 export for every user. Results print as Markdown and JSON.
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from bench_arguments import non_negative, output_file, output_folder, positive
 
 from botify.arguments import OneLineParser
 from models.atomic import write_text
-from models.catalog import read_catalog
 from models.errors import InputError
 from models.export import export
-from models.features import identity_only, item_features, lightfm_data
-from models.logs import read_listens
-from models.positives import PositivesConfig, build_interactions
+from models.positives import PositivesConfig
 from models.recommend import Scorer
 from models.synthetic import SyntheticSpec, generate
-from models.train import default_threads
-from models.training import Evaluator, LightFMParams, fit
+from models.train import FEATURES, default_threads, prepare_from, read_inputs
+from models.training import LightFMParams, fit
 from models.tuning import TuneConfig, tune
 
 
@@ -55,21 +53,16 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
         timings[name] = round(time.perf_counter() - start, 2)
 
     start = time.perf_counter()
-    listens = read_listens([logs], progress=True)
-    catalog = read_catalog(data)
+    catalog, listens = read_inputs(data, [logs], progress=True)
     timed("read logs + catalog", start)
     start = time.perf_counter()
-    inter = build_interactions(listens, catalog.size, PositivesConfig(), np.random.default_rng(args.seed))
-    features = item_features(catalog)
-    with_features = lightfm_data(len(inter.users), features)
-    identity = lightfm_data(len(inter.users), identity_only(features))
-    evaluator = Evaluator(inter.train, inter.valid, inter.eval_users())
-    monitor, _ = evaluator.split(args.eval_users, np.random.default_rng(args.seed))
+    prepared = prepare_from(catalog, listens, PositivesConfig(), args.eval_users, np.random.default_rng(args.seed))
     timed("positives + split + features", start)
+    inter, monitor, held_out = prepared.interactions, prepared.monitor, prepared.evaluator
 
     per_epoch: dict[str, dict[str, float]] = {}
     fitted = {}
-    for name, matrices in (("lightfm_nofeat", identity), ("lightfm", with_features)):
+    for name, matrices in prepared.datasets.items():
         start = time.perf_counter()
         fitted[name] = fit(
             LightFMParams(),
@@ -90,8 +83,8 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
             "precision@10": round(fitted[name].best.precision, 4),
         }
     start = time.perf_counter()
-    toppop = evaluator(Scorer.popularity(inter.train)).precision
-    timed(f"one evaluation of all {len(evaluator.rows)} validation users (top-10)", start)
+    toppop = held_out(Scorer.popularity(inter.train)).precision
+    timed(f"one evaluation of the {len(held_out.rows)} held-out validation users (top-10)", start)
 
     if args.trials:
         with tempfile.TemporaryDirectory() as tmp:
@@ -102,12 +95,12 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
                 threads=args.threads,
                 seed=args.seed,
             )
-            result = tune(inter.train, with_features.item_features, monitor, config, progress=True)
+            result = tune(inter.train, prepared.datasets[FEATURES].item_features, monitor, config, progress=True)
         timings[f"tuning {args.trials} trials x <= {args.tune_epochs} epochs"] = round(result.seconds, 2)
 
     with tempfile.TemporaryDirectory() as tmp:
-        scorer = fitted["lightfm"].scorer()
-        done = export(Path(tmp), "lightfm", scorer, inter.users, 100, inter.train, catalog.fingerprint, progress=True)
+        scorer = fitted[FEATURES].scorer()
+        done = export(Path(tmp), FEATURES, scorer, inter.users, 100, inter.train, catalog.fingerprint, progress=True)
     timings[f"export top-100 for {len(inter.users)} users x {catalog.size} tracks"] = round(done.seconds, 2)
 
     return {
@@ -118,7 +111,7 @@ def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
             "tracks": catalog.size,
             "train_positives": int(inter.train.nnz),
             "valid_positives": int(inter.valid.nnz),
-            "item_features": with_features.item_features.shape[1],
+            "item_features": prepared.datasets[FEATURES].item_features.shape[1],
         },
         "threads": args.threads,
         "monitored_users": len(monitor.rows),

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,19 +102,23 @@ class Prepared:
     datasets: dict[str, LightFMData]  # per model name: the Dataset and item features it trains with
     evaluator: Evaluator  # the validation users no choice looked at: the report
     monitor: Evaluator  # the others: every epoch of training and tuning
-    seconds: float
 
 
-def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
-    """Read logs and catalog, build positives, the split, both feature matrices and the evaluator."""
-    start = time.perf_counter()
-    catalog = read_catalog(config.data)
-    listens = read_listens(list(config.logs), progress=config.progress)
+def read_inputs(data: Path, logs: Sequence[Path], progress: bool = False) -> tuple[Catalog, Listens]:
+    """The catalog of the world folder `data` and the listens of the log files and folders `logs`."""
+    catalog = read_catalog(data)
+    return catalog, read_listens(list(logs), progress=progress)
+
+
+def prepare_from(
+    catalog: Catalog, listens: Listens, positives: PositivesConfig, eval_users: int, rng: np.random.Generator
+) -> Prepared:
+    """Build positives, the split, both feature matrices and the evaluator from what `read_inputs` read."""
     note = smaller_world_note(listens, catalog.size)
     if note:
         log.warning("%s", note)
     try:
-        interactions = build_interactions(listens, catalog.size, config.positives, rng)
+        interactions = build_interactions(listens, catalog.size, positives, rng)
     except InputError as error:
         if listens.bad_lines:
             raise InputError(f"{error} ({listens.bad_lines} malformed log lines skipped)") from None
@@ -128,7 +133,7 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
             "fewer than 2 users have both training and validation positives (one to tune on, one to report on): "
             "the logs are too small"
         )
-    monitor, held_out = validation.split(config.eval_users, rng)
+    monitor, held_out = validation.split(eval_users, rng)
     return Prepared(
         listens=listens,
         catalog=catalog,
@@ -139,8 +144,13 @@ def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
         },
         evaluator=held_out,
         monitor=monitor,
-        seconds=time.perf_counter() - start,
     )
+
+
+def prepare(config: TrainConfig, rng: np.random.Generator) -> Prepared:
+    """Read logs and catalog, build positives, the split, both feature matrices and the evaluator."""
+    catalog, listens = read_inputs(config.data, config.logs, config.progress)
+    return prepare_from(catalog, listens, config.positives, config.eval_users, rng)
 
 
 def run_tuning(config: TrainConfig, prepared: Prepared, model: str, seed: int) -> TuneResult:
@@ -225,9 +235,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         check_redis()
     config.out.mkdir(parents=True, exist_ok=True)
     seeds = Seeds.derive(config.seed)
+    start = time.perf_counter()
     prepared = prepare(config, np.random.default_rng(seeds.split))
     inter = prepared.interactions
-    timings: dict[str, float] = {"read + prepare": prepared.seconds}
+    timings: dict[str, float] = {"read + prepare": time.perf_counter() - start}
 
     tuning: dict[str, Any] = {}
     fit_seeds = dict(seeds.fit)
