@@ -1,12 +1,40 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written output file, nor a run's files half replaced."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written output file, nor a run's files half replaced.
+
+A run that fails also leaves no folder it made for its outputs behind empty."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
+
+
+def make_folder(path: Path) -> list[Path]:
+    """Make the folder `path` and its missing parents; returns the folders made, `path` first."""
+    missing = list(itertools.takewhile(lambda folder: not os.path.lexists(folder), (path, *path.parents)))
+    path.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_if_empty(folders: Iterable[Path]) -> None:
+    """Remove those of `folders` that are empty (deepest first, so a parent emptied by it goes too)."""
+    for folder in sorted(folders, key=lambda f: len(f.absolute().parts), reverse=True):
+        with suppress(OSError):  # a file in it, or gone already
+            folder.rmdir()
+
+
+@contextmanager
+def made_folder(path: Path) -> Iterator[Path]:
+    """Yield the folder `path`, made if missing; if the block fails, the folders it made go again if still empty."""
+    made = make_folder(path)
+    try:
+        yield path
+    except BaseException:
+        remove_if_empty(made)
+        raise
 
 
 class AtomicFiles:
@@ -14,10 +42,11 @@ class AtomicFiles:
 
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final) in the order they were asked for
+        self.made: list[Path] = []  # folders made for them
 
     def path(self, path: Path) -> Path:
         """A new temporary file beside `path` (readable as a plain file would be) to write `path`'s content to."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.made += make_folder(path.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
@@ -39,8 +68,10 @@ class AtomicFiles:
             os.replace(tmp, path)
 
     def discard(self) -> None:
+        """Remove the temporary files not renamed, and the folders made for them that this leaves empty."""
         for tmp, _ in self.pending:
             tmp.unlink(missing_ok=True)
+        remove_if_empty(self.made)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ import numpy as np
 
 from botify.connection import NoRedis, check_answers
 from botify.settings import Settings
-from models.atomic import AtomicFiles, atomic_files, write_text
+from models.atomic import AtomicFiles, atomic_files, made_folder, write_text
 from models.catalog import Catalog, read_catalog
 from models.errors import InputError
 from models.export import Exported, export_models
@@ -233,7 +233,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
     if config.load:
         check_redis()
-    config.out.mkdir(parents=True, exist_ok=True)
+    with made_folder(config.out):  # a run that fails leaves no empty folder of its own behind
+        return _train(config, params, started)
+
+
+def _train(config: TrainConfig, params: dict[str, LightFMParams], started: float) -> dict[str, Any]:
+    """The pipeline once its input is checked and `config.out` is there."""
     seeds = Seeds.derive(config.seed)
     start = time.perf_counter()
     prepared = prepare(config, np.random.default_rng(seeds.split))

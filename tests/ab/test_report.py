@@ -415,6 +415,27 @@ def test_a_report_that_fails_to_write_a_file_leaves_the_earlier_reports_files_as
     assert sorted(path.name for path in out.iterdir()) == sorted([*earlier, "ab_test.png"])  # no temporary file left
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_report_that_fails_to_write_leaves_no_folder_it_made_and_keeps_one_that_was_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    """The folder was made for the report's first file: a plot that then failed left it behind, empty."""
+    write_log(generate_events(SyntheticDesign(users=200), np.random.default_rng(2)), tmp_path / "log", "HW_2")
+    out = tmp_path / "results" / "ab"
+    if existed:
+        out.mkdir(parents=True)
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ab.outputs.plot_effects", no_space)
+    assert _one_line_error(capsys, "--logs", str(tmp_path / "log"), "--out", str(out)) == (
+        "error: [Errno 28] No space left on device"
+    )
+    assert out.is_dir() == existed and (tmp_path / "results").exists() == existed
+    assert not existed or list(out.iterdir()) == []
+
+
 def test_a_title_with_a_dollar_sign_is_plotted_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """matplotlib read `$...$` as TeX math: an unknown command stopped the report with a traceback."""
     write_log(generate_events(SyntheticDesign(users=200), np.random.default_rng(2)), tmp_path / "log", "HW_2")

@@ -66,6 +66,7 @@ def test_a_write_that_fails_midway_leaves_no_partial_log(tmp_path: Path) -> None
     with pytest.raises(ABInputError, match="the pre-period could not be drawn"):
         write_logs([tmp_path / "log", tmp_path / "pre"], logs(), "HW_2")
     assert _files(tmp_path) == {"file": b"not a folder\n"}  # no worker file, no temporary one
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]  # nor the two folders made for them
 
 
 def test_more_worker_files_than_a_service_runs_is_a_one_line_error(

@@ -16,7 +16,7 @@ import pytest
 
 from botify.data_files import catalog_fingerprint, read_tracks
 from botify.process import free_port
-from models.atomic import atomic_path
+from models.atomic import atomic_files, atomic_path
 from models.cli import THREADS_PER_CORE, NoInterruptTraceback, build_parser, config_from, main
 from models.synthetic import SyntheticSpec, generate
 from models.train import Seeds, default_threads, prepare
@@ -71,6 +71,32 @@ def test_a_log_without_positives_stops_with_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert err == "models: error: no positives: none of 6 listens has time >= 0.7 (1 malformed log lines skipped)\n"
     assert not any((out / name).exists() for name in OUTPUTS)
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_run_that_fails_leaves_no_folder_it_made_and_keeps_one_that_was_there(
+    tiny_world: Path, tmp_path: Path, existed: bool
+) -> None:
+    """The output folder is made before minutes of reading logs: a run that then failed left it behind, empty."""
+    logs = write_lines(tmp_path / "log" / "events.jsonl", [event(1, t, 0.1, t) for t in range(6)])
+    out = tmp_path / "new" / "out"
+    if existed:
+        out.mkdir(parents=True)
+    assert main(train_args(tiny_world, logs, out)) == 1
+    assert out.is_dir() == existed and (tmp_path / "new").exists() == existed
+    assert not existed or list(out.iterdir()) == []
+
+
+def test_atomic_files_that_fail_remove_only_the_folders_they_made_that_are_left_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    paths = [tmp_path / "new" / "deep" / "a.txt", tmp_path / "new" / "b.txt", tmp_path / "empty" / "c.txt"]
+    paths.append(tmp_path / "kept" / "d.txt")
+    with pytest.raises(RuntimeError), atomic_files() as files:
+        for path in paths:
+            files.write_text(path, "half")
+        (tmp_path / "kept" / "other.txt").write_text("not this run's\n")  # written there meanwhile
+        raise RuntimeError("crash while writing")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["empty", "kept", "kept/other.txt"]
 
 
 def test_catalog_mismatch_exits_non_zero_with_one_line_on_stderr(tiny_world: Path, tmp_path: Path) -> None:
