@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import sys
@@ -210,13 +211,20 @@ def run_tune(config: TrainConfig, model: str, worker: int) -> None:
     )
 
 
-class NoInterruptTraceback(logging.Filter):
-    """Optuna logs a trial that Ctrl-C stopped with the interrupt's traceback: the trial's line stays, without it."""
+class NoInterruptTraceback(logging.Formatter):
+    """Optuna logs a trial that Ctrl-C stopped with the interrupt's traceback: its handler's formatter (`inner`) gets
+    the trial's line without it. A copy of the record goes without it: other handlers of the record keep the traceback
+    (a filter that dropped it dropped it for them too)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()  # a handler without a formatter uses this one
+
+    def format(self, record: logging.LogRecord) -> str:
         if record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], KeyboardInterrupt):
-            record.exc_info, record.exc_text = None, None
-        return True
+            record = copy.copy(record)
+            record.exc_info, record.exc_text = None, None  # exc_text: the traceback another formatter cached
+        return self.inner.format(record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,8 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Without progress bars (output to a file or a CI log), Optuna's line per finished trial shows how far tuning is.
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.progress else optuna.logging.INFO)
     for handler in logging.getLogger("optuna").handlers:
-        if not any(isinstance(f, NoInterruptTraceback) for f in handler.filters):
-            handler.addFilter(NoInterruptTraceback())
+        if not isinstance(handler.formatter, NoInterruptTraceback):
+            handler.setFormatter(NoInterruptTraceback(handler.formatter))
     config = config_from(args)
     try:
         if args.command == "train":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import logging.handlers
 import re
 import signal
 import subprocess
@@ -241,14 +243,42 @@ def test_optuna_logs_a_trial_stopped_by_ctrl_c_without_the_traceback(toy: tuple[
     data, logs = toy
     main(train_args(data, logs, tmp_path / "out"))
     handler = next(h for h in logging.getLogger("optuna").handlers if type(h) is logging.StreamHandler)  # Optuna's
-    assert sum(isinstance(f, NoInterruptTraceback) for f in handler.filters) == 1  # once, however often main runs
+    assert isinstance(handler.formatter, NoInterruptTraceback)
+    assert not isinstance(handler.formatter.inner, NoInterruptTraceback)  # once, however often main runs
     for error, traceback_kept in ((KeyboardInterrupt(), False), (ValueError("bad"), True)):
         try:
             raise error
         except BaseException:
             record = logging.LogRecord("optuna", logging.WARNING, __file__, 1, "Trial 3 failed", None, sys.exc_info())
-        assert handler.filter(record)
-        assert (record.exc_info is not None) == traceback_kept
+        line = handler.format(record)
+        assert "Trial 3 failed" in line and ("Traceback" in line) == traceback_kept
+
+
+def test_other_handlers_of_optuna_records_keep_the_ctrl_c_traceback(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """NoInterruptTraceback was a filter that set the shared record's exc_info to None: a handler after Optuna's
+    (a log file, pytest's capture) lost the traceback as well."""
+    data, logs = toy
+    main(train_args(data, logs, tmp_path / "out"))
+    optuna_logger = logging.getLogger("optuna")
+    optuna_handler = next(h for h in optuna_logger.handlers if type(h) is logging.StreamHandler)
+    other = logging.handlers.BufferingHandler(capacity=10)
+    other.setFormatter(logging.Formatter("%(message)s"))
+    optuna_logger.addHandler(other)
+    written = io.StringIO()
+    stream = optuna_handler.setStream(written)
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            optuna_logger.warning("Trial 3 failed", exc_info=True)
+    finally:
+        optuna_handler.setStream(stream)
+        optuna_logger.removeHandler(other)
+    assert "Trial 3 failed" in written.getvalue() and "Traceback" not in written.getvalue()
+    [record] = other.buffer
+    assert record.exc_info is not None and record.exc_info[0] is KeyboardInterrupt
+    assert "Traceback" in other.format(record)  # which caches the traceback's text on the record
+    assert "Traceback" not in optuna_handler.format(record)  # cached or not, Optuna's line goes without it
 
 
 def tune_args(data: Path, logs: Path, out: Path, study: str, trials: int) -> list[str]:
