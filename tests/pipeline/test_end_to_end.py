@@ -15,11 +15,13 @@ from pipeline.run import REPRODUCIBLE, SCALES, Run, forget_last_results
 from .conftest import tiny_pipeline
 
 
-def run_tiny(out: Path, shell: dict[str, str] | None = None) -> None:
-    """The default (reproducible) tiny run, to its end."""
-    run = tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False, shell=shell)
-    _, stderr = run.communicate(timeout=600)
-    assert run.returncode == 0, stderr[-2000:]
+def run_tiny(*runs: tuple[Path, dict[str, str] | None]) -> None:
+    """Default (reproducible) tiny runs, each `(out, shell)`, to their end: side by side, as one keeps about one
+    core busy (its simulator and its one service worker take turns)."""
+    started = [tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False, shell=shell) for out, shell in runs]
+    errors = [run.communicate(timeout=600)[1] for run in started]
+    for run, stderr in zip(started, errors, strict=True):
+        assert run.returncode == 0, stderr[-2000:]
 
 
 def logged(out: Path, day: str) -> list[dict]:
@@ -45,11 +47,30 @@ def effects_apart_from_latency(out: Path, experiment: str) -> list[dict]:
     ]
 
 
+# What a user's shell may hold that changed the figures: botify's settings reached the run's service (a rotated log
+# lost most of a day's events), and gunicorn's command-line variable overrode its one worker.
+SHELL = {
+    "BOTIFY_SEED": "random",
+    "BOTIFY_FALLBACK": "random",
+    "BOTIFY_LOG_MAX_BYTES": "900000",
+    "BOTIFY_LOG_BACKUPS": "1",
+    "BOTIFY_THREADS": "3",
+    "GUNICORN_CMD_ARGS": "--workers 3",
+    "WEB_CONCURRENCY": "3",
+}
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    run_tiny(out)
-    return out
+def tiny_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny run, and a rerun with the same seed under a shell holding `SHELL`'s settings."""
+    root = tmp_path_factory.mktemp("pipeline")
+    run_tiny((root / "run", None), (root / "rerun", SHELL))
+    return root / "run", root / "rerun"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_runs) -> Path:
+    return tiny_runs[0]
 
 
 def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tiny_run):
@@ -75,24 +96,10 @@ def test_the_whole_loop_runs_and_lightfm_beats_sticky_artist(tiny_run):
     assert not EmbeddedRedis(out / "redis").is_up()  # the run stopped what it started
 
 
-# What a user's shell may hold that changed the figures: botify's settings reached the run's service (a rotated log
-# lost most of a day's events), and gunicorn's command-line variable overrode its one worker.
-SHELL = {
-    "BOTIFY_SEED": "random",
-    "BOTIFY_FALLBACK": "random",
-    "BOTIFY_LOG_MAX_BYTES": "900000",
-    "BOTIFY_LOG_BACKUPS": "1",
-    "BOTIFY_THREADS": "3",
-    "GUNICORN_CMD_ARGS": "--workers 3",
-    "WEB_CONCURRENCY": "3",
-}
-
-
-def test_a_rerun_with_the_same_seed_gives_the_same_logs_models_and_results(tiny_run, tmp_path):
+def test_a_rerun_with_the_same_seed_gives_the_same_logs_models_and_results(tiny_runs):
     """The default run: one service worker, one sequential simulator, LightFM on one thread; whatever the shell's
     botify and gunicorn settings."""
-    first, second = tiny_run, tmp_path / "second"
-    run_tiny(second, shell=SHELL)
+    first, second = tiny_runs
     assert [len(list((second / "logs" / day).iterdir())) for day in ("day1", "HW_2")] == [1, 1]  # one worker
 
     for day in ("day1", "HW_2", "HW_2_ARMS", "AA"):
