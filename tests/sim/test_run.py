@@ -147,8 +147,9 @@ def test_ctrl_c_with_worker_processes_prints_one_line(tmp_path, world_dir):
     )
     marks = tmp_path / "marks"
     marks.mkdir()
+    # Seconds of sessions left when the Ctrl-C comes; not millions, whose lanes alone take the run ~15 s to draw.
     command = [sys.executable, "-m", "sim.run", "--data", str(world_dir), "--agent", "marking:make",
-               "--episodes", "1000000", "--processes", "2", "--quiet"]  # fmt: skip
+               "--episodes", "200000", "--processes", "2", "--quiet"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "MARKS": str(marks)}
     run = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
