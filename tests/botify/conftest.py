@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 ARTISTS, TRACKS_PER_ARTIST = 30, 10
 
@@ -51,3 +52,10 @@ def artist_vectors(seed: int = 0) -> np.ndarray:
     centers = rng.normal(size=(ARTISTS, 8))
     tracks = np.arange(ARTISTS * TRACKS_PER_ARTIST)
     return centers[artist_of(tracks)] + 0.05 * rng.normal(size=(len(tracks), 8))
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    """A POST's status and JSON answer, not its `requests.Response`: one kept keeps its connection open, and a
+    service stopped meanwhile (gunicorn's graceful stop) lingers 2 s for that kept-alive connection."""
+    answer = requests.post(url, json=body, timeout=10)
+    return answer.status_code, answer.json()

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 import redis
-import requests
 
 from botify.process import ServiceProcess, free_port
 from botify.settings import Settings
+
+from .conftest import post
 
 
 def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -130,7 +131,6 @@ def test_serve_listens_on_an_ipv6_host(redis_server, tiny_world, tmp_path, host)
     service = ServiceProcess.start(free_port(), tmp_path / "log", env, workers=1, host=host)
     try:
         assert service.url.startswith("http://[::1]:")
-        answer = requests.post(f"{service.url}/last/5", json={"track": 3, "time": 0.5}, timeout=10)
-        assert (answer.status_code, answer.json()) == (200, {"user": 5})
+        assert post(f"{service.url}/last/5", {"track": 3, "time": 0.5}) == (200, {"user": 5})
     finally:
         service.stop()

@@ -231,6 +231,7 @@ def test_remote_sessions_match_the_log_event_by_event(start_botify, tiny_world):
     agent = TracingAgent(service.url)
     for episode in range(8):
         run_episode(env, agent, "remote", seed=5, day=1, episode=episode)
+    agent.close()  # as sim.run does: a kept-alive connection would hold the graceful stop 2 s
     service.stop()
     events = service.events()
     assert Counter((e["message"], e["user"], e["track"], e["time"]) for e in events) == Counter(agent.sent)
