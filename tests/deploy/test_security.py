@@ -132,7 +132,8 @@ def test_the_route_check_finds_an_admin_route_open_to_anyone(redis_server, tmp_p
     app = create_app(Settings(redis_url=redis_server.url, log_dir=tmp_path / "log"))
     app.add_url_rule("/admin/reload", "reload", lambda: {"reloaded": True}, methods=["POST"])
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look: every 0.05 s, not the default 0.5 s
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         assert open_routes(f"http://127.0.0.1:{server.server_port}", app.url_map) == ["POST /admin/reload: 200"]

@@ -77,7 +77,8 @@ def _recording_server(recorder: Recorder) -> ThreadingHTTPServer:
 def recorder() -> Iterator[tuple[Recorder, str]]:
     recorder = Recorder()
     server = _recording_server(recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look: every 0.05 s, not the default 0.5 s
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield recorder, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
