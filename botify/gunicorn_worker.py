@@ -8,6 +8,12 @@ connections: meanwhile the kernel still queues new connections on it, and resets
 queued are taken, the socket leaves new connections to the workers still running, or refuses them when the
 whole server stops, which nginx retries on another replica.
 
+Told to quit (SIGQUIT, or SIGINT: a terminal's Ctrl-C reaches the worker as well as the master, which then sends
+SIGQUIT), gthread's worker shuts its thread pool down inside the signal handler. The handler runs in the main thread,
+which may be inside the pool's `submit`, holding the lock `shutdown` takes: the worker then waited for itself until
+the master killed it after the graceful timeout (15 s; ~1 in 6 Ctrl-Cs of `botify serve`, CPython issue 121649).
+This worker quits without that call; its threads still finish the requests they were given as the process exits.
+
 gunicorn answers a request it cannot parse (a request line or headers beyond its limits, a malformed request line)
 before the app sees it, with an HTML page; botify's clients get `{"message": ...}` for those too, as for every
 other error.
@@ -19,6 +25,7 @@ import json
 import select
 
 from gunicorn import util
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -36,6 +43,10 @@ util.write_error = write_json_error  # in the processes that load this worker cl
 
 
 class DrainingThreadWorker(ThreadWorker):
+    def handle_quit(self, sig, frame) -> None:
+        """Quit at once, as every gunicorn worker does, without gthread's `tpool.shutdown()` in the signal handler."""
+        Worker.handle_quit(self, sig, frame)
+
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled)
         if enabled or self.alive:  # a full worker pausing its accepts keeps its socket

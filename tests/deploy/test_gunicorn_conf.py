@@ -2,10 +2,15 @@
 
 import gc
 import os
+import signal
 import subprocess
 import sys
+import threading
+
+from gunicorn.config import Config
 
 from botify import gunicorn_conf
+from botify.gunicorn_worker import DrainingThreadWorker
 from botify.process import free_port
 
 
@@ -35,3 +40,26 @@ def test_gunicorn_without_any_redis_refuses_in_one_line(tmp_path):
         f"botify: REDIS_URL is not set and no embedded Redis serves {tmp_path / 'world' / 'redis'}: "
         "run `python -m botify serve`, which starts it, or set REDIS_URL"
     ]
+
+
+def test_a_worker_told_to_quit_inside_its_thread_pools_submit_quits():
+    """A Ctrl-C can land while the worker's main thread is in its pool's `submit`, which holds the lock the pool's
+    `shutdown()` takes: gthread's quit handler shut the pool down there and waited for itself until the master
+    killed it, 15 s later."""
+    worker = DrainingThreadWorker(1, os.getpid(), [], None, 30, Config(), None)
+    worker.tpool = worker.get_thread_pool()
+    exits = []
+
+    def quit_inside_submit() -> None:
+        with worker.tpool._shutdown_lock:  # held as `submit` holds it
+            try:
+                worker.handle_quit(signal.SIGINT, None)
+            except SystemExit as stop:
+                exits.append(stop.code)
+
+    quitting = threading.Thread(target=quit_inside_submit, daemon=True)
+    quitting.start()
+    quitting.join(timeout=10)
+    assert exits == [0]
+    worker.tpool.shutdown()
+    worker.tmp.close()
