@@ -17,9 +17,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Protocol
 
@@ -151,6 +152,18 @@ def ctrl_c_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)  # to the handler the block found: KeyboardInterrupt, as a rule
 
 
+@contextlib.contextmanager
+def quiet_pool(processes: int, initializer: Callable[..., None] | None, initargs: tuple) -> Iterator[Pool]:
+    """A spawn pool whose workers start with SIGINT blocked (`ctrl_c_held`): `initializer` unblocks it once it has
+    ignored it. A Ctrl-C while the workers import (a second or so) printed each one's traceback."""
+    # Started first: it blocks SIGINT while it starts and then unblocks it, which would end the hold early.
+    multiprocessing.resource_tracker.ensure_running()
+    with contextlib.ExitStack() as stack:
+        with ctrl_c_held():
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(processes, initializer, initargs))
+        yield pool
+
+
 def _start_worker(job: Job) -> None:
     global _worker
     env = RecEnv(load_world(job.data), max_steps=job.max_steps)
@@ -218,12 +231,7 @@ def run_day(job: Job, day: int, episodes: int, processes: int, progress: Progres
     lanes = max(1, min(len(load_world(job.data).listeners), episodes // 50, processes * 64))  # ~50+ sessions each
     tasks = [(day, group) for group in user_lanes(job, day, episodes, lanes)]
     results = []
-    context = multiprocessing.get_context("spawn")
-    with contextlib.ExitStack() as stack:
-        # Started first: it blocks SIGINT while it starts and then unblocks it, which would end `ctrl_c_held`'s hold.
-        multiprocessing.resource_tracker.ensure_running()
-        with ctrl_c_held():  # a Ctrl-C while the workers import, a second or so, printed each one's traceback
-            pool = stack.enter_context(context.Pool(processes, initializer=_start_pool_worker, initargs=(job,)))
+    with quiet_pool(processes, _start_pool_worker, (job,)) as pool:
         for task_results in pool.imap_unordered(_run_episodes, tasks):
             results.extend(task_results)
             progress.update(len(task_results))

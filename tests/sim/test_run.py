@@ -183,6 +183,24 @@ def test_a_ctrl_c_while_workers_start_is_held_for_them_and_delivered_after():
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+# In a fresh process (no resource tracker running yet, as in `sim.run`): the tracker, started by the pool's first
+# lock, unblocks SIGINT in the thread starting it, which would end the hold before the workers start.
+POOL_PROBE = """
+import signal
+from sim.run import quiet_pool
+
+if __name__ == "__main__":
+    with quiet_pool(1, None, ()) as pool:  # no initializer: the worker's mask as it started
+        worker = signal.SIGINT in pool.apply(signal.pthread_sigmask, (signal.SIG_BLOCK, []))
+        print(worker, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+"""
+
+
+def test_the_pools_workers_start_with_ctrl_c_blocked():
+    probe = subprocess.run([sys.executable, "-c", POOL_PROBE], capture_output=True, text=True, timeout=120, check=True)
+    assert probe.stdout == "True False\n"  # the worker blocked from its start; the parent's hold over
+
+
 class CountingRecommender:
     """A botify-style recommender: the next track id, and a count of ended sessions."""
 
