@@ -121,6 +121,7 @@ def test_a_connection_idle_too_long_is_replaced_before_the_server_drops_it_unans
     """The race a keep-alive timeout sets up: the server closes an idle connection just after a request was sent on
     it, without answering. A connection idle for longer than max_idle is not reused."""
     accepted: list[socket.socket] = []
+    sending = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -131,14 +132,16 @@ def test_a_connection_idle_too_long_is_replaced_before_the_server_drops_it_unans
                 while b"\r\n\r\n" not in conn.recv(65536):
                     pass
                 conn.sendall(ok(b"answered"))
-                if len(accepted) == 1:  # keep-alive timeout: close without reading what arrives meanwhile
-                    time.sleep(0.4)
+                if len(accepted) == 1:  # the keep-alive timeout, as the next request goes out: closed unread
+                    sending.wait(timeout=10)
+                    time.sleep(0.1)
                     conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
     connection = Connection("127.0.0.1", listener.getsockname()[1], timeout=2, max_idle=0.1)
     assert connection.request("GET", "/") == (200, b"answered")
-    time.sleep(0.2)  # idle past max_idle; the server has not closed yet, so the connection looks open
+    time.sleep(0.2)  # idle past max_idle; the server has not closed, so the connection looks open
+    sending.set()
     assert connection.request("GET", "/") == (200, b"answered")
     assert len(accepted) == 2
 
