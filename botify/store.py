@@ -163,6 +163,8 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
     expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
     keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join((*CATALOG_KEYS, *SET_KEYS))]
     for one in staged:
+        if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
+            raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
         keys += [f"{one.prefix}:current", *(f"{one.version}:{key}" for key in one.keys)]
         args += [one.version, len(one.keys)]
     try:

@@ -173,6 +173,19 @@ def test_a_replaced_version_expires_even_if_the_load_is_killed_right_after_the_s
     assert len(new_keys) == 2 + 4 and {client.ttl(key) for key in new_keys} == {-1}
 
 
+def test_a_version_with_a_key_the_switch_cannot_name_is_refused_before_anything_switches(client, tmp_path):
+    """The switch expires a replaced version's keys by name (CATALOG_KEYS, SET_KEYS): a key written under another
+    name would stay in Redis for good once its version is replaced."""
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}))
+    live = client.get("recs:lightfm:current")
+    version = new_version(client, "recs:lightfm")
+    client.set(f"{version}:lists", b"", ex=UNFINISHED_VERSION_SECONDS)
+    client.set(f"{version}:extra", b"", ex=UNFINISHED_VERSION_SECONDS)
+    with pytest.raises(ValueError, match=r"keys \['extra'\] are not in CATALOG_KEYS or SET_KEYS"):
+        switch_all(client, [Staged("recs:lightfm", version, ("lists", "extra"))])
+    assert client.get("recs:lightfm:current") == live
+
+
 def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):
     first = write_recs(tmp_path / "first.jsonl", {1: [5, 6]})
     second = write_recs(tmp_path / "second.jsonl", {1: [7]})
