@@ -13,10 +13,17 @@ from pathlib import Path
 
 
 def make_folder(path: Path) -> list[Path]:
-    """Make the folder `path` and its missing parents; returns the folders made, `path` first."""
+    """Make the folder `path` and its missing parents; returns the folders this call made, `path` first."""
     missing = list(itertools.takewhile(lambda folder: not os.path.lexists(folder), (path, *path.parents)))
-    path.mkdir(parents=True, exist_ok=True)
-    return missing
+    made = []
+    for folder in reversed(missing):  # the topmost first
+        try:
+            folder.mkdir()
+        except FileExistsError:  # made meanwhile by another process: not this call's to remove
+            continue
+        made.append(folder)
+    path.mkdir(parents=True, exist_ok=True)  # its error if something else is in the way
+    return made[::-1]
 
 
 def remove_if_empty(folders: Iterable[Path]) -> None:
