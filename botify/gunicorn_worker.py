@@ -12,7 +12,8 @@ Told to quit (SIGQUIT, or SIGINT: a terminal's Ctrl-C reaches the worker as well
 SIGQUIT), gthread's worker shuts its thread pool down inside the signal handler. The handler runs in the main thread,
 which may be inside the pool's `submit`, holding the lock `shutdown` takes: the worker then waited for itself until
 the master killed it after the graceful timeout (15 s; ~1 in 6 Ctrl-Cs of `botify serve`, CPython issue 121649).
-This worker quits without that call; its threads still finish the requests they were given as the process exits.
+This worker quits without that call (as gthread's did, requests under way then end as the process exits: a
+listen logged after `worker_exit` closed the event log gets a 503).
 
 gunicorn answers a request it cannot parse (a request line or headers beyond its limits, a malformed request line)
 before the app sees it, with an HTML page; botify's clients get `{"message": ...}` for those too, as for every
