@@ -19,7 +19,13 @@ def run_tiny(*runs: tuple[Path, dict[str, str] | None]) -> None:
     """Default (reproducible) tiny runs, each `(out, shell)`, to their end: side by side, as one keeps about one
     core busy (its simulator and its one service worker take turns)."""
     started = [tiny_pipeline(out, stderr=subprocess.PIPE, parallel=False, shell=shell) for out, shell in runs]
-    errors = [run.communicate(timeout=600)[1] for run in started]
+    try:
+        errors = [run.communicate(timeout=600)[1] for run in started]
+    except BaseException:  # one stuck (or Ctrl-C): stop both, each stopping what it started
+        for run in started:
+            run.terminate()
+            run.communicate(timeout=60)
+        raise
     for run, stderr in zip(started, errors, strict=True):
         assert run.returncode == 0, stderr[-2000:]
 
