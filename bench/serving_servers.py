@@ -17,12 +17,12 @@ from serving_world import World
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import child_pids, free_port
+from botify.store import SESSION_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 BOTIFY_APP = "botify.wsgi:app"
 HELLO_APP = "serving_hello:app"
-SESSIONS = "session:*"  # every `botify.store.session_key`
 
 
 @contextmanager
@@ -51,7 +51,7 @@ def end_sessions(redis: EmbeddedRedis) -> None:
     """Delete every user's session: each run starts from the store `loaded_redis` left, not the last run's listens
     (longer sessions cost the re-ranking more, so rounds would drift)."""
     with redis.client() as client:
-        keys = list(client.scan_iter(match=SESSIONS, count=10_000))
+        keys = list(client.scan_iter(match=f"{SESSION_PREFIX}*", count=10_000))
         for start in range(0, len(keys), 10_000):
             client.delete(*keys[start : start + 10_000])
 

@@ -95,8 +95,11 @@ def recs_prefix(name: str) -> str:
     return f"recs:{name}"
 
 
+SESSION_PREFIX = "session:"  # a user's session is SESSION_PREFIX + their id
+
+
 def session_key(user: int) -> str:
-    return f"session:{user}"
+    return f"{SESSION_PREFIX}{user}"
 
 
 def pack_ints(values: Iterable[int]) -> bytes:
