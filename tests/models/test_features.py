@@ -20,6 +20,18 @@ def test_quantile_buckets_split_values_evenly_and_share_ties() -> None:
     assert quantile_buckets(np.ones(4), 3).tolist() == [0, 0, 0, 0]
 
 
+def test_quantile_buckets_take_the_largest_finite_values_without_overflow() -> None:
+    values = np.array([1.7e308, -1.7e308])  # the edges lie between the two: 1.7e308 - -1.7e308 overflows
+    with np.errstate(all="raise"):
+        assert quantile_buckets(values, 5).tolist() == [4, 0]
+
+
+def test_quantile_buckets_edges_are_those_of_the_values_at_full_scale() -> None:
+    values = np.random.default_rng(0).lognormal(5.0, 2.0, 1000)
+    edges = np.quantile(values, np.arange(1, 10) / 10)
+    assert quantile_buckets(values, 10).tolist() == np.searchsorted(edges, values, side="left").tolist()
+
+
 def test_every_track_gets_its_features_and_identity(tiny_world: Path) -> None:
     features = item_features(read_catalog(tiny_world))
     assert features.groups == ("genre", "artist", "popularity", "duration")
