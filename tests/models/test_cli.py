@@ -101,6 +101,49 @@ def test_atomic_files_that_fail_remove_only_the_folders_they_made_that_are_left_
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["empty", "kept", "kept/other.txt"]
 
 
+# make_folder in a process of its own, where another process makes `raced` right before make_folder's own mkdir of
+# it (after its check that `raced` was missing): an audit hook, run just before each os.mkdir, picks that moment, so
+# the race happens on every run.
+RACED_MAKE_FOLDER = """
+import json, os, subprocess, sys
+from pathlib import Path
+
+from models.atomic import make_folder
+
+path, raced = Path(sys.argv[1]), sys.argv[2]
+other_made = []
+
+
+def other_process_makes_it_first(event, args):
+    ready = event == "os.mkdir" and os.fspath(args[0]) == raced and os.path.isdir(os.path.dirname(raced))
+    if ready and not os.path.lexists(raced):
+        subprocess.run(["mkdir", raced], check=True)
+        other_made.append(raced)
+
+
+sys.addaudithook(other_process_makes_it_first)
+made = make_folder(path)
+print(json.dumps({"made": [str(folder) for folder in made], "other_made": other_made}))
+"""
+
+
+def test_a_folder_level_another_process_makes_meanwhile_is_neither_an_error_nor_made_by_the_call(
+    tmp_path: Path,
+) -> None:
+    """Two runs making outputs under one new folder: a failed run removes what it made, not the other's level."""
+    path, raced = tmp_path / "new" / "shared" / "out", tmp_path / "new" / "shared"
+    done = subprocess.run(
+        [sys.executable, "-c", RACED_MAKE_FOLDER, str(path), str(raced)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"made": [str(path), str(tmp_path / "new")], "other_made": [str(raced)]}
+    assert path.is_dir()
+
+
 def test_catalog_mismatch_exits_non_zero_with_one_line_on_stderr(tiny_world: Path, tmp_path: Path) -> None:
     logs = write_lines(tmp_path / "log" / "events.jsonl", [event(1, 99, 1.0, 1)])
     done = run_models(*train_args(tiny_world, logs, tmp_path / "out"))
