@@ -18,7 +18,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def path_argument(text: str) -> Path:
-    """An argparse type: a path, but not an empty one (`Path("")` is the current folder, taken without a word)."""
+    """An argparse type: a path, but not an empty one (`Path("")` is the current folder, taken without a word).
+    botify.arguments has the same one: sim never imports the service (it talks to it over HTTP)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
     return Path(text)
