@@ -123,7 +123,10 @@ def new_version(client: redis.Redis, prefix: str) -> str:
 # names (it may have keys the version replacing it has not, e.g. a set's vectors; a name it lacks is an EXPIRE that
 # does nothing).
 CATALOG_KEYS = ("tracks", "artist_of", "top", "fingerprint")
-SET_KEYS = ("lists", "catalog", "vectors", "dim", "neighbours", "neighbour_count")
+# A set's optional item space, in the order it is written and read: its vectors (float32) and their width, each
+# track's nearest tracks (int32) and how many.
+ITEM_KEYS = ("vectors", "dim", "neighbours", "neighbour_count")
+SET_KEYS = ("lists", "catalog", *ITEM_KEYS)
 
 # Make versions live only if every key they were written with is still there (under memory pressure Redis may evict
 # a version's keys while they are written expiring): keep them, switch the pointers and put the grace period on the
@@ -287,10 +290,9 @@ def stage_recommendations(
             pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
         values: dict[str, object] = {"catalog": catalog}
         if vectors is not None:
-            values["vectors"] = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-            values["dim"] = vectors.shape[1]
-            values["neighbours"] = np.ascontiguousarray(neighbours, dtype="<i4").tobytes()
-            values["neighbour_count"] = neighbours.shape[1]
+            vector_bytes = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+            items = (vector_bytes, vectors.shape[1], pack_ints(neighbours), neighbours.shape[1])
+            values.update(zip(ITEM_KEYS, items, strict=True))
         for key, value in values.items():
             pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
@@ -446,7 +448,7 @@ class Store:
 
     def _load_items(self, name: str, version: bytes) -> ItemSpace | None:
         """Fetch a set's item vectors and nearest tracks once per version."""
-        keys = [f"{version.decode()}:{key}" for key in ("vectors", "dim", "neighbours", "neighbour_count")]
+        keys = [f"{version.decode()}:{key}" for key in ITEM_KEYS]
         with self._lock:
             cached = self._items.get(name)
             if cached is not None and cached[0] == version:  # another thread loaded it while this one waited
