@@ -10,23 +10,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from bench_arguments import non_negative, positive
 
-from ab.aa import simulate_aa
-from ab.events import read_events
-from ab.metrics import user_metrics
-from ab.report import analyze, build_report
-from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
 from botify.arguments import OneLineParser, bounded
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=bounded(int, 100), default=20000, help="at least 100, so no arm is empty")
     parser.add_argument("--aa-runs", type=positive, default=100)
     parser.add_argument("--seed", type=non_negative, default=0)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from ab.aa import simulate_aa
+    from ab.events import read_events
+    from ab.metrics import user_metrics
+    from ab.report import analyze, build_report
+    from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
+
     design = SyntheticDesign(users=args.users, effect={"T1": 0.05})
     rng = np.random.default_rng(args.seed)
     traits = draw_traits(design, rng)
@@ -61,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args())

@@ -1,4 +1,7 @@
-"""The argparse types the benchmarks share: a bad argument is one line (exit 2) before any work."""
+"""The argparse types the benchmarks share: a bad argument is one line (exit 2) before any work.
+
+Each benchmark parses its arguments first (`main(parse_args())`) and imports numpy, Flask, LightFM... where the work
+uses them, so that `--help` and a bad argument answer at once, not after seconds of imports."""
 
 from __future__ import annotations
 

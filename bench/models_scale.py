@@ -21,20 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import optuna
 from bench_arguments import non_negative, output_file, output_folder, positive
 
 from botify.arguments import OneLineParser
 from models.atomic import write_text
 from models.errors import InputError
-from models.export import export
-from models.positives import PositivesConfig
-from models.recommend import Scorer
-from models.synthetic import SyntheticSpec, generate
-from models.train import FEATURES, default_threads, prepare_from, read_inputs
-from models.training import LightFMParams, fit
-from models.tuning import TuneConfig, tune
 
 
 def peak_rss_mib() -> float:
@@ -42,11 +33,22 @@ def peak_rss_mib() -> float:
 
 
 def synthesize(args: argparse.Namespace, data: Path, logs: Path) -> None:
+    from models.synthetic import SyntheticSpec, generate
+
     spec = SyntheticSpec(tracks=args.tracks, users=args.users, listens=args.listens, genres=50)
     generate(data, logs, spec, seed=args.seed, files=3)
 
 
 def run(args: argparse.Namespace, data: Path, logs: Path) -> dict:
+    import numpy as np
+
+    from models.export import export
+    from models.positives import PositivesConfig
+    from models.recommend import Scorer
+    from models.train import FEATURES, prepare_from, read_inputs
+    from models.training import LightFMParams, fit
+    from models.tuning import TuneConfig, tune
+
     timings: dict[str, float] = {}
 
     def timed(name: str, start: float) -> None:
@@ -144,7 +146,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listens", type=positive, default=3_300_000)
     parser.add_argument("--users", type=positive, default=10_000)
@@ -152,7 +154,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=positive, default=3, help="epochs timed per model (default 3)")
     parser.add_argument("--trials", type=non_negative, default=2, help="Optuna trials to time; 0 skips (default 2)")
     parser.add_argument("--tune-epochs", type=positive, default=2, help="epochs per timed trial (default 2)")
-    parser.add_argument("--threads", type=positive, default=default_threads())
+    parser.add_argument("--threads", type=positive, help="LightFM threads (default: the cores it may run on)")
     parser.add_argument(
         "--eval-users",
         type=non_negative,
@@ -163,7 +165,15 @@ def main() -> int:
     parser.add_argument("--work", type=output_folder, default=None, help="keep the synthesized world and logs here")
     parser.add_argument("--out", type=output_file, default=None, help="also write the results as JSON here")
     parser.add_argument("--synthesize-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    import optuna
+
+    from models.train import default_threads
+
+    args.threads = args.threads or default_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -187,4 +197,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -29,19 +29,20 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from bench_arguments import non_negative, output_file, output_folder, positive
-from flask import Flask
-from serving_hello import app as hello_app
 from serving_servers import REPO, loaded_redis
 from serving_world import WorldSize, write_world
-from werkzeug.test import EnvironBuilder
 
 from botify.arguments import OneLineParser
 from botify.registry import EXPERIMENTS, experiment_arms
 from botify.settings import Settings
 from models.atomic import write_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    from flask import Flask
 
 EXPERIMENT = EXPERIMENTS["HW_2"]
 Request = tuple[int, int, float]  # user, track, fraction listened
@@ -49,6 +50,8 @@ Request = tuple[int, int, float]  # user, track, fraction listened
 
 def arm_users(size: WorldSize, arm: str) -> np.ndarray:
     """The requesting user ids in HW_2's `arm`."""
+    import numpy as np
+
     return np.array([u for u in range(size.requesting_users) if experiment_arms(u)[EXPERIMENT.name] == arm])
 
 
@@ -59,6 +62,8 @@ def draw_requests(rng: np.random.Generator, users: np.ndarray, size: WorldSize, 
 
 def environs(requests: list[Request]) -> list[dict]:
     """WSGI environments of `POST /next/<user>` with the JSON body, built before the clock starts."""
+    from werkzeug.test import EnvironBuilder
+
     return [
         EnvironBuilder(
             path=f"/next/{user}", method="POST", content_type="application/json",
@@ -124,6 +129,9 @@ class Variant:
 
 
 def run(args: argparse.Namespace) -> dict:
+    import numpy as np
+    from serving_hello import app as hello_app
+
     size = WorldSize()
     world = write_world(args.world, args.seed)
     rng = np.random.default_rng(args.seed)
@@ -170,7 +178,7 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=positive, default=2000, help="requests per variant and round")
     parser.add_argument("--rounds", type=positive, default=11, help="rounds of every variant (median kept)")
@@ -185,8 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     results = run(args)
     write_text(args.out, json.dumps(results, indent=2) + "\n")  # its folder made if missing
     print(report(results))
@@ -195,4 +202,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -24,15 +24,14 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from bench_arguments import non_negative, output_file, output_folder, positive
-from serving_openloop import post_request, run_fixed_rate
 from serving_servers import (
     BOTIFY_APP,
     HELLO_APP,
@@ -105,6 +104,9 @@ def fixed_rate(
     app: str, redis, args: argparse.Namespace, size: WorldSize, log_dir: Path, rate: float, seed: int
 ) -> dict:
     """Open loop: `rate` requests/s on schedule, each timed from its due time (after a warm-up at that rate)."""
+    import numpy as np
+    from serving_openloop import post_request, run_fixed_rate
+
     rng = np.random.default_rng(seed)
     slots = int(rate * (args.duration + args.warmup)) + 1
     users = rng.integers(size.requesting_users, size=slots)
@@ -140,7 +142,7 @@ def p99(run: dict) -> float:
 
 def median_cpu(runs: list[dict]) -> float:
     """Median CPU time per request of the server (gunicorn and Redis), over rounds: steadier than req/s."""
-    return float(np.median([sum(run["cpu_us_per_request"].values()) for run in runs]))
+    return statistics.median(sum(run["cpu_us_per_request"].values()) for run in runs)
 
 
 def table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -199,7 +201,7 @@ def check_targets(results: dict) -> dict:
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--duration", type=positive, default=15, help="whole seconds per measured run (as wrk takes them)"
@@ -238,8 +240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print("serving_load: wrk is not installed; install it with `apt-get install -y wrk`", file=sys.stderr)
         return 1
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {**{k: v for k, v in vars(args).items() if k not in ("world", "out")}, **world.size.__dict__},
         "closed_loop": {"hello": hello, "botify": botify},
         "rounds": runs,
-        "ratio_to_hello": float(np.median(ratios)),
+        "ratio_to_hello": statistics.median(ratios),
         "ratio_per_round": ratios,
         # The same ratio from CPU time (all rounds): what it would be on a machine with nothing else running.
         "cpu_ratio_to_hello": median_cpu(runs["hello"]) / median_cpu(runs["botify"]),
@@ -290,4 +291,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

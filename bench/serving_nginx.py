@@ -78,7 +78,7 @@ def stalled_clients(url: str, count: int):
         yield
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=positive, default=2, help="botify replicas behind nginx")
     parser.add_argument("--workers", type=positive, default=1, help="gunicorn workers per replica")
@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--world", type=output_folder, default=REPO / "results" / "bench" / "world")
     parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_nginx.json")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             print(
@@ -158,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

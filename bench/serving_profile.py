@@ -49,7 +49,7 @@ def shares(stacks: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--duration", type=positive, default=10, help="whole seconds sampled (as wrk and py-spy take them)"
@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--world", type=output_folder, default=REPO / "results" / "bench" / "world")
     parser.add_argument("--out", type=output_file, default=REPO / "results" / "bench" / "serving_profile.txt")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     for tool, install in (
         (shutil.which("wrk"), "apt-get install -y wrk"),
@@ -97,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -17,7 +17,6 @@ from serving_world import World
 
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import child_pids, free_port
-from botify.store import SESSION_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -50,6 +49,8 @@ def loaded_redis(workdir: Path, world: World) -> Iterator[EmbeddedRedis]:
 def end_sessions(redis: EmbeddedRedis) -> None:
     """Delete every user's session: each run starts from the store `loaded_redis` left, not the last run's listens
     (longer sessions cost the re-ranking more, so rounds would drift)."""
+    from botify.store import SESSION_PREFIX
+
     with redis.client() as client:
         keys = list(client.scan_iter(match=f"{SESSION_PREFIX}*", count=10_000))
         for start in range(0, len(keys), 10_000):

@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class WorldSize:
@@ -37,6 +35,8 @@ class World:
 
 def write_world(out: Path, seed: int, size: WorldSize = WorldSize()) -> World:
     """Write the world once; an existing one of the same size and seed is reused (it is deterministic by seed)."""
+    import numpy as np
+
     recs = out / "recs" / "lightfm.jsonl"
     stamp = out / "size.json"
     made = {**size.__dict__, "seed": seed}

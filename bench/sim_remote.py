@@ -17,6 +17,7 @@ Figures go to `results/bench/sim_remote.json` and a table. wrk must be installed
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -27,7 +28,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from bench_arguments import non_negative, output_file, positive
 from tqdm import tqdm
 
@@ -35,9 +35,6 @@ from botify.arguments import OneLineParser, bounded
 from botify.embedded_redis import EmbeddedRedis
 from botify.process import ServiceProcess, free_port
 from models.atomic import write_text
-from sim.catalog import write_world
-from sim.generate import PRESETS, generate_world
-from sim.run import Job, run_day
 
 REPO = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = REPO / "bench" / "serving_next.lua"
@@ -73,6 +70,8 @@ def served_rate(log_dir: Path, before: dict[Path, int]) -> float:
 
 def simulate(service: ServiceProcess, data: Path, episodes: int, processes: int, seed: int) -> dict:
     """One run: the service's requests/s in its steady middle, and the simulator's CPU per request (all of it)."""
+    from sim.run import Job, run_day
+
     job = Job(data, "remote", service.url, 1000, seed)
     cpu, before = cpu_seconds(), log_sizes(service.log_dir)
     with tqdm(disable=True) as no_bar:
@@ -98,7 +97,7 @@ def wrk(url: str, connections: int, seconds: int, users: int, tracks: int) -> di
             "errors": sum(raw["errors"].values())}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--episodes", type=bounded(int, 100), default=6000, help="sessions per simulator run (long: start-up fades)"
@@ -107,7 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=positive, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--out", type=output_file, default=Path("results/bench/sim_remote.json"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sim.catalog import write_world
+    from sim.generate import PRESETS, generate_world
+
     if shutil.which("wrk") is None:
         print("sim_remote: error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 1
@@ -161,4 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -13,27 +13,32 @@ Figures go to `results/bench/sim_speed.json` and a table. Target: >= 20,000 step
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from bench_arguments import non_negative, output_file, positive
 from threadpoolctl import threadpool_limits
 
 from models.atomic import write_text
-from sim.catalog import read_world, write_world
 from sim.cli import Parser
-from sim.env import RecEnv
-from sim.generate import PRESETS, generate_world
-from sim.run import build_agent, run_episode
+
+if TYPE_CHECKING:
+    from sim.env import RecEnv
 
 TARGET_STEPS_PER_SECOND = 20_000
 
 
 def time_generation(out: Path, seed: int) -> float:
+    import numpy as np
+
+    from sim.catalog import write_world
+    from sim.generate import PRESETS, generate_world
+
     start = time.perf_counter()
     world = generate_world(PRESETS["default"], np.random.default_rng(seed))
     write_world(out, world.tracks, world.embeddings, world.users, world.top_tracks)
@@ -43,6 +48,8 @@ def time_generation(out: Path, seed: int) -> float:
 def time_agent(env: RecEnv, name: str, episodes: int, seed: int) -> dict:
     """Rates per second of this process's CPU time (what one core delivers, whatever else runs),
     and per second of wall time for reference."""
+    from sim.run import build_agent, run_episode
+
     agent = build_agent(name, env)
     cpu, wall = time.process_time(), time.perf_counter()
     steps = sum(run_episode(env, agent, name, seed, 1, episode).steps for episode in range(episodes))
@@ -51,12 +58,17 @@ def time_agent(env: RecEnv, name: str, episodes: int, seed: int) -> dict:
             "steps_per_s": steps / cpu, "sessions_per_s": episodes / cpu, "wall_steps_per_s": steps / wall}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=positive, default=20_000, help="sessions per measurement (oracle: a tenth)")
     parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--out", type=output_file, default=Path("results/bench/sim_speed.json"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    from sim.catalog import read_world
+    from sim.env import RecEnv
 
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1, user_api="blas"):
         generation = time_generation(Path(tmp), args.seed)
@@ -86,4 +98,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -10,6 +10,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 FILE = "{file}"  # stands for a file the test writes: no folder can be made under it
+SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py") if 'if __name__ == "__main__":' in path.read_text())
+HEAVY = {"numpy", "flask"}  # what the benchmarks' work imports (pandas, LightFM, Optuna, the simulator: numpy too)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +50,21 @@ def test_a_bad_argument_is_one_line_and_exit_2(tmp_path, script, args, message):
     assert finished.stderr.startswith(f"{script}.py: error: {message}")
     assert finished.stderr.count("\n") == 1
     assert (tmp_path / "file").read_text() == "a file, not a folder"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(("args", "status"), [(["--help"], 0), (["--no-such-flag"], 2)])
+def test_help_and_a_bad_argument_answer_before_the_work_is_imported(script, args, status):
+    """Not seconds of importing numpy, LightFM or Flask to print a usage line: the arguments are parsed first."""
+    finished = subprocess.run(
+        [sys.executable, "-X", "importtime", str(BENCH / f"{script}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in finished.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert finished.returncode == status
+    assert "argparse" in imported  # -X importtime reported what the script imported
+    assert imported & HEAVY == set()
