@@ -252,6 +252,11 @@ def run(args: argparse.Namespace) -> None:
         # Ctrl-C) leaves the live catalog and sets as they were, never a new catalog beside the old one's sets.
         staged = []
         try:
+            if swept := store.sweep_unreferenced(client):
+                print(
+                    f"{swept} keys of versions no pointer names (left by older loads) expire in "
+                    f"{store.OLD_VERSION_GRACE_SECONDS} s"
+                )
             if catalog is not None:
                 if replaced:  # sets without a fingerprint were made for the catalog going out
                     store.stamp_sets(client, RECOMMENDATION_SETS, live)

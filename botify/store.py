@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -127,12 +128,14 @@ CATALOG_KEYS = ("tracks", "artist_of", "top", "fingerprint")
 # track's nearest tracks (int32) and how many.
 ITEM_KEYS = ("vectors", "dim", "neighbours", "neighbour_count")
 SET_KEYS = ("lists", "catalog", *ITEM_KEYS)
+LEGACY_KEYS = ("ready",)  # written by the first loader into each set version; expired with its version all the same
+VERSION_KEYS = (*CATALOG_KEYS, *SET_KEYS, *LEGACY_KEYS)  # every name a version's key can have
 
 # Make versions live only if every key they were written with is still there (under memory pressure Redis may evict
 # a version's keys while they are written expiring): keep them, switch the pointers and put the grace period on the
 # keys of the versions they replace, all in one step, so no interruption can leave a replaced version without expiry.
-# KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, CATALOG_KEYS and SET_KEYS
-# joined by spaces, then for each version its name and how many keys it has. Returns an error naming a lost key.
+# KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, VERSION_KEYS joined by
+# spaces, then for each version its name and how many keys it has. Returns an error naming a lost key.
 # The replaced versions' keys are named in the script (which versions they are is only known there), not passed in
 # KEYS: like botify's other scripts, it expects one Redis, not a Cluster.
 SWITCH_SCRIPT = """
@@ -167,7 +170,7 @@ class Staged:
 def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
     """Keep every staged version and make them all live in one step, in which the versions they replace are set to
     expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
-    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join((*CATALOG_KEYS, *SET_KEYS))]
+    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS)]
     for one in staged:
         if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
             raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
@@ -180,6 +183,45 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
             f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "
             "versions are unchanged"
         ) from None
+
+
+# A version's key by its name: the version (`catalog:v7-1a2b3c4d`, `recs:NAME:v7-...`; the first loader's had no random
+# part) and a name of VERSION_KEYS. Other keys (sessions, pointers, sequences, another program's) never match.
+VERSION_KEY = re.compile(
+    rb"((?:catalog|recs:.+):v[0-9]+(?:-[0-9a-f]{8})?):(" + "|".join(VERSION_KEYS).encode() + rb")", re.DOTALL
+)
+
+# Put the grace period on the keys of one version that no expiry is set on, unless its pointer names it. In one step,
+# so the pointer cannot move to it in between; a key with an expiry is a version still being staged (a concurrent
+# load's too) or already replaced, and is left as it is. KEYS: the pointer, then the version's keys. ARGV: the
+# version, the grace period in seconds. Returns how many keys it set to expire.
+SWEEP_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+local swept = 0
+for k = 2, #KEYS do
+  if redis.call('TTL', KEYS[k]) == -1 then
+    redis.call('EXPIRE', KEYS[k], ARGV[2])
+    swept = swept + 1
+  end
+end
+return swept
+"""
+
+
+def sweep_unreferenced(client: redis.Redis) -> int:
+    """Put the grace period on version keys that nothing expires and no pointer names, and return how many: versions
+    older loaders leaked (killed between their switch and the SCAN that expired the replaced version, or while
+    staging before staged keys expired), the `ready` keys the switch left before it named them. Safe beside a
+    concurrent load: a staged version expires until the switch that points to it keeps it."""
+    versions: dict[bytes, list[bytes]] = {}
+    for key in client.scan_iter(match="*:v[0-9]*:*", count=1000):
+        if match := VERSION_KEY.fullmatch(key):
+            versions.setdefault(match[1], []).append(key)
+    swept = 0
+    for version, keys in versions.items():
+        pointer = version.rpartition(b":")[0] + b":current"
+        swept += client.eval(SWEEP_SCRIPT, 1 + len(keys), pointer, *keys, version, OLD_VERSION_GRACE_SECONDS)
+    return swept
 
 
 def live_catalog_version(client: redis.Redis) -> bytes | None:
@@ -242,13 +284,19 @@ def stamp_sets(client: redis.Redis, names: Iterable[str], fingerprint: str) -> N
             client.eval(STAMP_SCRIPT, 2, f"{recs_prefix(name)}:current", f"{version}:catalog", version, fingerprint)
 
 
+def staging(client: redis.Redis) -> redis.client.Pipeline:
+    """A pipeline whose every `execute` is one MULTI/EXEC: a hash's batch goes in with its expiry, or not at all if
+    the load is killed before EXEC (a hash written without its expiry would outlive the abandoned version)."""
+    return client.pipeline(transaction=True)
+
+
 def stage_catalog(
     client: redis.Redis, tracks: list[dict], artist_of: np.ndarray, top: list[int], fingerprint: str
 ) -> Staged:
     """Write track metadata, the artist of each track, the top tracks and the catalog's fingerprint
     (`botify.data_files.catalog_fingerprint` of `tracks`) as a new catalog version, not live yet."""
     version = new_version(client, CATALOG)
-    with client.pipeline(transaction=False) as pipe:
+    with staging(client) as pipe:
         for start in range(0, len(tracks), WRITE_BATCH):
             batch = tracks[start : start + WRITE_BATCH]
             pipe.hset(f"{version}:tracks", mapping={t["track"]: json.dumps(t, ensure_ascii=False) for t in batch})
@@ -276,7 +324,7 @@ def stage_recommendations(
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
     users = 0
-    with client.pipeline(transaction=False) as pipe:
+    with staging(client) as pipe:
         for user, tracks in lists:
             users += 1
             batch[user] = pack_ints(tracks)

@@ -25,6 +25,7 @@ from botify.store import (
     Staged,
     Store,
     new_version,
+    pack_ints,
     stage_recommendations,
     switch_all,
 )
@@ -184,6 +185,98 @@ def test_a_version_with_a_key_the_switch_cannot_name_is_refused_before_anything_
     with pytest.raises(ValueError, match=r"keys \['extra'\] are not in CATALOG_KEYS or SET_KEYS"):
         switch_all(client, [Staged("recs:lightfm", version, ("lists", "extra"))])
     assert client.get("recs:lightfm:current") == live
+
+
+def write_as_the_first_loader(client: redis.Redis, name: str, lists: dict[int, list[int]]) -> str:
+    """A set version as the first `load` left it: no expiry on any key, a `ready` marker, the pointer on it."""
+    version = f"recs:{name}:v{client.incr(f'recs:{name}:sequence')}"
+    client.hset(f"{version}:lists", mapping={user: pack_ints(tracks) for user, tracks in lists.items()})
+    client.set(f"{version}:ready", 1)
+    client.set(f"recs:{name}:current", version)
+    return version
+
+
+def test_a_set_version_of_the_first_loader_expires_whole_when_replaced(client, tmp_path):
+    """Its `ready` marker too, though no version has one any more: the switch expires a replaced version's keys by
+    name, and a name it did not know stayed in Redis for good."""
+    old = write_as_the_first_loader(client, "lightfm", {1: [5, 6]})
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "b.jsonl", {1: [7]}))
+    old_keys = sorted(client.scan_iter(match=f"{old}:*"))
+    assert old_keys == [f"{old}:lists".encode(), f"{old}:ready".encode()]
+    assert all(0 < client.ttl(key) <= OLD_VERSION_GRACE_SECONDS for key in old_keys)
+
+
+def test_a_load_sweeps_what_older_loads_left_and_nothing_else(client, redis_server, tiny_world, tmp_path):
+    """Version keys that no pointer names and nothing expires expire a minute after the next `load`: a whole
+    catalog version an older load's SCAN never expired (it was killed between its switch and its SCAN), a `ready`
+    key the switch left behind. The live versions, one a concurrent load is staging, sessions and another
+    program's keys are left as they are."""
+    leaked = client.get("catalog:current").decode()
+    load_catalog(client, tiny_world)
+    leaked_keys = list(client.scan_iter(match=f"{leaked}:*"))
+    for key in leaked_keys:  # as the SCAN-based switch left it when killed before its SCAN
+        client.persist(key)
+    first = write_as_the_first_loader(client, "lightfm", {1: [5, 6]})
+    load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [7]}))
+    client.persist(f"{first}:ready")  # as the switch left it before it named `ready`
+    live_catalog = list(client.scan_iter(match=f"{client.get('catalog:current').decode()}:*"))
+    staging = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")  # not switched yet
+    client.set("session:1", b"", ex=3600)
+    client.set("myapp:v1:lists", b"")
+    result = run_load(redis_server.url, "--recs", f"lightfm={write_recs(tmp_path / 'r.jsonl', {1: [8]})}")
+    assert result.returncode == 0, result.stderr
+    assert "5 keys of versions no pointer names (left by older loads) expire in 60 s" in result.stdout
+    assert len(leaked_keys) == 4
+    assert all(0 < client.ttl(key) <= OLD_VERSION_GRACE_SECONDS for key in [*leaked_keys, f"{first}:ready"])
+    assert len(live_catalog) == 4 and {client.ttl(key) for key in live_catalog} == {-1}
+    staged_keys = [f"{staging.version}:{key}" for key in staging.keys]
+    assert all(OLD_VERSION_GRACE_SECONDS < client.ttl(key) <= UNFINISHED_VERSION_SECONDS for key in staged_keys)
+    assert client.ttl("session:1") > OLD_VERSION_GRACE_SECONDS
+    assert client.ttl("myapp:v1:lists") == client.ttl("recs:lightfm:sequence") == -1
+
+
+class KilledBeforeAnExpiry(redis.Connection):
+    """A load killed after it sent a write and before it sent that key's EXPIRE: Redis has what came before."""
+
+    def send_packed_command(self, command, check_health=True):
+        sent = b"".join(bytes(item) for item in ([command] if isinstance(command, bytes) else command))
+        cut = sent.find(b"*3\r\n$6\r\nEXPIRE\r\n")
+        if cut < 0:
+            return super().send_packed_command(command, check_health)
+        super().send_packed_command([sent[:cut]], check_health)
+        self.disconnect()
+        raise KeyboardInterrupt
+
+
+def test_a_load_killed_between_a_write_and_its_expiry_leaves_nothing_for_good(client, redis_server):
+    """A batch and its expiry go in one MULTI: a batch without one would never expire."""
+    pool = redis.ConnectionPool.from_url(redis_server.url, connection_class=KilledBeforeAnExpiry, client_name="killed")
+    with pytest.raises(KeyboardInterrupt):
+        stage_recommendations(redis.Redis(connection_pool=pool), "lightfm", [(1, [5, 6])], catalog="f")
+    deadline = time.monotonic() + 10
+    while any(one["name"] == "killed" for one in client.client_list()):  # gone: Redis has read all it was sent
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert client.get("recs:lightfm:sequence") == b"1"  # the load got as far as naming its version
+    assert [key for key in client.scan_iter(match="recs:lightfm:v*") if client.ttl(key) == -1] == []
+
+
+def test_a_load_killed_while_staging_leaves_only_keys_that_expire(client, redis_server, tmp_path):
+    """Staged keys are written expiring and kept only by the switch: a SIGKILL (no cleanup runs) leaves no key
+    for good."""
+    big = write_recs(tmp_path / "big.jsonl", {user: [5, 6, 7] for user in range(150_000)})
+    command = [sys.executable, "-m", "botify", "load", "--recs", f"lightfm={big}"]
+    load = subprocess.Popen(command, env={"REDIS_URL": redis_server.url, "PATH": ""}, stdout=subprocess.DEVNULL)
+    try:
+        while not any(client.scan_iter(match="recs:lightfm:v*:lists")):
+            assert load.poll() is None, "the load ended before it was killed"
+            time.sleep(0.002)
+    finally:
+        load.kill()
+        load.wait()
+    assert client.get("recs:lightfm:current") is None  # killed before its switch
+    staged = list(client.scan_iter(match="recs:lightfm:v*"))
+    assert staged and all(0 < client.ttl(key) <= UNFINISHED_VERSION_SECONDS for key in staged)
 
 
 def test_several_sets_in_one_load_are_all_published(client, redis_server, tmp_path):
