@@ -1,12 +1,14 @@
 """Atomic file writes: a reader (or a crash) never sees a half-written output file, nor a run's files half replaced.
 
-A run that fails also leaves no folder it made for its outputs behind empty."""
+A run that fails also leaves no folder it made for its outputs behind empty, nor a temporary file, even when it is
+stopped at once (`abandon_all`, which the second Ctrl-C calls from another thread)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -36,12 +38,27 @@ def remove_if_empty(folders: Iterable[Path]) -> None:
 @contextmanager
 def made_folder(path: Path) -> Iterator[Path]:
     """Yield the folder `path`, made if missing; if the block fails, the folders it made go again if still empty."""
-    made = make_folder(path)
+    folders = AtomicFiles()  # without files of its own: the folders it made, for `discard`
     try:
+        folders.make_folder(path)
         yield path
     except BaseException:
-        remove_if_empty(made)
+        folders.discard()
         raise
+    finally:
+        folders.forget()
+
+
+_lock = threading.RLock()  # one rename, discard or `abandon_all` at a time
+_under_way: dict[AtomicFiles, None] = {}  # the sets neither renamed nor discarded yet, oldest first
+
+
+def abandon_all() -> None:
+    """Discard every set of files under way, and keep them from being renamed after: for a stop that runs no
+    `finally` (`os._exit` next). A set being renamed is renamed whole first."""
+    _lock.acquire()  # never released: the process ends
+    for files in reversed(list(_under_way)):  # the newest first: a folder an older one made may be left empty
+        files.discard()
 
 
 class AtomicFiles:
@@ -50,14 +67,22 @@ class AtomicFiles:
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final) in the order they were asked for
         self.made: list[Path] = []  # folders made for them
+        with _lock:
+            _under_way[self] = None
+
+    def make_folder(self, path: Path) -> None:
+        """Make the folder `path` (and its missing parents) for these files; `discard` removes them if left empty."""
+        with _lock:
+            self.made += make_folder(path)
 
     def path(self, path: Path) -> Path:
         """A new temporary file beside `path` (readable as a plain file would be) to write `path`'s content to."""
-        self.made += make_folder(path.parent)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        self.pending.append((tmp, path))
+        with _lock:
+            self.make_folder(path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            self.pending.append((tmp, path))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -68,17 +93,25 @@ class AtomicFiles:
 
     def replace_all(self) -> None:
         """Rename every file onto its path; a path that is a folder (which no file can replace) stops it first."""
-        for _, path in self.pending:
-            if path.is_dir():
-                raise IsADirectoryError(f"cannot replace {path}: it is a folder (no file of this run was written)")
-        for tmp, path in self.pending:
-            os.replace(tmp, path)
+        with _lock:
+            for _, path in self.pending:
+                if path.is_dir():
+                    raise IsADirectoryError(f"cannot replace {path}: it is a folder (no file of this run was written)")
+            for tmp, path in self.pending:
+                os.replace(tmp, path)
 
     def discard(self) -> None:
         """Remove the temporary files not renamed, and the folders made for them that this leaves empty."""
-        for tmp, _ in self.pending:
-            tmp.unlink(missing_ok=True)
-        remove_if_empty(self.made)
+        with _lock:
+            for tmp, _ in self.pending:
+                tmp.unlink(missing_ok=True)
+            remove_if_empty(self.made)
+            self.forget()
+
+    def forget(self) -> None:
+        """No longer under way: `abandon_all` leaves these files and folders alone."""
+        with _lock:
+            _under_way.pop(self, None)
 
 
 @contextmanager

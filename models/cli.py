@@ -15,6 +15,7 @@ import optuna
 
 from botify.arguments import OneLineParser, bounded, output_folder, path_argument
 from models.errors import InputError
+from models.interrupt import second_interrupt_stops_at_once
 from models.positives import PositivesConfig
 from models.report import markdown_table
 from models.train import FEATURES, MODELS, Seeds, TrainConfig, default_threads, prepare, run_tuning, train
@@ -237,10 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.setFormatter(NoInterruptTraceback(handler.formatter))
     config = config_from(args)
     try:
-        if args.command == "train":
-            run_train(config)
-        else:
-            run_tune(config, args.model, args.worker)
+        with second_interrupt_stops_at_once():  # the first stops at the next safe point, the second at once
+            if args.command == "train":
+                run_train(config)
+            else:
+                run_tune(config, args.model, args.worker)
     except (InputError, OSError) as error:  # OSError: a path that cannot be read or written (--out is a file)
         print(f"models: error: {error}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from botify.data_files import catalog_fingerprint, read_tracks
 from botify.process import free_port
 from models.atomic import atomic_files, atomic_path
 from models.cli import THREADS_PER_CORE, NoInterruptTraceback, build_parser, config_from, main
+from models.interrupt import STOPPED_AT_ONCE
 from models.synthetic import SyntheticSpec, generate
 from models.train import Seeds, default_threads, prepare
 
@@ -278,6 +281,80 @@ def test_ctrl_c_while_tuning_is_one_line_and_writes_no_export(toy: tuple[Path, P
     assert rest.splitlines()[-1] == "models: interrupted"
     assert "Traceback" not in "".join(seen) + rest
     assert not any((out / name).exists() for name in OUTPUTS)
+
+
+def waits_for_a_lock(pid: int) -> bool:
+    """Whether process `pid` is blocked waiting for a file lock (flock) another process holds."""
+    return any(line.split()[1:2] == ["->"] and str(pid) in line.split() for line in open("/proc/locks"))
+
+
+def ctrl_c_twice_while_it_waits(args: list[str], lock: Path) -> tuple[int, str, float]:
+    """Run `python ARGS` while this process holds `lock`: once it waits for the lock (where Python cannot run a
+    signal handler, as during a LightFM epoch), send it two SIGINTs; its exit code, stderr and the seconds it took
+    to end after the first."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run = subprocess.Popen([sys.executable, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not waits_for_a_lock(run.pid):
+                assert run.poll() is None and time.monotonic() < deadline, "it never waited for the lock"
+                time.sleep(0.02)
+            run.send_signal(signal.SIGINT)  # held until a safe point
+            time.sleep(0.2)
+            first = time.monotonic()
+            run.send_signal(signal.SIGINT)
+            code = run.wait(timeout=30)  # before the lock is given up: it was not waited for
+            return code, run.stderr.read(), time.monotonic() - first
+        finally:
+            run.kill()
+            run.wait()
+            run.stderr.close()
+
+
+def test_a_second_ctrl_c_stops_tuning_at_once_while_it_waits(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """The first Ctrl-C waits for a safe point (the end of an epoch, here the study's lock another worker holds);
+    the second was held as well, and the run went on waiting. Now it stops at once: 130, one line, and only the
+    study's files (no result) in --out."""
+    data, logs = toy
+    out = tmp_path / "out"
+    args = cli_args("tune", data, logs, out, "--trials", "2", "--epochs", "2")
+    code, stderr, seconds = ctrl_c_twice_while_it_waits(["-m", "models", *args], out / "study.db.lock")
+    assert (code, stderr) == (130, STOPPED_AT_ONCE + "\n") and seconds < 10
+    assert [path.name for path in out.iterdir()] == ["study.db.lock"]
+
+
+def test_a_second_ctrl_c_stops_train_at_once_and_leaves_no_folder_it_made(
+    toy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`train` tunes first, with the same hold: stopped at once there, it removes the --out folder it made."""
+    data, logs = toy
+    study = tmp_path / "studies" / "study.db"
+    args = cli_args("train", data, logs, tmp_path / "out", "--trials", "2", "--epochs", "2", "--study", str(study))
+    code, stderr, seconds = ctrl_c_twice_while_it_waits(["-m", "models", *args], study.with_name("study.db.lock"))
+    assert (code, stderr) == (130, STOPPED_AT_ONCE + "\n") and seconds < 10
+    assert not (tmp_path / "out").exists()
+
+
+WRITES_THEN_WAITS = """
+import fcntl, sys
+from pathlib import Path
+from models.atomic import atomic_files
+from models.interrupt import held_interrupt, second_interrupt_stops_at_once
+
+with second_interrupt_stops_at_once(), atomic_files() as files, held_interrupt(), open(sys.argv[2], "a") as lock:
+    files.write_text(Path(sys.argv[1]) / "report.json", "{}")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+"""
+
+
+def test_a_second_ctrl_c_discards_the_files_under_way(tmp_path: Path) -> None:
+    """Stopped at once, a run runs no `finally`: its temporary files (and the folder made for them) go first."""
+    out, lock = tmp_path / "out", tmp_path / "lock"
+    code, stderr, _ = ctrl_c_twice_while_it_waits(["-c", WRITES_THEN_WAITS, str(out), str(lock)], lock)
+    assert (code, stderr) == (130, STOPPED_AT_ONCE + "\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lock"]
 
 
 def test_optuna_logs_a_trial_stopped_by_ctrl_c_without_the_traceback(toy: tuple[Path, Path], tmp_path: Path) -> None:
