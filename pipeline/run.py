@@ -103,10 +103,14 @@ def commands_environment() -> dict[str, str]:
 STOP_SECONDS = 30.0  # how long a stopped run waits for the command under way to end before killing it
 
 
+class Terminated(SystemExit):
+    """The run was told to stop by SIGTERM (`unwind`)."""
+
+
 def unwind(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, a job's timeout, `docker stop`) unwinds the run like Ctrl-C: the step under way is stopped
     and every `finally` stops what the run started (the service, the embedded Redis) instead of leaving it running."""
-    raise SystemExit(128 + signum)
+    raise Terminated(128 + signum)
 
 
 def step(title: str) -> None:
@@ -118,7 +122,7 @@ def python(*args: str, env: dict[str, str] | None = None) -> None:
     A run stopped meanwhile stops the command as Ctrl-C would, and waits for it: it ends its own workers and says
     so in its one line (killed outright, its worker processes would be orphaned and print tracebacks)."""
     command = [sys.executable, *args]
-    child = subprocess.Popen(command, env={**commands_environment(), **(env or {})}, preexec_fn=stop_with_parent)
+    child = subprocess.Popen(command, env={**commands_environment(), **(env or {})}, preexec_fn=command_setup)
     try:
         code = child.wait()
     except BaseException as stopped:
@@ -126,6 +130,16 @@ def python(*args: str, env: dict[str, str] | None = None) -> None:
         raise
     if code != 0:
         raise subprocess.CalledProcessError(code, command)
+
+
+def command_setup() -> None:
+    """In a command about to exec (`preexec_fn`): it stops when the run dies (`stop_with_parent`). A run started with
+    Ctrl-C ignored (a script's background job: `python -m pipeline &`) gives its commands Ctrl-C back in a process
+    group of their own, so that its own stop (`stop_child`) reaches them, while the terminal's still does not."""
+    stop_with_parent()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        os.setpgrp()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_child(child: subprocess.Popen, already_interrupted: bool) -> None:
@@ -339,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: the step under way has stopped; `finally` stops the rest
         print("pipeline: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("pipeline: terminated", file=sys.stderr)
+        raise
     finally:
         if embedded is not None:
             stop_embedded(embedded)

@@ -95,6 +95,28 @@ def test_sigterm_during_a_day_stops_the_service_the_simulator_and_redis(tmp_path
         kill_all(run, started)
 
 
+def test_sigterm_to_a_background_job_stops_its_step_at_once(tmp_path):
+    """A script's `python -m pipeline &` runs with SIGINT ignored, which its commands inherit: the simulator, told
+    to stop as by Ctrl-C, went on to the end of its day (or was killed 30 s later). It stops at once, and says so."""
+    out = tmp_path / "run"
+    run = tiny_pipeline(out, stderr=subprocess.PIPE, ctrl_c_ignored=True)
+    started: dict[int, str] = {}
+    try:
+        started = started_once(run, day_one_runs, timeout=120)
+        assert day_one_runs(list(started.values())), f"day 1 never started: {started}"
+        time.sleep(1.0)
+
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+        stderr = run.stderr.read()
+        assert stderr.splitlines()[-2:] == ["sim.run: interrupted", "pipeline: terminated"], stderr
+        assert "Traceback" not in stderr, stderr
+        assert still_alive(started) == {}
+        assert not (out / "sim" / "day1.json").exists()
+    finally:
+        kill_all(run, started)
+
+
 def test_sigkill_during_a_day_leaves_no_service_simulator_or_redis_running(tmp_path):
     """A SIGKILL cannot be caught: what the run started is told by the kernel (PR_SET_PDEATHSIG) instead."""
     out = tmp_path / "run"
