@@ -33,6 +33,18 @@ def serving_url(settings: Settings) -> str:
     return embedded.url
 
 
+def url_location(url: str) -> str:
+    """Where the Redis at `url` is, for messages: without the scheme, user name and password."""
+    return url.split("://", 1)[-1].rsplit("@", 1)[-1]
+
+
+def redis_location(settings: Settings) -> str:
+    """Which Redis the settings name, for messages: `REDIS_URL`'s, or the data folder's embedded one."""
+    if settings.redis_url:
+        return f"the Redis of REDIS_URL ({url_location(settings.redis_url)})"
+    return f"the embedded Redis of BOTIFY_DATA_DIR {settings.data_dir.resolve()}"
+
+
 def check_answers(url: str, timeout: float = 5.0) -> None:
     """NoRedis, in one line (without the URL's user name and password), unless the Redis at `url` answers: for
     commands that would otherwise find out after minutes of work."""
@@ -40,8 +52,7 @@ def check_answers(url: str, timeout: float = 5.0) -> None:
         with redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
             client.ping()
     except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis-py cannot read
-        where = url.split("://", 1)[-1].rsplit("@", 1)[-1]
-        raise NoRedis(f"cannot use the Redis of REDIS_URL ({where}): {error}") from None
+        raise NoRedis(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {error}") from None
 
 
 def redis_client(settings: Settings) -> redis.Redis:

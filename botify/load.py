@@ -19,7 +19,7 @@ import redis
 from botify import store
 from botify.arguments import path_argument
 from botify.catalog import artist_indices
-from botify.connection import open_redis, save_snapshot
+from botify.connection import embedded_for, open_redis, redis_location, save_snapshot
 from botify.data_files import (
     DataError,
     catalog_fingerprint,
@@ -224,6 +224,13 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"--recs names {', '.join(twice)} more than once: give each set one file")
     for _, path in args.recs:
         require_file(path)
+    where = redis_location(settings)
+    if not settings.redis_url and not embedded_for(settings).is_up():  # a service of another folder would not see it
+        print(
+            f"note: nothing serves {where} now: it runs for this load only; a `botify serve` with the same "
+            "BOTIFY_DATA_DIR serves what is loaded",
+            flush=True,
+        )
     with open_redis(settings) as client:
         target = catalog.target if catalog is not None else Target.live(client)
         live = store.live_catalog_fingerprint(client) if catalog is not None else None
@@ -269,6 +276,7 @@ def run(args: argparse.Namespace) -> None:
                 "unchanged"
             ) from None
         store.switch_all(client, staged)
+        print(f"published to {where}:")
         if catalog is not None:
             print(f"catalog: {len(catalog.tracks)} tracks from {args.data}")
             if stale:

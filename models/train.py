@@ -195,10 +195,11 @@ def botify_load_command(data: Path, exports: dict[str, Exported]) -> list[str]:
 
 
 def botify_load(data: Path, exports: dict[str, Exported]) -> None:
-    """Run `botify load` in a subprocess: the CLI users run, with its checks, on the Redis it would use."""
-    done = subprocess.run(botify_load_command(data, exports), capture_output=True, text=True, check=False)
+    """Run `botify load` in a subprocess: the CLI users run, with its checks, on the Redis it would use; what it
+    says (which Redis it published to) shows as it goes, its error as this command's one line."""
+    done = subprocess.run(botify_load_command(data, exports), stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
+        lines = done.stderr.strip().splitlines()
         raise InputError(f"botify load failed: {lines[-1] if lines else f'exit code {done.returncode}'}")
 
 

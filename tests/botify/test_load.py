@@ -334,6 +334,13 @@ def test_a_snapshot_redis_could_not_write_fails_the_load_in_one_line(own_redis, 
     ]
 
 
+def test_a_load_says_which_redis_it_published_to(redis_server, tiny_world):
+    result = run_load(redis_server.url, "--data", str(tiny_world))
+    assert result.returncode == 0, result.stderr
+    where = redis_server.url.split("://", 1)[1]
+    assert result.stdout.splitlines()[0] == f"published to the Redis of REDIS_URL ({where}):"
+
+
 def test_a_redis_that_takes_no_bgsave_loads_with_a_note(own_redis, tiny_world):
     client = own_redis.client()
     client.acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-bgsave"], keys=["*"])

@@ -84,6 +84,37 @@ def test_a_second_serve_of_the_same_data_folder_is_refused_in_one_line(embedded_
     assert _alive(redis_pid) and is_ready(service.url)  # the first one's Redis is left alone
 
 
+def test_a_load_names_the_redis_it_published_to_and_one_that_nothing_serves(embedded_service, tiny_world):
+    """A load run with another BOTIFY_DATA_DIR than the service's (another shell, another folder) publishes to that
+    folder's Redis, which nothing serves: it says so, and where it published."""
+    service, _, _ = embedded_service
+    data = Path(service.log_dir).parent
+    elsewhere = Path(tempfile.mkdtemp(prefix="botify-", dir="/tmp"))
+    command = [sys.executable, "-m", "botify", "load", "--data", str(tiny_world)]
+    try:
+        loads = {
+            folder: subprocess.run(
+                command,
+                env={**os.environ, "REDIS_URL": "", "BOTIFY_DATA_DIR": str(folder)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )  # fmt: skip
+            for folder in (data, elsewhere)
+        }
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+    served, unserved = loads[data], loads[elsewhere]
+    assert served.returncode == 0 and unserved.returncode == 0, (served.stderr, unserved.stderr)
+    assert "note:" not in served.stdout
+    assert f"published to the embedded Redis of BOTIFY_DATA_DIR {data.resolve()}:" in served.stdout.splitlines()
+    assert unserved.stdout.splitlines()[0] == (
+        f"note: nothing serves the embedded Redis of BOTIFY_DATA_DIR {elsewhere.resolve()} now: it runs for this "
+        "load only; a `botify serve` with the same BOTIFY_DATA_DIR serves what is loaded"
+    )
+    assert f"published to the embedded Redis of BOTIFY_DATA_DIR {elsewhere.resolve()}:" in unserved.stdout.splitlines()
+
+
 HOLD_THE_FOLDERS_REDIS = """
 import sys
 from botify.connection import open_redis
