@@ -23,6 +23,7 @@ TRACKS_FILE = "tracks.json"
 EMBEDDINGS_FILE = "tracks.npy"
 USERS_FILE = "users.json"
 TOP_TRACKS_FILE = "top_tracks.json"
+MAX_USER_ID = 2**63 - 1  # the service's limit: its event log's readers hold ids as int64
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _user_id(record: dict[str, Any], where: str) -> int:
+    user = record.get("user")
+    if type(user) is not int or not 0 <= user <= MAX_USER_ID:
+        raise DataError(f"{where}: field 'user' must be a whole number in 0..{MAX_USER_ID} (got {user!r})")
+    return user
+
+
 def _session_budget(record: dict[str, Any], where: str) -> int:
     budget = record.get("session_budget", DEFAULT_SESSION_BUDGET)
     if not _is_number(budget) or budget < 1 or not float(budget).is_integer():
@@ -152,7 +160,7 @@ def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
     first_line: dict[int, int] = {}  # user id -> the line that defined it
     for number, record in enumerate(_json_lines(path), 1):
         where = f"{path}:{number}"
-        user = _field(record, "user", int, where)
+        user = _user_id(record, where)
         if first_line.setdefault(user, number) != number:  # two listeners would share one service-side session
             raise DataError(f"{where}: user {user} is already defined on line {first_line[user]}")
         interests = record.get("interests")

@@ -58,7 +58,8 @@ class RecEnv(gym.Env):
         self.action_space = spaces.Discrete(world.n_tracks)
         self.observation_space = spaces.Dict(
             {
-                "user": spaces.Discrete(max(listener.user for listener in world.listeners) + 1),
+                # ids go up to 2**63 - 1, so n up to 2**63: more than int64 holds
+                "user": spaces.Discrete(max(listener.user for listener in world.listeners) + 1, dtype=np.uint64),
                 "track": spaces.Discrete(world.n_tracks),
             }
         )

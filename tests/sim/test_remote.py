@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from botify.event_log import log_files
-from sim.catalog import read_world, write_world
+from sim.catalog import MAX_USER_ID, read_world, write_world
 from sim.env import RecEnv
 from sim.errors import AgentError
 from sim.generate import WorldConfig, generate_world
@@ -237,3 +237,17 @@ def test_remote_sessions_match_the_log_event_by_event(start_botify, tiny_world):
     events = service.events()
     assert Counter((e["message"], e["user"], e["track"], e["time"]) for e in events) == Counter(agent.sent)
     assert Counter(e["recommendation"] for e in events if e["message"] == "next") == Counter(agent.answered)
+
+
+def test_the_largest_user_id_the_simulator_reads_is_one_botify_serves(start_botify, tiny_world):
+    """sim reads user ids up to the service's own limit (int64): such a listener's sessions are served and logged."""
+    first = json.loads((tiny_world / "users.json").read_text().splitlines()[0])
+    (tiny_world / "users.json").write_text(json.dumps({**first, "user": MAX_USER_ID}) + "\n")
+    service = start_botify(tiny_world)
+    env = RecEnv(read_world(tiny_world))
+    agent = TracingAgent(service.url)
+    for episode in range(3):
+        run_episode(env, agent, "remote", seed=5, day=1, episode=episode)
+    agent.close()
+    service.stop()
+    assert Counter((e["message"], e["user"]) for e in service.events())[("last", 2**63 - 1)] == 3

@@ -311,6 +311,9 @@ def _repeat_first_user(path):
         (None, ["--agent", ",,"], "--agent names no agent"),
         (lambda p: (p / "tracks.npy").write_bytes(b""), ["--agent", "random"], "tracks.npy: not a numeric .npy array"),
         (_repeat_first_user, ["--agent", "random"], "is already defined on line 1"),
+        (_first_user(user=-1), ["--agent", "sticky-artist"], "users.json:1: field 'user' must be a whole number in"),
+        (_first_user(user=2**63), ["--agent", "random"], "users.json:1: field 'user' must be a whole number in"),
+        (lambda p: (p / "users.json").write_text(""), ["--agent", "random"], "users.json: no users"),
         (  # a hook that breaks the world between days: the next day reads it as it is, in one process or several
             None,
             [

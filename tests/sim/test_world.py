@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.catalog import read_world
+from sim.catalog import MAX_USER_ID, read_world
+from sim.env import RecEnv
 from sim.errors import DataError
 from sim.generate import GENRES, PRESETS, WorldConfig
 from sim.world import main as world_main
@@ -161,11 +162,37 @@ def _course_world(path: Path, **user_fields: object) -> Path:
         ({"consume_sharpness": float("nan")}, r"field 'consume_sharpness' must be a finite number > 0 \(got nan\)"),
         ({"consume_sharpness": 0}, r"field 'consume_sharpness' must be a finite number > 0 \(got 0.0\)"),
         ({"consume_bias": float("inf")}, r"field 'consume_bias' must be a finite number \(got inf\)"),
+        ({"user": -7}, r"users.json:2: field 'user' must be a whole number in 0..9223372036854775807 \(got -7\)$"),
+        ({"user": 2**63}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got 9223372036854775808\)"),
+        ({"user": 1e19}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got 1e\+19\)"),
+        ({"user": 1.0}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got 1.0\)"),
+        ({"user": "5"}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got '5'\)"),
+        ({"user": True}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got True\)"),
+        ({"user": None}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got None\)"),
+        ({"user": 0}, r"users.json:2: user 0 is already defined on line 1$"),
     ],
 )
 def test_bad_listener_parameters_are_data_errors(tmp_path, fields, message):
     with pytest.raises(DataError, match=message):
         read_world(_course_world(tmp_path, **fields))
+
+
+def test_user_ids_up_to_the_services_int64_limit_are_read_and_played(tmp_path):
+    from gymnasium.utils.env_checker import check_env
+
+    world = read_world(_course_world(tmp_path, user=MAX_USER_ID))
+    assert [listener.user for listener in world.listeners] == [0, 2**63 - 1]
+    env = RecEnv(world)
+    users = {env.reset(seed=seed)[0]["user"] for seed in range(20)}
+    assert users == {0, 2**63 - 1}
+    assert env.observation_space["user"].contains(2**63 - 1)
+    check_env(env, skip_render_check=True)
+
+
+def test_an_empty_users_file_is_a_data_error(tmp_path):
+    (_course_world(tmp_path) / "users.json").write_text("\n\n")
+    with pytest.raises(DataError, match=r"users.json: no users$"):
+        read_world(tmp_path)
 
 
 def test_listener_parameters_in_range_are_read(tmp_path):
