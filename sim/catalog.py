@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from models.atomic import atomic_files
 from sim.errors import DataError
 from sim.listener import DEFAULT_ARTIST_DISCOUNT_GAMMA, DEFAULT_SESSION_BUDGET, Listener
 
@@ -238,10 +239,12 @@ def write_world(
     users: Sequence[dict[str, Any]],
     top_tracks: Sequence[int],
 ) -> None:
-    """Write the four files; records are written with their keys in the given order."""
+    """Write the four files; records are written with their keys in the given order. They replace an earlier
+    world's files together, or (writing failed) none of them: a world never mixes two worlds' files."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_lines(out_dir / TRACKS_FILE, tracks)
-    np.save(out_dir / EMBEDDINGS_FILE, np.ascontiguousarray(embeddings, dtype=np.float32))
-    _write_json_lines(out_dir / USERS_FILE, users)
-    (out_dir / TOP_TRACKS_FILE).write_text(json.dumps([int(t) for t in top_tracks]), encoding="utf-8")
+    with atomic_files() as files:
+        _write_json_lines(files.path(out_dir / TRACKS_FILE), tracks)
+        with files.path(out_dir / EMBEDDINGS_FILE).open("wb") as f:  # a file: np.save would add .npy to a name
+            np.save(f, np.ascontiguousarray(embeddings, dtype=np.float32))
+        _write_json_lines(files.path(out_dir / USERS_FILE), users)
+        files.write_text(out_dir / TOP_TRACKS_FILE, json.dumps([int(t) for t in top_tracks]))

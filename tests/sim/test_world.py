@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.catalog import MAX_USER_ID, read_world
+from sim.catalog import MAX_USER_ID, read_world, write_world
 from sim.env import RecEnv
 from sim.errors import DataError
-from sim.generate import GENRES, PRESETS, WorldConfig
+from sim.generate import GENRES, PRESETS, WorldConfig, generate_world
 from sim.world import main as world_main
 
 FILES = ("tracks.json", "tracks.npy", "users.json", "top_tracks.json")
@@ -85,6 +85,31 @@ def test_catalog_looks_like_music(world_dir):
     assert median["classical"] > 1.8 * median["punk"]
     popularity = np.sort([t["popularity"] for t in tracks])[::-1]
     assert popularity[:30].sum() > 0.2 * popularity.sum()  # heavy-tailed: 1% of tracks, over a fifth of plays
+
+
+def test_a_world_that_fails_while_written_leaves_the_earlier_world_whole(tmp_path):
+    before = _generate(tmp_path, seed=0)
+    world = generate_world(WorldConfig(tracks=1500, users=200), np.random.default_rng(1))  # the same sizes
+    users = [*world.users[:-1], {"user": object()}]  # not JSON: fails after tracks and embeddings are written
+    with pytest.raises(TypeError):
+        write_world(tmp_path, world.tracks, world.embeddings, users, world.top_tracks)
+    assert {name: (tmp_path / name).read_bytes() for name in FILES} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+
+
+def test_a_world_that_cannot_replace_a_file_is_one_line_and_writes_none(tmp_path):
+    before = _generate(tmp_path, seed=0)
+    (tmp_path / "users.json").unlink()
+    (tmp_path / "users.json").mkdir()
+    command = [sys.executable, "-m", "sim.world", "--out", str(tmp_path), "--seed", "1", "--tracks", "1500",
+               "--users", "200"]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True)
+    assert finished.returncode == 1 and finished.stderr.count("\n") == 1, finished.stderr
+    assert "users.json: it is a folder" in finished.stderr
+    assert {name: (tmp_path / name).read_bytes() for name in FILES if name != "users.json"} == {
+        name: data for name, data in before.items() if name != "users.json"
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
 
 
 def test_presets():
