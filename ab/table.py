@@ -26,7 +26,7 @@ EXTRA_COLUMNS = (
 )
 CI_NAMES = {
     "delta": "delta method (accounts for the control mean's variance)",
-    "course": "the course's Welch CI divided by the control mean",
+    "course": "course's Welch CI divided by the control mean",  # after "by the"
 }
 
 

@@ -110,6 +110,7 @@ def test_course_ci_option_reports_the_same_effects_with_its_own_bounds(logs: tup
     course = build_report(logs[0], "HW_2", ci="course")
     up = course.effect("mean_time_per_session", "T1")
     assert up.ci_method == "course" and up.significant and up.p_value == up.welch_p_value
+    assert "CI of the relative effect by the course's Welch CI divided by the control mean," in render_markdown(course)
 
 
 def test_srm_fires_on_a_skewed_split() -> None:
