@@ -1,7 +1,8 @@
 """`ab_test.png`: each metric's relative effect with its CI, one panel per metric, one bar per treatment.
 
-Green: significantly up, red: significantly down, grey: not significant. Panels keep their
-own x scale so a +100% latency change does not flatten a +3% time change.
+The colours are Holm's verdict over the report's tests (metrics x treatments): green significantly up, red
+significantly down, grey not significant; a hollow grey dot is significant only before Holm (one test alone, the
+table's `significant`). Panels keep their own x scale so a +100% latency change does not flatten a +3% time change.
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ UP, DOWN, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
 
 
 def effect_color(effect: Effect) -> str:
-    if not effect.significant:
+    """Green or red when significant after Holm, grey otherwise: over many rows, some pass p < alpha by chance."""
+    if not effect.significant_holm:
         return FLAT
     return UP if effect.treatment_mean > effect.control_mean else DOWN  # also when a zero control mean has no %
+
+
+def marker_face(effect: Effect) -> str:
+    """Hollow (white) when significant only before Holm, else filled in the effect's colour."""
+    return "white" if effect.significant and not effect.significant_holm else effect_color(effect)
 
 
 def effect_label(effect: Effect) -> str:
@@ -36,6 +43,14 @@ def effect_label(effect: Effect) -> str:
     if not math.isfinite(effect.effect_pct):
         return f"n/a: control mean {effect.control_mean:.4g}, treatment {effect.treatment_mean:.4g}"
     return f"{effect.effect_pct:+.2f}%  [{effect.lower_pct:+.2f}, {effect.upper_pct:+.2f}]"
+
+
+def legend(report: ABReport) -> str:
+    """The plot's key: which verdict the colours show."""
+    return (
+        f"after Holm over {len(report.effects)} tests: green significantly up, red significantly down, grey not "
+        f"significant (hollow: p < {report.alpha:g} before Holm only)"
+    )
 
 
 def plot_title(experiment: str, title: str | None, cuped: bool) -> str:
@@ -65,6 +80,7 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
                     elinewidth=3,
                     capsize=5,
                     markersize=7,
+                    markerfacecolor=marker_face(e),
                 )
             ax.annotate(
                 effect_label(e),
@@ -90,7 +106,7 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
     fig.text(
         0.5,
         0.005,
-        "green: significantly up   red: significantly down   grey: not significant",
+        legend(report),
         ha="center",
         va="bottom",
         fontsize=9,

@@ -31,7 +31,8 @@ MIN_ALPHA = 1e-15  # a round floor: below ~2e-16, 1 - alpha / 2 rounds to 1.0 an
 
 @dataclass(frozen=True)
 class Effect:
-    """One row of the course's table, with the raw and Holm-adjusted p-values beside it."""
+    """One row of the course's table (`significant`: this test alone, unadjusted), with the raw and Holm-adjusted
+    p-values and Holm's verdict (`significant_holm`, what the plot's colours show) beside it."""
 
     treatment: str
     metric: str

@@ -48,6 +48,7 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
+        """This test alone at `alpha`, unadjusted: a report's many tests are Holm's (`Effect.significant_holm`)."""
         if math.isnan(self.effect_pct):  # a zero control mean: no relative CI, Welch's test decides
             return bool(self.p_value < self.alpha)
         return bool(self.lower_pct > 0 or self.upper_pct < 0)

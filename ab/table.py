@@ -94,6 +94,7 @@ def _effect_rows(effects: list[Effect]) -> list[list[str]]:
             _yes(e.significant),
             _p(e.p_value),
             _p(e.p_holm),
+            _yes(e.significant_holm),
         ]
         for e in effects
     ]
@@ -118,8 +119,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
         f"Every treatment vs `{CONTROL}`: Welch's t-test; {confidence} CI of the relative effect by the "
         f"{CI_NAMES[report.ci_method]}, and `p_value` from the test that CI inverts (so `significant` and "
         f"p < {report.alpha:g} agree; scipy's Welch p-value is `welch_p_value` in the CSV); Holm's correction over "
-        f"{len(report.effects)} tests (`p_holm`). Rows in the course's order; mean_request_latency in ms per "
-        "request (`/next` and `/last`).",
+        f"{len(report.effects)} tests (`p_holm`). `significant` is each test alone, unadjusted (the course's "
+        f"column); `significant_holm` is after Holm (`p_holm` < {report.alpha:g}), the verdict the plot's colours "
+        "show. Rows in the course's order; mean_request_latency in ms per request (`/next` and `/last`).",
         "",
         report.srm.line() + ("  **<- the split is broken: do not trust the effects**" if report.srm.mismatch else ""),
         "",
@@ -135,8 +137,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
         "significant",
         "p_value",
         "p_holm",
+        "significant_holm",
     ]
-    lines += _markdown(header, _effect_rows(report.effects), "llrrrrrlrr")
+    lines += _markdown(header, _effect_rows(report.effects), "llrrrrrlrrl")
     if report.cuped_fits:
         fits = {fit.metric: fit for fit in report.cuped_fits}
         covered = max(fit.covered_users for fit in report.cuped_fits)
@@ -158,6 +161,7 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
                 _yes(e.significant),
                 _p(e.p_value),
                 _p(e.p_holm),
+                _yes(e.significant_holm),
             ]
             for e in report.cuped_effects
         ]
@@ -171,8 +175,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
             "significant",
             "p_value",
             "p_holm",
+            "significant_holm",
         ]
-        lines += _markdown(header, rows, "llrrrrlrr")
+        lines += _markdown(header, rows, "llrrrrlrrl")
     lines += ["", f"## Power: users per arm to detect a 5% effect (alpha {report.alpha:g}, power 80%)", ""]
     cuped = bool(report.cuped_fits)
     header = ["treatment", "metric", "users per arm", "MDE now"] + (

@@ -16,7 +16,7 @@ import pytest
 from ab.cli import main
 from ab.errors import ABInputError
 from ab.metrics import METRICS, user_metrics
-from ab.plot import UP, effect_color, effect_label, plot_effects, plot_title
+from ab.plot import FLAT, UP, effect_color, effect_label, legend, marker_face, plot_effects, plot_title
 from ab.report import ABReport, analyze, build_report
 from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
 from ab.table import render_markdown
@@ -394,6 +394,36 @@ def test_a_zero_control_mean_is_n_a_in_the_power_table_and_its_rise_is_green_in_
         and effect_color(rise) == UP
         and effect_label(rise) == f"n/a: control mean 0, treatment {rise.treatment_mean:.4g}"
     )
+    assert matplotlib.image.imread(plot_effects(report, tmp_path / "ab_test.png")).shape[0] > 0
+
+
+def test_a_row_significant_only_before_holm_is_grey_and_hollow_in_the_plot_and_says_which_in_the_table(
+    tmp_path: Path,
+) -> None:
+    """Of six tests, one crossing p < 0.05 alone is no finding after Holm: the plot drew it green all the same, and the
+    table's only verdict was the unadjusted `significant`."""
+    rng = np.random.default_rng(4)
+    users = pd.DataFrame({"arm": pd.array(["C"] * 200 + ["T1"] * 200, dtype="string")})
+    for metric in METRICS:
+        users[metric] = rng.gamma(2.0, 2.0, size=400) + 1.0
+    users.loc[users["arm"] == "T1", "time"] *= 1.12
+    users.loc[users["arm"] == "T1", "mean_request_latency"] *= 2.0
+    report = analyze(users, "HW_2")
+    time, latency = report.effect("time"), report.effect("mean_request_latency")
+    assert time.significant and time.p_value < 0.05 < time.p_holm and not time.significant_holm
+    assert latency.significant_holm
+    assert (effect_color(time), marker_face(time)) == (FLAT, "white")
+    assert (effect_color(latency), marker_face(latency)) == (UP, UP)
+    assert legend(report) == (
+        "after Holm over 6 tests: green significantly up, red significantly down, grey not significant "
+        "(hollow: p < 0.05 before Holm only)"
+    )
+    table = render_markdown(report)
+    assert "`significant` is each test alone, unadjusted (the course's column); `significant_holm` is after" in table
+    lines = [line.strip(" |").split(" | ") for line in table.splitlines() if line.startswith("| T1 |")]
+    rows = {cells[1]: cells for cells in lines[: len(METRICS)]}  # the effects' table, above the power table
+    assert rows["time"][7:] == ["yes", f"{time.p_value:.2g}", f"{time.p_holm:.2g}", "no"]
+    assert rows["mean_request_latency"][7:] == ["yes", "<1e-4", "<1e-4", "yes"]
     assert matplotlib.image.imread(plot_effects(report, tmp_path / "ab_test.png")).shape[0] > 0
 
 
