@@ -43,8 +43,7 @@ def _design_split(text: str | None) -> dict[str, float]:
 
     if text is None:
         return {CONTROL: 0.5, "T1": 0.5}
-    arms = [] if "=" in text else [CONTROL, *(f"T{i}" for i in range(1, len(text.split("/"))))]
-    split = parse_split(text, arms)
+    split = parse_split(text)
     if CONTROL not in split or len(split) < 2:
         raise ABInputError(f"--split {text!r} needs the control arm {CONTROL} and a treatment, e.g. C=50,T1=50")
     return split
@@ -161,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="relative-effect CI: delta method (default) or the course's absolute CI / control mean",
     )
     report.add_argument(
-        "--split", default=None, help="design split for the SRM check, e.g. C=50,T1=50 or 50/50 (default: equal)"
+        "--split",
+        default=None,
+        help="design split for the SRM check, e.g. C=50,T1=50, or 50/50 for C, T1 (default: equal over the logs' arms)",
     )
     report.add_argument("--title", default=None, help="title of the table and the plot")
     report.set_defaults(run=_report)

@@ -352,7 +352,7 @@ def build_report(
     if unseen:  # e.g. an arm whose recommender crashed: it served listens, but no session of it ended
         report.warnings.append(
             f"warning: arm(s) {', '.join(unseen)} logged events but no ended session: absent from the table and "
-            "from the sample-ratio check, which cannot see a missing arm"
+            "from the sample-ratio check, which cannot see a missing arm unless --split names it"
         )
     if pre_left_out:
         report.warnings.append(

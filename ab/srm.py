@@ -7,12 +7,13 @@ logging is broken, and the effects are not to be trusted whatever they say.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
 
 from ab.errors import ABInputError
+from botify.experiments import arm_label
 
 SRM_THRESHOLD = 0.001
 
@@ -52,18 +53,18 @@ def _share(text: str, part: str) -> float:
     return value
 
 
-def parse_split(text: str, arms: list[str]) -> dict[str, float]:
-    """`C=50,T1=50` (named) or `50/50` (in arm order C, T1, T2, ...) -> shares that sum to 1."""
+def parse_split(text: str, arms: Sequence[str] = ()) -> dict[str, float]:
+    """`C=50,T1=50` (named) or `50/50` (the same, its parts naming C, T1, T2, ... in order) -> shares that sum to 1.
+
+    `arms`: those the logs have users in, each of which needs a share; an arm of the split absent from the logs
+    counts 0 users, which the SRM check flags."""
     if "=" in text:
         pairs = [part.partition("=") for part in text.split(",") if part.strip()]
         if any(not sep or not name.strip() for name, sep, _ in pairs):
             raise _malformed(text)
         weights = {name.strip(): _share(text, value) for name, _, value in pairs}
     else:
-        values = [_share(text, part) for part in text.split("/")]
-        if len(values) != len(arms):
-            raise ABInputError(f"--split {text!r} has {len(values)} parts but the logs have arms {arms}")
-        weights = dict(zip(arms, values, strict=True))
+        weights = {arm_label(i): _share(text, part) for i, part in enumerate(text.split("/"))}
     unknown = ", ".join(sorted(set(arms) - set(weights)))
     if unknown:
         raise ABInputError(f"--split {text!r} gives no share for arm(s) {unknown} seen in the logs")

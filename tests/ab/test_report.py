@@ -260,6 +260,21 @@ def test_a_bad_split_on_the_command_line_is_a_one_line_error(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_positional_split_naming_an_arm_the_logs_lack_is_the_named_one_and_a_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--split 1/1/1` over logs of C and T1 stopped with "has 3 parts", while `C=1,T1=1,T2=1` reported T2's 0 users."""
+    write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2")
+    checks = []
+    for split in ("1/1/1", "C=1,T1=1,T2=1"):
+        out = tmp_path / split.replace("/", "_")
+        assert main(["report", "--logs", str(tmp_path / "log"), "--out", str(out), "--split", split]) == 0
+        checks.append(json.loads((out / "ab_report.json").read_text())["srm"])
+    assert checks[0] == checks[1]
+    assert checks[0]["observed"]["T2"] == 0 and checks[0]["expected_share"]["T2"] == pytest.approx(1 / 3)
+    assert checks[0]["mismatch"] is True and "SAMPLE RATIO MISMATCH" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [

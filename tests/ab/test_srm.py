@@ -29,6 +29,14 @@ def test_an_arm_missing_from_the_logs_counts_as_zero_users() -> None:
     assert check.observed == {"C": 1000, "T1": 0} and check.mismatch
 
 
+def test_a_positional_split_names_c_t1_t2_as_the_named_one_and_an_arm_without_users_counts_zero() -> None:
+    """`1/1/1` over logs of C and T1 was refused ("has 3 parts"), while `C=1,T1=1,T2=1` flagged the missing T2."""
+    split = parse_split("1/1/1", ["C", "T1"])
+    assert split == parse_split("C=1,T1=1,T2=1", ["C", "T1"]) == pytest.approx({"C": 1 / 3, "T1": 1 / 3, "T2": 1 / 3})
+    check = srm_check({"C": 1000, "T1": 1000}, split)
+    assert check.observed == {"C": 1000, "T1": 1000, "T2": 0} and check.mismatch
+
+
 @pytest.mark.parametrize(
     ("split", "reason"),
     [
@@ -45,7 +53,7 @@ def test_a_zero_share_says_whether_to_give_it_a_share_or_drop_it(split, reason) 
     ("text", "reason"),
     [
         ("C=50", "no share for arm"),
-        ("50/50/50", "has 3 parts"),
+        ("50", "gives no share for arm(s) T1 seen in the logs"),
         ("C=a,T1=1", "is not like"),
         ("C=-1,T1=2", "non-negative"),
         ("C=50,T1", "is not like"),
@@ -56,7 +64,7 @@ def test_a_zero_share_says_whether_to_give_it_a_share_or_drop_it(split, reason) 
     ],
 )
 def test_a_bad_split_is_an_input_error(text: str, reason: str) -> None:
-    with pytest.raises(ABInputError, match=reason):
+    with pytest.raises(ABInputError, match=re.escape(reason)):
         parse_split(text, ["C", "T1"])
 
 
