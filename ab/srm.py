@@ -68,24 +68,32 @@ def parse_split(text: str, arms: Sequence[str] = ()) -> dict[str, float]:
     unknown = ", ".join(sorted(set(arms) - set(weights)))
     if unknown:
         raise ABInputError(f"--split {text!r} gives no share for arm(s) {unknown} seen in the logs")
-    total = sum(weights.values())
-    if total <= 0 or any(w < 0 for w in weights.values()):
-        raise ABInputError(f"--split {text!r} needs non-negative shares with a positive sum")
-    return {arm: weight / total for arm, weight in weights.items()}
+    _check_positive(text, weights, arms, "no positive share")
+    top = max(weights.values())  # scaled by the largest first: a sum of shares near the float maximum is inf
+    scaled = {arm: weight / top for arm, weight in weights.items()}
+    total = sum(scaled.values())
+    shares = {arm: weight / total for arm, weight in scaled.items()}
+    _check_positive(text, shares, arms, "a share too small beside the largest to count")  # it rounded to 0
+    return shares
+
+
+def _check_positive(text: str, shares: dict[str, float], arms: Sequence[str], reason: str) -> None:
+    """Every arm of a design expects users: one the logs have users in needs a share, one they lack is dropped."""
+    bad = [arm for arm, share in shares.items() if not share > 0]
+    seen = [arm for arm in bad if arm in arms]
+    if seen:
+        raise ABInputError(f"--split {text!r} gives arm(s) {', '.join(seen)} {reason}, yet the logs have users in "
+                           "them: give every arm a share")  # fmt: skip
+    if bad:
+        raise ABInputError(f"--split {text!r} gives arm(s) {', '.join(bad)} {reason}: every arm of a design needs a "
+                           "positive share (drop an arm the design lacks)")  # fmt: skip
 
 
 def srm_check(users_per_arm: Mapping[str, int], split: Mapping[str, float] | None = None) -> SRMCheck:
-    """Chi-square goodness of fit of users per arm against the design split (equal if None)."""
+    """Chi-square goodness of fit of users per arm against the design split (`parse_split`'s; equal if None)."""
     arms = list(split) if split is not None else list(users_per_arm)
     shares = dict(split) if split is not None else {arm: 1 / len(arms) for arm in arms}
     observed = {arm: int(users_per_arm.get(arm, 0)) for arm in arms}
     total = sum(observed.values())
-    expected = [shares[arm] * total for arm in arms]
-    zero = [arm for arm in arms if shares[arm] == 0]
-    if any(observed[arm] for arm in zero):
-        raise ABInputError(f"the design split gives arm(s) {', '.join(zero)} a zero share, yet the logs have users in "
-                           "them: give every arm a positive share")  # fmt: skip
-    if any(e == 0 for e in expected):
-        raise ABInputError(f"the design split gives arm(s) {', '.join(zero)} a zero share; drop them from --split")
-    result = stats.chisquare(list(observed.values()), expected)
+    result = stats.chisquare(list(observed.values()), [shares[arm] * total for arm in arms])
     return SRMCheck(observed, shares, float(result.statistic), float(result.pvalue))

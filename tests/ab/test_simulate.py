@@ -80,6 +80,7 @@ def test_more_worker_files_than_a_service_runs_is_a_one_line_error(
 
 NO_ARM = "in the design (arms: C, T1); --split sets the arms, e.g. --split 1/1/1 for C, T1, T2"
 CONTROL = "C is the control, the baseline effects are relative to; give the effect to a treatment"
+POSITIVE = "every arm of a design needs a positive share (drop an arm the design lacks)"
 
 
 @pytest.mark.parametrize(
@@ -91,6 +92,8 @@ CONTROL = "C is the control, the baseline effects are relative to; give the effe
         (["--latency-effect", "C=0.5", "--split", "1/1/1"], f"--latency-effect C=0.5: {CONTROL} (T1, T2)"),
         (["--effect", "T1=0.1", "T1=0.2"], "--effect names arm T1 twice"),
         (["--split", "T1=1,T2=1"], "--split 'T1=1,T2=1' needs the control arm C and a treatment, e.g. C=50,T1=50"),
+        (["--split", "0/1"], f"--split '0/1' gives arm(s) C no positive share: {POSITIVE}"),
+        (["--split", "C=1,T1=1,T2=0"], f"--split 'C=1,T1=1,T2=0' gives arm(s) T2 no positive share: {POSITIVE}"),
     ],
 )
 def test_an_effect_on_an_arm_the_design_lacks_or_on_the_control_is_a_one_line_error(

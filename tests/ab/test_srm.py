@@ -38,15 +38,26 @@ def test_a_positional_split_names_c_t1_t2_as_the_named_one_and_an_arm_without_us
 
 
 @pytest.mark.parametrize(
-    ("split", "reason"),
+    ("text", "reason"),
     [
-        ({"C": 1.0, "T1": 0.0}, "gives arm(s) T1 a zero share, yet the logs have users in them"),
-        ({"C": 0.5, "T1": 0.5, "T2": 0.0}, "gives arm(s) T2 a zero share; drop them from --split"),
+        ("C=1,T1=0", "gives arm(s) T1 no positive share, yet the logs have users in them: give every arm a share"),
+        ("0/1", "gives arm(s) C no positive share, yet the logs have users in them"),
+        ("C=1,T1=1,T2=0", "gives arm(s) T2 no positive share: every arm of a design needs a positive share (drop an"),
+        ("C=1e308,T1=1,T2=1e-20", "gives arm(s) T2 a share too small beside the largest to count: every arm of"),
+        ("C=1e300,T1=1e-300", "gives arm(s) T1 a share too small beside the largest to count, yet the logs have"),
     ],
 )
-def test_a_zero_share_says_whether_to_give_it_a_share_or_drop_it(split, reason) -> None:
-    with pytest.raises(ABInputError, match=re.escape(reason)):
-        srm_check({"C": 100, "T1": 100}, split)
+def test_every_arm_of_the_design_needs_a_positive_share(text: str, reason: str) -> None:
+    """A zero share went through (`simulate --split 0/1` wrote logs of T1 alone); one that rounds to 0 beside the
+    largest would have too."""
+    with pytest.raises(ABInputError, match=re.escape(f"--split {text!r} {reason}")):
+        parse_split(text, ["C", "T1"])
+
+
+def test_shares_near_the_float_maximum_are_normalised_without_overflow() -> None:
+    """Their sum was inf, so every share 0: "gives arm(s) C, T1 a zero share"."""
+    assert parse_split("C=1e308,T1=1e308", ["C", "T1"]) == {"C": 0.5, "T1": 0.5}
+    assert parse_split("1.5e308/1e308/5e307") == pytest.approx({"C": 0.5, "T1": 1 / 3, "T2": 1 / 6})
 
 
 @pytest.mark.parametrize(
@@ -55,7 +66,7 @@ def test_a_zero_share_says_whether_to_give_it_a_share_or_drop_it(split, reason) 
         ("C=50", "no share for arm"),
         ("50", "gives no share for arm(s) T1 seen in the logs"),
         ("C=a,T1=1", "is not like"),
-        ("C=-1,T1=2", "non-negative"),
+        ("C=-1,T1=2", "gives arm(s) C no positive share"),
         ("C=50,T1", "is not like"),
         ("=50,T1=50", "is not like"),
         ("C=nan,T1=50", "not a finite number: 'nan'"),
