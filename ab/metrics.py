@@ -32,6 +32,7 @@ METRICS: tuple[str, ...] = (
     "mean_time_per_session",
     "mean_request_latency",
 )
+LOWER_IS_BETTER = frozenset({"mean_request_latency"})  # the metrics a treatment improves by lowering them
 
 
 @dataclass(frozen=True)

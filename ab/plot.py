@@ -1,8 +1,9 @@
 """`ab_test.png`: each metric's relative effect with its CI, one panel per metric, one bar per treatment.
 
-The colours are Holm's verdict over the report's tests (metrics x treatments): green significantly up, red
-significantly down, grey not significant; a hollow grey dot is significant only before Holm (one test alone, the
-table's `significant`). Panels keep their own x scale so a +100% latency change does not flatten a +3% time change.
+The colours are Holm's verdict over the report's tests (metrics x treatments): green significantly better, red
+significantly worse (up is better, but for latency), grey not significant; a hollow grey dot is significant only
+before Holm (one test alone, the table's `significant`). Panels keep their own x scale so a +100% latency change
+does not flatten a +3% time change.
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from ab.metrics import METRICS  # noqa: E402
+from ab.metrics import LOWER_IS_BETTER, METRICS  # noqa: E402
 from ab.table import headline  # noqa: E402
 
 if TYPE_CHECKING:
     from ab.report import ABReport, Effect
 
-UP, DOWN, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
+BETTER, WORSE, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
 
 
 def effect_color(effect: Effect) -> str:
-    """Green or red when significant after Holm, grey otherwise: over many rows, some pass p < alpha by chance."""
+    """Green (better) or red (worse) when significant after Holm, grey otherwise: over many rows, some pass
+    p < alpha by chance. Better is up, but for LOWER_IS_BETTER metrics (latency): a slower service is no win."""
     if not effect.significant_holm:
         return FLAT
-    return UP if effect.treatment_mean > effect.control_mean else DOWN  # also when a zero control mean has no %
+    up = effect.treatment_mean > effect.control_mean  # also when a zero control mean has no %
+    return BETTER if up != (effect.metric in LOWER_IS_BETTER) else WORSE
 
 
 def marker_face(effect: Effect) -> str:
@@ -48,8 +51,9 @@ def effect_label(effect: Effect) -> str:
 def legend(report: ABReport) -> str:
     """The plot's key: which verdict the colours show."""
     return (
-        f"after Holm over {len(report.effects)} tests: green significantly up, red significantly down, grey not "
-        f"significant (hollow: p < {report.alpha:g} before Holm only)"
+        f"after Holm over {len(report.effects)} tests: green significantly better, red significantly worse "
+        f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better), grey not significant (hollow: p < {report.alpha:g} "
+        "before Holm only)"
     )
 
 

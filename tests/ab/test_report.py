@@ -16,7 +16,7 @@ import pytest
 from ab.cli import main
 from ab.errors import ABInputError
 from ab.metrics import METRICS, user_metrics
-from ab.plot import FLAT, UP, effect_color, effect_label, legend, marker_face, plot_effects, plot_title
+from ab.plot import BETTER, FLAT, WORSE, effect_color, effect_label, legend, marker_face, plot_effects, plot_title
 from ab.report import ABReport, analyze, build_report
 from ab.synthetic import SyntheticDesign, draw_traits, generate_events, write_log
 from ab.table import render_markdown
@@ -406,7 +406,7 @@ def test_a_zero_control_mean_is_n_a_in_the_power_table_and_its_rise_is_green_in_
     rise = report.effect("time")
     assert (
         rise.significant
-        and effect_color(rise) == UP
+        and effect_color(rise) == BETTER
         and effect_label(rise) == f"n/a: control mean 0, treatment {rise.treatment_mean:.4g}"
     )
     assert matplotlib.image.imread(plot_effects(report, tmp_path / "ab_test.png")).shape[0] > 0
@@ -428,10 +428,10 @@ def test_a_row_significant_only_before_holm_is_grey_and_hollow_in_the_plot_and_s
     assert time.significant and time.p_value < 0.05 < time.p_holm and not time.significant_holm
     assert latency.significant_holm
     assert (effect_color(time), marker_face(time)) == (FLAT, "white")
-    assert (effect_color(latency), marker_face(latency)) == (UP, UP)
+    assert (effect_color(latency), marker_face(latency)) == (WORSE, WORSE)  # twice as slow: no win, whatever its sign
     assert legend(report) == (
-        "after Holm over 6 tests: green significantly up, red significantly down, grey not significant "
-        "(hollow: p < 0.05 before Holm only)"
+        "after Holm over 6 tests: green significantly better, red significantly worse (mean_request_latency: lower "
+        "is better), grey not significant (hollow: p < 0.05 before Holm only)"
     )
     table = render_markdown(report)
     assert "`significant` is each test alone, unadjusted (the course's column); `significant_holm` is after" in table
