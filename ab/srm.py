@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from ab.arms import CONTROL
 from ab.errors import ABInputError
 from botify.experiments import arm_label
 
@@ -83,10 +84,11 @@ def _check_positive(text: str, shares: dict[str, float], arms: Sequence[str], re
     seen = [arm for arm in bad if arm in arms]
     if seen:
         raise ABInputError(f"--split {text!r} gives arm(s) {', '.join(seen)} {reason}, yet the logs have users in "
-                           "them: give every arm a share")  # fmt: skip
+                           "them: every arm needs a positive share")  # fmt: skip
     if bad:
+        droppable = " (drop an arm the design lacks)" if CONTROL not in bad else ""  # never the control
         raise ABInputError(f"--split {text!r} gives arm(s) {', '.join(bad)} {reason}: every arm of a design needs a "
-                           "positive share (drop an arm the design lacks)")  # fmt: skip
+                           f"positive share{droppable}")  # fmt: skip
 
 
 def srm_check(users_per_arm: Mapping[str, int], split: Mapping[str, float] | None = None) -> SRMCheck:

@@ -80,7 +80,8 @@ def test_more_worker_files_than_a_service_runs_is_a_one_line_error(
 
 NO_ARM = "in the design (arms: C, T1); --split sets the arms, e.g. --split 1/1/1 for C, T1, T2"
 CONTROL = "C is the control, the baseline effects are relative to; give the effect to a treatment"
-POSITIVE = "every arm of a design needs a positive share (drop an arm the design lacks)"
+NEEDS_A_SHARE = "every arm of a design needs a positive share"
+POSITIVE = f"{NEEDS_A_SHARE} (drop an arm the design lacks)"
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ POSITIVE = "every arm of a design needs a positive share (drop an arm the design
         (["--latency-effect", "C=0.5", "--split", "1/1/1"], f"--latency-effect C=0.5: {CONTROL} (T1, T2)"),
         (["--effect", "T1=0.1", "T1=0.2"], "--effect names arm T1 twice"),
         (["--split", "T1=1,T2=1"], "--split 'T1=1,T2=1' needs the control arm C and a treatment, e.g. C=50,T1=50"),
-        (["--split", "0/1"], f"--split '0/1' gives arm(s) C no positive share: {POSITIVE}"),
+        (["--split", "0/1"], f"--split '0/1' gives arm(s) C no positive share: {NEEDS_A_SHARE}"),
         (["--split", "C=1,T1=1,T2=0"], f"--split 'C=1,T1=1,T2=0' gives arm(s) T2 no positive share: {POSITIVE}"),
     ],
 )

@@ -40,7 +40,7 @@ def test_a_positional_split_names_c_t1_t2_as_the_named_one_and_an_arm_without_us
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("C=1,T1=0", "gives arm(s) T1 no positive share, yet the logs have users in them: give every arm a share"),
+        ("C=1,T1=0", "gives arm(s) T1 no positive share, yet the logs have users in them: every arm needs a positive"),
         ("0/1", "gives arm(s) C no positive share, yet the logs have users in them"),
         ("C=1,T1=1,T2=0", "gives arm(s) T2 no positive share: every arm of a design needs a positive share (drop an"),
         ("C=1e308,T1=1,T2=1e-20", "gives arm(s) T2 a share too small beside the largest to count: every arm of"),
