@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ab.report import ABReport, Effect
 
 BETTER, WORSE, FLAT = "#1a9641", "#d7191c", "#8c8c8c"
+KEY_INCHES = 0.4  # the key's two lines at the bottom
 
 
 def effect_color(effect: Effect) -> str:
@@ -52,7 +53,7 @@ def legend(report: ABReport) -> str:
     """The plot's key: which verdict the colours show."""
     return (
         f"after Holm over {len(report.effects)} tests: green significantly better, red significantly worse "
-        f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better), grey not significant (hollow: p < {report.alpha:g} "
+        f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better),\ngrey not significant (hollow: p < {report.alpha:g} "
         "before Holm only)"
     )
 
@@ -116,7 +117,7 @@ def plot_effects(report: ABReport, path: Path, *, cuped: bool = False, title: st
         fontsize=9,
         color=FLAT,
     )
-    fig.tight_layout(rect=(0, 0.025, 1, 1))
+    fig.tight_layout(rect=(0, KEY_INCHES / fig.get_figheight(), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, format="png")  # `path` may be a temporary name without .png
     plt.close(fig)

@@ -431,7 +431,7 @@ def test_a_row_significant_only_before_holm_is_grey_and_hollow_in_the_plot_and_s
     assert (effect_color(latency), marker_face(latency)) == (WORSE, WORSE)  # twice as slow: no win, whatever its sign
     assert legend(report) == (
         "after Holm over 6 tests: green significantly better, red significantly worse (mean_request_latency: lower "
-        "is better), grey not significant (hollow: p < 0.05 before Holm only)"
+        "is better),\ngrey not significant (hollow: p < 0.05 before Holm only)"
     )
     table = render_markdown(report)
     assert "`significant` is each test alone, unadjusted (the course's column); `significant_holm` is after" in table
