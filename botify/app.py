@@ -138,6 +138,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1  # a chunked body read one byte past the limit
     app.config["BOTIFY_SETTINGS"] = settings
     app.url_map.converters["int"] = AsciiIntegerConverter
+    # `/next//1` is no route (a JSON 404), not werkzeug's redirect: an HTML 308 to a Location made of the Host header
+    app.url_map.merge_slashes = False
     store = Store(redis_client(settings), settings.session_ttl)
     # The random picks' stream: one per worker, the same for the same worker of every run (one worker answering a
     # sequential client, as the tests' simulations, draws the same picks for the same requests); from the OS when

@@ -34,8 +34,12 @@ def serving_url(settings: Settings) -> str:
 
 
 def url_location(url: str) -> str:
-    """Where the Redis at `url` is, for messages: without the scheme, user name and password."""
-    return url.split("://", 1)[-1].rsplit("@", 1)[-1]
+    """Where the Redis at `url` is, for messages: without the scheme, user name and password (`redis://:PW@host`,
+    or a unix socket's `?password=PW`)."""
+    where = url.split("://", 1)[-1].rsplit("@", 1)[-1]
+    path, _, query = where.partition("?")
+    kept = [part for part in query.split("&") if part and not part.lower().startswith("password=")]
+    return "?".join([path, "&".join(kept)]) if kept else path
 
 
 def redis_location(settings: Settings) -> str:

@@ -15,7 +15,7 @@ import redis
 
 from botify.app import check_settings
 from botify.arguments import bounded
-from botify.connection import embedded_for, save_snapshot
+from botify.connection import embedded_for, save_snapshot, url_location
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
 from botify.process import host_port, stop_with_parent
@@ -98,7 +98,7 @@ def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis 
             signal.signal(sig, forward)  # before gunicorn starts: a signal can never leave it running alone
         server = subprocess.Popen(command, env=env, preexec_fn=stop_with_parent)
         started.append(server)
-        print(f"botify serving on http://{env['BOTIFY_BIND']} (Redis: {env['REDIS_URL']})", flush=True)
+        print(f"botify serving on http://{env['BOTIFY_BIND']} (Redis: {url_location(env['REDIS_URL'])})", flush=True)
         return supervise(server, embedded)
 
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 import redis
 
+from botify.connection import url_location
 from botify.process import ServiceProcess, free_port
 from botify.settings import Settings
 
@@ -24,10 +25,44 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://:s3cret@10.0.0.5:6379/0", "10.0.0.5:6379/0"),
+        ("rediss://admin:s3cret@db.example:6380/2?ssl_cert_reqs=none", "db.example:6380/2?ssl_cert_reqs=none"),
+        ("unix:///run/redis.sock?db=0&password=s3cret", "/run/redis.sock?db=0"),
+        ("unix:///run/redis.sock?Password=s3cret", "/run/redis.sock"),
+    ],
+)
+def test_where_a_redis_is_says_no_password(url, where):
+    assert url_location(url) == where
+
+
+def test_serve_prints_where_its_redis_is_without_the_password(own_redis, tiny_world, tmp_path):
+    """`serve` printed REDIS_URL as given, its password included, into every terminal and log that keeps its output."""
+    own_redis.client().config_set("requirepass", "s3cret")
+    url = f"redis://:s3cret@127.0.0.1:{own_redis.port}/0"
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": url, "BOTIFY_DATA_DIR": str(tiny_world), "BOTIFY_LOG_DIR": str(tmp_path / "log")}
+    command = [sys.executable, "-m", "botify", "serve", "--port", str(port), "--workers", "1"]
+    serve = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [serve.stdout.readline()]
+        while lines[-1] and not lines[-1].startswith("botify serving"):
+            lines.append(serve.stdout.readline())
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+        redis.Redis.from_url(url).config_set("requirepass", "")
+    assert lines[-1] == f"botify serving on http://127.0.0.1:{port} (Redis: 127.0.0.1:{own_redis.port}/0)\n"
+    assert not any("s3cret" in line for line in lines)
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "reason"),
     [
         ("BOTIFY_EXPERIMENT", "HW3", "unknown experiment 'HW3'"),
         ("BOTIFY_FALLBACK", "toppop,magic", "magic"),
+        ("BOTIFY_FALLBACK", " , ", "BOTIFY_FALLBACK names no fallback recommender; choose from ['random', 'sticky_"),
         ("BOTIFY_WORKERS", "abc", "BOTIFY_WORKERS must be a whole number, got 'abc'"),
         ("BOTIFY_WORKERS", "0", "BOTIFY_WORKERS must be at least 1, got 0"),
         ("BOTIFY_WORKERS", str(10**20), f"BOTIFY_WORKERS must be at most 512, got {10**20}"),  # forked without end
