@@ -37,9 +37,14 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def on_starting(server):
-    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback)."""
+    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback), or with
+    the app preloaded (`--preload`): each worker must build its own, with its own event-log file and random stream,
+    where a preloaded app's workers would all write the master's file and rotate it under each other."""
     from botify.connection import NoRedis, serving_url  # redis-py only: numpy stays out of the master
 
+    if server.cfg.preload_app:
+        print("botify: --preload is not supported: each worker builds its own app (its event log)", file=sys.stderr)
+        raise SystemExit(1)
     try:
         serving_url(settings)
     except NoRedis as error:

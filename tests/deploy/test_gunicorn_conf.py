@@ -63,3 +63,20 @@ def test_a_worker_told_to_quit_inside_its_thread_pools_submit_quits():
     assert exits == [0]
     worker.tpool.shutdown()
     worker.tmp.close()
+
+
+def test_gunicorn_with_the_app_preloaded_refuses_in_one_line(tmp_path, redis_server):
+    """A preloaded app (`--preload`) is built once in the master: every worker then wrote the master's event-log
+    file and rotated it under the others (a 503 when one rotated it away), and drew the same random stream."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("BOTIFY_", "REDIS_"))}
+    environment |= {
+        "REDIS_URL": redis_server.url,
+        "BOTIFY_LOG_DIR": str(tmp_path / "log"),
+        "BOTIFY_BIND": f"127.0.0.1:{free_port()}",
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "--preload", "botify.wsgi:app"]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines()[-1:] == [
+        "botify: --preload is not supported: each worker builds its own app (its event log)"
+    ]
