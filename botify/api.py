@@ -41,8 +41,9 @@ def unavailable(message: str) -> NoReturn:
 
 
 def refuse_while_the_log_fails(served: Services) -> None:
-    """While the event log is known to fail, a listen is refused before it is recorded anywhere: a client's retries
-    of a listen answered 503 would otherwise each count once more in its Redis session."""
+    """While the event log is known to fail, a listen is refused before it is recorded anywhere, unless the log's
+    probe (`EventLog.healthy`) takes a write again: a client's retries of a listen answered 503 would otherwise each
+    count once more in its Redis session."""
     if served.events.failing is not None and not served.events.healthy():
         unavailable(f"the event log cannot take the listen ({served.events.failing}); try again shortly")
 

@@ -41,6 +41,7 @@ class EventLogError(OSError):
 
 
 PATH_CHECK_SECONDS = 1.0  # how often a writer checks its file is still the one at its path (a stat costs 2-10 µs)
+PROBE_BYTES = 4096  # a failing log is healthy again once it takes this much more (a few lines), then cut off
 
 
 class EventLog:
@@ -86,10 +87,7 @@ class EventLog:
             if self._closed:
                 raise EventLogError("the event log is closed (the worker is stopping)")
             try:
-                if self._moved or (time.monotonic() >= self._check_at and not self._still_at_path()):
-                    self._reopen()
-                elif self._size and self._size + len(line) > self.max_bytes:
-                    self._rotate()
+                self._ready_for(len(line))
                 self._append(line)
             except OSError as error:
                 reason = error.strerror or str(error)
@@ -100,16 +98,30 @@ class EventLog:
             self.failing = None
 
     def healthy(self) -> bool:
-        """Whether lines can be written: after a failure, the file is reopened and the disk must have room."""
+        """Whether lines can be written. After a failure, each call probes for real: the file at `path` is reopened
+        (and rotated if full), the disk must have room, and PROBE_BYTES of blank lines must be written (then cut off
+        again): free space alone says nothing of a quota, a file size limit or an I/O error."""
         with self._lock:
             if self.failing is not None and not self._closed:
                 try:
                     self._reopen()
+                    self._ready_for(PROBE_BYTES)
                     if os.statvfs(self.path.parent).f_bavail > 0:
+                        self._append(b"\n" * PROBE_BYTES)
+                        self._cut(PROBE_BYTES)
+                        self._size -= PROBE_BYTES
                         self.failing = None
                 except OSError as error:
                     self.failing = error.strerror or str(error)
             return self.failing is None
+
+    def _ready_for(self, length: int) -> None:
+        """Start the file at `path` if the one written is no longer there; rotate if `length` more bytes would
+        outgrow `max_bytes`."""
+        if self._moved or (time.monotonic() >= self._check_at and not self._still_at_path()):
+            self._reopen()
+        if self._size and self._size + length > self.max_bytes:
+            self._rotate()
 
     def _reopen(self) -> None:
         """Start writing the file at `path`; until that succeeds, every line tries again (and fails)."""
@@ -128,17 +140,22 @@ class EventLog:
         self._size = stat.st_size  # emptied in place (logrotate's copytruncate): fill it up again before rotating
         return True
 
-    def _append(self, line: bytes) -> None:
+    def _append(self, data: bytes) -> None:
+        """Write `data` whole at the file's end, or cut off what was written of it and raise."""
         written = 0
         try:
-            while written < len(line):  # a write(2) may take part of a line (a disk filling up)
-                written += self._file.write(memoryview(line)[written:])
+            while written < len(data):  # a write(2) may take part of a line (a disk filling up)
+                written += self._file.write(memoryview(data)[written:])
         except OSError:
-            if written:  # no half line for the next one to be glued to (cut from the file's end: it may have been
-                # emptied in place since the writer last looked, and a cut past its end would fill it with zeros)
-                self._file.truncate(os.fstat(self._file.fileno()).st_size - written)
+            if written:  # no half line for the next one to be glued to
+                self._cut(written)
             raise
-        self._size += len(line)
+        self._size += len(data)
+
+    def _cut(self, count: int) -> None:
+        """Cut `count` bytes off the file's end, as it is now: it may have been emptied in place since the writer
+        last looked, and a cut past its end would fill it with zeros."""
+        self._file.truncate(max(0, os.fstat(self._file.fileno()).st_size - count))
 
     def _rotate(self) -> None:
         """`path` -> `path.1` -> `path.2` ... up to `backups` (the oldest is dropped), then a fresh `path`. The file

@@ -301,6 +301,47 @@ def test_a_line_the_disk_takes_only_part_of_is_cut_off_and_reported(tmp_path: Pa
     assert _lines(tmp_path / "log") == list(range(result["answered"]))
 
 
+WRITER_UNTIL_THE_FILE_SIZE_LIMIT = """
+import json, resource, sys
+from pathlib import Path
+from botify.event_log import EventLog, EventLogError
+log = EventLog(Path(sys.argv[1]), max_bytes=10**9)
+resource.setrlimit(resource.RLIMIT_FSIZE, (6_000, resource.RLIM_INFINITY))  # `ulimit -f`; Python ignores SIGXFSZ
+def write(user):
+    try:
+        log.write({"message": "last", "timestamp": 1, "user": user, "track": 1, "time": 0.5, "latency": 0.001})
+        return True
+    except EventLogError:
+        return False
+users = 0
+while write(users):
+    users += 1
+state = {"users": users, "healthy": [log.healthy(), log.healthy()], "failing": log.failing}
+if sys.argv[2] == "limit lifted":
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+else:  # logrotate's `create`: the full file moved away, a new one to start
+    log.path.rename(log.path.with_name("rotated.jsonl"))
+state["healthy again"] = log.healthy()
+state["written again"] = write(users)
+print(json.dumps(state))
+"""
+
+
+@pytest.mark.parametrize("then", ["limit lifted", "file moved away"])
+def test_a_log_that_cannot_take_a_line_is_unhealthy_though_the_disk_has_room_until_a_write_works(
+    tmp_path: Path, then: str
+) -> None:
+    # A file size limit (as a quota or an I/O error) leaves free space on the disk: only a write tells.
+    run = subprocess.run(
+        [sys.executable, "-c", WRITER_UNTIL_THE_FILE_SIZE_LIMIT, str(tmp_path / "log"), then],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    state = json.loads(run.stdout)
+    assert (state["healthy"], state["failing"]) == ([False, False], "File too large")
+    assert state["healthy again"] is True and state["written again"] is True
+    assert sorted(_lines(tmp_path / "log")) == list(range(state["users"] + 1))  # the probes left no blank line
+
+
 @pytest.mark.parametrize("cut", ["after a newline", "before a newline"])
 def test_a_copy_taken_while_the_file_grew_has_its_lines_read_once(tmp_path: Path, cut: str) -> None:
     lines = [(_line(user=user) + "\n").encode() for user in range(5)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import resource
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -234,6 +235,31 @@ def test_listens_refused_while_the_event_log_fails_are_not_recorded_in_the_sessi
     assert session.played.tolist() == [5, 6]
     path.rmdir()
     assert requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}).status_code == 200
+
+
+def test_a_log_that_cannot_take_a_line_though_the_disk_has_room_is_unready_and_refuses_listens_until_it_can(
+    start_botify, redis_server, tiny_world, tmp_path
+):
+    # `ulimit -f` on the running worker: its log fails with EFBIG (Python ignores SIGXFSZ), the disk keeps its room,
+    # as under a disk quota or an I/O error.
+    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
+    recs = write_recs(tmp_path / "r.jsonl", {treated: [11, 12, 13]})
+    service = start_botify(tiny_world, {"lightfm": recs}, workers=1)
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).status_code == 200
+    [worker] = service.worker_pids()
+    [path] = service.log_dir.iterdir()
+    resource.prlimit(worker, resource.RLIMIT_FSIZE, (path.stat().st_size, resource.RLIM_INFINITY))
+    retries = [requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}) for _ in range(4)]
+    assert [answer.status_code for answer in retries] == [503] * 4
+    assert "File too large" in retries[-1].json()["message"]
+    session = Session.from_bytes(redis.Redis.from_url(redis_server.url).get(session_key(treated)), 300)
+    assert session.played.tolist() == [5, 6]  # the first 503 recorded its listen; the retries were refused before
+    ready = requests.get(f"{service.url}/ready")
+    assert (ready.status_code, ready.json()["event_log"]) == (503, False)
+    resource.prlimit(worker, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert requests.get(f"{service.url}/ready").json()["ready"] is True
+    assert requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}).status_code == 200
+    assert [event["track"] for event in service.events()] == [5, 6]
 
 
 def test_ready_reports_a_set_made_for_another_catalog_as_stale(own_redis, tiny_world, tmp_path):
