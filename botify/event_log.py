@@ -62,7 +62,7 @@ class EventLog:
         self.max_bytes, self.backups, self.check_seconds = max_bytes, backups, check_seconds
         self._lock = threading.Lock()  # gthread workers answer from several threads
         self._closed = False
-        self.failing: str | None = None  # why the latest line could not be written (None: it was)
+        self.failing: str | None = None  # why the latest line could not be written (None: it was, or a probe since)
         self._file: IO[bytes] | None = None
         self._moved = False  # the file written so far is no longer the one at `path`
         self._open()
