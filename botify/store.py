@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -131,51 +131,64 @@ SET_KEYS = ("lists", "catalog", *ITEM_KEYS)
 LEGACY_KEYS = ("ready",)  # written by the first loader into each set version; expired with its version all the same
 VERSION_KEYS = (*CATALOG_KEYS, *SET_KEYS, *LEGACY_KEYS)  # every name a version's key can have
 
-# Make versions live only if every key they were written with is still there (under memory pressure Redis may evict
-# a version's keys while they are written expiring): keep them, switch the pointers and put the grace period on the
-# keys of the versions they replace, all in one step, so no interruption can leave a replaced version without expiry.
+# Make versions live only if every key they were written with is still there, each hash with every field it was written
+# with (under memory pressure Redis may evict a version's keys while they are written expiring, and a hash's next batch
+# would write it again with the later batches only; a string is written whole): keep them, switch the pointers and put
+# the grace period on the keys of the versions they replace, all in one step, so no interruption can leave a replaced
+# version without expiry.
 # KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, VERSION_KEYS joined by
-# spaces, then for each version its name and how many keys it has. Returns an error naming a lost key.
+# spaces, then for each version its name, how many keys it has and each key's length (a hash's field count; 0: a
+# string). Returns an error naming a lost key.
 # The replaced versions' keys are named in the script (which versions they are is only known there), not passed in
 # KEYS: like botify's other scripts, it expects one Redis, not a Cluster.
 SWITCH_SCRIPT = """
-local first = 1
-for i = 3, #ARGV, 2 do
-  for k = first + 1, first + tonumber(ARGV[i + 1]) do
-    if redis.call('EXISTS', KEYS[k]) == 0 then return redis.error_reply(ARGV[i] .. ' lost ' .. KEYS[k]) end
+local versions, k, i = {}, 1, 3
+while i <= #ARGV do
+  local count = tonumber(ARGV[i + 1])
+  for j = 1, count do
+    local key, length = KEYS[k + j], tonumber(ARGV[i + 1 + j])
+    if redis.call('EXISTS', key) == 0 then return redis.error_reply(ARGV[i] .. ' lost ' .. key) end
+    local fields = length > 0 and redis.call('HLEN', key)
+    if fields and fields ~= length then
+      local left = ' (' .. fields .. ' of ' .. length .. ' fields left)'
+      return redis.error_reply(ARGV[i] .. ' lost part of ' .. key .. left)
+    end
   end
-  first = first + 1 + tonumber(ARGV[i + 1])
+  versions[#versions + 1] = {KEYS[k], ARGV[i], k, count}
+  k, i = k + 1 + count, i + 2 + count
 end
-first = 1
-for i = 3, #ARGV, 2 do
-  for k = first + 1, first + tonumber(ARGV[i + 1]) do redis.call('PERSIST', KEYS[k]) end
-  local old = redis.call('SET', KEYS[first], ARGV[i], 'GET')
-  if old and old ~= ARGV[i] then
+for _, version in ipairs(versions) do
+  local pointer, name, first, count = unpack(version)
+  for j = first + 1, first + count do redis.call('PERSIST', KEYS[j]) end
+  local old = redis.call('SET', pointer, name, 'GET')
+  if old and old ~= name then
     for key in string.gmatch(ARGV[2], '%S+') do redis.call('EXPIRE', old .. ':' .. key, ARGV[1]) end
   end
-  first = first + 1 + tonumber(ARGV[i + 1])
 end
 """
 
 
 @dataclass(frozen=True)
 class Staged:
-    """A version written (expiring) and not live yet: the pointer's prefix, the version, its keys' suffixes."""
+    """A version written (expiring) and not live yet: the pointer's prefix, the version, its keys' suffixes and the
+    field count of each of them that is a hash (the others are strings)."""
 
     prefix: str
     version: str
     keys: tuple[str, ...]
+    lengths: dict[str, int] = field(default_factory=dict)
 
 
 def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
     """Keep every staged version and make them all live in one step, in which the versions they replace are set to
-    expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone."""
+    expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone (or some of a
+    hash's fields)."""
     keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS)]
     for one in staged:
         if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
             raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
         keys += [f"{one.prefix}:current", *(f"{one.version}:{key}" for key in one.keys)]
-        args += [one.version, len(one.keys)]
+        args += [one.version, len(one.keys), *(one.lengths.get(key, 0) for key in one.keys)]
     try:
         client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
     except redis.ResponseError as error:
@@ -306,7 +319,7 @@ def stage_catalog(
         pipe.set(f"{version}:top", pack_ints(top), ex=UNFINISHED_VERSION_SECONDS)
         pipe.set(f"{version}:fingerprint", fingerprint, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    return Staged(CATALOG, version, CATALOG_KEYS)
+    return Staged(CATALOG, version, CATALOG_KEYS, {"tracks": len(tracks)})
 
 
 def stage_recommendations(
@@ -323,10 +336,10 @@ def stage_recommendations(
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
-    users = 0
+    users: set[int] = set()  # the hash's fields, for the switch to check
     with staging(client) as pipe:
         for user, tracks in lists:
-            users += 1
+            users.add(user)
             batch[user] = pack_ints(tracks)
             if len(batch) >= WRITE_BATCH:
                 pipe.hset(f"{version}:lists", mapping=batch)
@@ -344,7 +357,7 @@ def stage_recommendations(
         for key, value in values.items():
             pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    return Staged(prefix, version, (*(["lists"] if users else []), *values))
+    return Staged(prefix, version, (*(["lists"] if users else []), *values), {"lists": len(users)})
 
 
 # ---- serving -----------------------------------------------------------------------------------

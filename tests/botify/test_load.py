@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -385,6 +386,38 @@ def test_versions_switched_together_go_live_none_if_one_lost_a_key(client, tmp_p
     second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")
     switch_all(client, [first, second])
     assert [Store(client).user_list(1, name).tolist() for name in ("lightfm", "lightfm_nofeat")] == [[5, 6], [7]]
+
+
+def test_a_version_whose_hash_lost_fields_before_going_live_is_not_switched_to(client, tiny_world):
+    """An evicted hash is written again by its next batch, with the later batches only: it exists, and is not whole."""
+    live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
+    catalog = CatalogFiles.read(tiny_world).stage(client)
+    recs = stage_recommendations(client, "lightfm", [(user, [5]) for user in range(3)], catalog="f")
+    client.hdel(f"{catalog.version}:tracks", *range(100))
+    with pytest.raises(RuntimeError, match=rf"^{catalog.version} lost part of {catalog.version}:tracks \(200 of 300 "):
+        switch_all(client, [recs, catalog])
+    client.hdel(f"{recs.version}:lists", 0)
+    with pytest.raises(RuntimeError, match=rf"^{recs.version} lost part of {recs.version}:lists \(2 of 3 fields left"):
+        switch_all(client, [recs])
+    assert (client.get("catalog:current"), client.get("recs:lightfm:current")) == live
+
+
+def test_a_catalog_whose_tracks_redis_evicted_while_staging_is_not_switched_to(own_redis, tiny_world, tmp_path):
+    """Under volatile-lru the staged hash (the only key with an expiry) is evicted when it outgrows maxmemory, and
+    its later batches write it again: a catalog of the last ones went live, and the load said all of them."""
+    client = own_redis.client()
+    load_catalog(client, tiny_world)
+    live = client.get("catalog:current")
+    big = write_world(tmp_path / "big", [f"Artist {track // 10}" for track in range(30_000)])  # ~4 MB staged
+    client.config_set("maxmemory-policy", "volatile-lru")
+    client.config_set("maxmemory", client.info("memory")["used_memory"] + 3_000_000)  # evicted once, at ~3/4
+    result = run_load(own_redis.url, "--data", str(big))
+    client.config_set("maxmemory", 0)
+    assert client.info("stats")["evicted_keys"] >= 1  # the staged hash, at least once
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stdout + result.stderr
+    assert re.match(r"botify load: (catalog:\S+) lost part of \1:tracks \([0-9]+ of 30000 fields left\)", result.stderr)
+    assert result.stderr.endswith("give it more maxmemory); the live versions are unchanged\n")
+    assert client.get("catalog:current") == live and Store(client).catalog().size == 300
 
 
 def test_a_load_that_fails_half_way_leaves_the_live_catalog_and_sets_as_they_were(own_redis, tiny_world, tmp_path):
