@@ -135,14 +135,16 @@ VERSION_KEYS = (*CATALOG_KEYS, *SET_KEYS, *LEGACY_KEYS)  # every name a version'
 # with (under memory pressure Redis may evict a version's keys while they are written expiring, and a hash's next batch
 # would write it again with the later batches only; a string is written whole): keep them, switch the pointers and put
 # the grace period on the keys of the versions they replace, all in one step, so no interruption can leave a replaced
-# version without expiry.
+# version without expiry. Nor is a set made live beside another catalog than it was made for (a concurrent load may
+# have switched one live since this load read it): the fingerprint stored with each set version must be the one of the
+# catalog live after the switch (a version without one, or a live catalog without one, is not checked).
 # KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, VERSION_KEYS joined by
-# spaces, then for each version its name, how many keys it has and each key's length (a hash's field count; 0: a
-# string). Returns an error naming a lost key.
+# spaces, the catalog's pointer, then for each version its name, how many keys it has and each key's length (a hash's
+# field count; 0: a string). Returns an error naming a lost key, or STALE and the set made for another catalog.
 # The replaced versions' keys are named in the script (which versions they are is only known there), not passed in
 # KEYS: like botify's other scripts, it expects one Redis, not a Cluster.
 SWITCH_SCRIPT = """
-local versions, k, i = {}, 1, 3
+local versions, k, i = {}, 1, 4
 while i <= #ARGV do
   local count = tonumber(ARGV[i + 1])
   for j = 1, count do
@@ -156,6 +158,18 @@ while i <= #ARGV do
   end
   versions[#versions + 1] = {KEYS[k], ARGV[i], k, count}
   k, i = k + 1 + count, i + 2 + count
+end
+local catalog = redis.call('GET', ARGV[3])
+for _, version in ipairs(versions) do
+  if version[1] == ARGV[3] then catalog = version[2] end
+end
+local fingerprint = catalog and redis.call('GET', catalog .. ':fingerprint')
+for _, version in ipairs(versions) do
+  local made = fingerprint and version[1] ~= ARGV[3] and redis.call('GET', version[2] .. ':catalog')
+  if made and made ~= fingerprint then
+    local live = ', the catalog live after the switch is ' .. fingerprint
+    return redis.error_reply('STALE ' .. version[2] .. ' was made for catalog ' .. made .. live)
+  end
 end
 for _, version in ipairs(versions) do
   local pointer, name, first, count = unpack(version)
@@ -182,8 +196,8 @@ class Staged:
 def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
     """Keep every staged version and make them all live in one step, in which the versions they replace are set to
     expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone (or some of a
-    hash's fields)."""
-    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS)]
+    hash's fields), or a set was made for another catalog than the one live after the switch."""
+    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS), f"{CATALOG}:current"]
     for one in staged:
         if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
             raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
@@ -192,6 +206,11 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
     try:
         client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
     except redis.ResponseError as error:
+        code, _, stale = str(error).partition(" ")
+        if code == "STALE":  # SWITCH_SCRIPT's refusal of a set made for another catalog
+            raise RuntimeError(
+                f"the live catalog changed while this load ran: {stale}; nothing was switched: run the load again"
+            ) from None
         raise RuntimeError(
             f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "
             "versions are unchanged"

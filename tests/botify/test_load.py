@@ -18,13 +18,14 @@ import redis
 from botify.connection import save_snapshot
 from botify.data_files import DataError, catalog_fingerprint, fingerprint_json, fingerprint_path, read_tracks
 from botify.embedded_redis import EmbeddedRedis
-from botify.load import CatalogFiles, load_catalog, load_recommendations
+from botify.load import CatalogFiles, RecommendationSet, Target, load_catalog, load_recommendations
 from botify.store import (
     OLD_VERSION_GRACE_SECONDS,
     UNFINISHED_VERSION_SECONDS,
     WRITE_BATCH,
     Staged,
     Store,
+    live_catalog_fingerprint,
     new_version,
     pack_ints,
     stage_recommendations,
@@ -164,7 +165,8 @@ def test_a_replaced_version_expires_even_if_the_load_is_killed_right_after_the_s
     load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {1: [5, 6]}, vectors))
     old_set, old_catalog = client.get("recs:lightfm:current").decode(), client.get("catalog:current").decode()
     catalog = CatalogFiles.read(tiny_world).stage(client)
-    staged = stage_recommendations(client, "lightfm", [(1, [7])], catalog="f")  # without the vectors the old one has
+    # without the vectors the old one has
+    staged = stage_recommendations(client, "lightfm", [(1, [7])], catalog=live_catalog_fingerprint(client))
     with pytest.raises(KeyboardInterrupt):
         switch_all(KilledAfterTheSwitch(connection_pool=client.connection_pool), [catalog, staged])
     assert client.mget("catalog:current", "recs:lightfm:current") == [catalog.version.encode(), staged.version.encode()]
@@ -364,7 +366,7 @@ def test_a_snapshot_is_waited_for_even_behind_an_aof_rewrite(own_redis):
 
 
 def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, tmp_path):
-    staged = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
+    staged = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog=live_catalog_fingerprint(client))
     switch_all(client, [staged])
     version = new_version(client, "recs:lightfm")
     client.hset(f"{version}:lists", mapping={1: b"\x07\x00\x00\x00"})
@@ -377,13 +379,13 @@ def test_a_version_that_lost_a_key_before_going_live_is_not_switched_to(client, 
 
 
 def test_versions_switched_together_go_live_none_if_one_lost_a_key(client, tmp_path):
-    first = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog="f")
-    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")
+    first = stage_recommendations(client, "lightfm", [(1, [5, 6])], catalog=live_catalog_fingerprint(client))
+    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog=live_catalog_fingerprint(client))
     client.delete(f"{second.version}:catalog")  # evicted while it was written
     with pytest.raises(RuntimeError, match=f"^{second.version} lost {second.version}:catalog before going live"):
         switch_all(client, [first, second])
     assert client.get("recs:lightfm:current") is None and client.get("recs:lightfm_nofeat:current") is None
-    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog="f")
+    second = stage_recommendations(client, "lightfm_nofeat", [(1, [7])], catalog=live_catalog_fingerprint(client))
     switch_all(client, [first, second])
     assert [Store(client).user_list(1, name).tolist() for name in ("lightfm", "lightfm_nofeat")] == [[5, 6], [7]]
 
@@ -709,10 +711,44 @@ def test_sets_loaded_before_fingerprints_stay_made_for_their_own_world_across_wo
     assert Store(client).stale_sets(["lightfm"]) == []
 
 
+def test_a_set_is_not_switched_live_beside_a_catalog_a_concurrent_load_switched_meanwhile(
+    client, redis_server, tiny_world, tmp_path
+):
+    """Load A checks its set against the live catalog, load B switches another world live with its own set, then A
+    switches: its set would serve tiny_world's tracks beside B's catalog (both loads said they published)."""
+    mine = made_for(write_recs(tmp_path / "mine.jsonl", {1: [5, 6]}), tiny_world)
+    checked = RecommendationSet.read(mine, Target.live(client))  # load A, up to its switch
+    other = other_world("same size", tmp_path)
+    theirs = made_for(write_recs(tmp_path / "theirs.jsonl", {1: [7]}), other)
+    assert run_load(redis_server.url, "--data", str(other), "--recs", f"lightfm={theirs}").returncode == 0  # load B
+    live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
+    staged = checked.stage(client, "lightfm")
+    fingerprints = [catalog_fingerprint(read_tracks(world / "tracks.json")) for world in (tiny_world, other)]
+    with pytest.raises(RuntimeError) as refused:
+        switch_all(client, [staged])
+    assert str(refused.value) == (
+        f"the live catalog changed while this load ran: {staged.version} was made for catalog {fingerprints[0]}, "
+        f"the catalog live after the switch is {fingerprints[1]}; nothing was switched: run the load again"
+    )
+    assert (client.get("catalog:current"), client.get("recs:lightfm:current")) == live
+    assert Store(client).user_list(1, "lightfm").tolist() == [7]
+    switch_all(client, [CatalogFiles.read(tiny_world).stage(client), staged])  # with the catalog it was made for
+    assert live_fingerprints(client) == (fingerprints[0].encode(), fingerprints[0].encode())
+
+
+def test_a_set_staged_with_a_catalog_is_checked_against_that_catalog_not_the_live_one(client, tmp_path):
+    live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
+    staged = stage_recommendations(client, "lightfm", [(1, [5])], catalog=live_catalog_fingerprint(client))
+    catalog = CatalogFiles.read(other_world("smaller", tmp_path)).stage(client)
+    with pytest.raises(RuntimeError, match=f"^the live catalog changed while this load ran: {staged.version} was"):
+        switch_all(client, [catalog, staged])
+    assert (client.get("catalog:current"), client.get("recs:lightfm:current")) == live
+
+
 def test_a_set_no_recommender_reads_does_not_hold_a_world_change_back(client, redis_server, tmp_path):
     switch_all(
-        client, [stage_recommendations(client, "lightfm2", [(1, [5])], catalog="another world")]
-    )  # e.g. a misspelt old load
+        client, [stage_recommendations(client, "lightfm2", [(1, [5])], catalog=live_catalog_fingerprint(client))]
+    )  # e.g. a misspelt old load, made for the catalog going out
     result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)))
     assert result.returncode == 0, result.stderr
     assert Store(client).catalog().size == 15  # the smaller world went live
