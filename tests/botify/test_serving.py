@@ -217,22 +217,34 @@ def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_
     assert [(event["message"], event["user"]) for event in service.events()] == [("last", 3)]
 
 
-def test_listens_refused_while_the_event_log_fails_are_not_recorded_in_the_session(
-    start_botify, redis_server, tiny_world, tmp_path
-):
+def treated_user_served_once(start_botify, tiny_world, tmp_path):
+    """botify (one worker) with a LightFM list for a user of HW_2's treatment, who has listened to track 5."""
     treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
     recs = write_recs(tmp_path / "r.jsonl", {treated: [11, 12, 13]})
     service = start_botify(tiny_world, {"lightfm": recs}, workers=1)
     assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).status_code == 200
+    return service, treated
+
+
+def retries_refused_before_the_session(service, redis_server, treated: int) -> list[requests.Response]:
+    """Four listens of track 6 while the log fails: all 503, and only the first recorded in the session (it found
+    the log failing after recording its listen; the retries were refused before that)."""
+    retries = [requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}) for _ in range(4)]
+    assert [answer.status_code for answer in retries] == [503] * 4
+    session = Session.from_bytes(redis.Redis.from_url(redis_server.url).get(session_key(treated)), 300)
+    assert session.played.tolist() == [5, 6]
+    return retries
+
+
+def test_listens_refused_while_the_event_log_fails_are_not_recorded_in_the_session(
+    start_botify, redis_server, tiny_world, tmp_path
+):
+    service, treated = treated_user_served_once(start_botify, tiny_world, tmp_path)
     [path] = service.log_dir.iterdir()
     path.unlink()
     path.mkdir()
     time.sleep(PATH_CHECK_SECONDS + 0.1)
-    retries = [requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}) for _ in range(4)]
-    assert [answer.status_code for answer in retries] == [503] * 4
-    session = Session.from_bytes(redis.Redis.from_url(redis_server.url).get(session_key(treated)), 300)
-    # The first 503 found the log failing after recording its listen; the retries were refused before that.
-    assert session.played.tolist() == [5, 6]
+    retries_refused_before_the_session(service, redis_server, treated)
     path.rmdir()
     assert requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}).status_code == 200
 
@@ -242,18 +254,12 @@ def test_a_log_that_cannot_take_a_line_though_the_disk_has_room_is_unready_and_r
 ):
     # `ulimit -f` on the running worker: its log fails with EFBIG (Python ignores SIGXFSZ), the disk keeps its room,
     # as under a disk quota or an I/O error.
-    treated = next(u for u in range(1000) if EXPERIMENTS["HW_2"].arm(u) == "T1")
-    recs = write_recs(tmp_path / "r.jsonl", {treated: [11, 12, 13]})
-    service = start_botify(tiny_world, {"lightfm": recs}, workers=1)
-    assert requests.post(f"{service.url}/next/{treated}", json={"track": 5, "time": 1}).status_code == 200
+    service, treated = treated_user_served_once(start_botify, tiny_world, tmp_path)
     [worker] = service.worker_pids()
     [path] = service.log_dir.iterdir()
     resource.prlimit(worker, resource.RLIMIT_FSIZE, (path.stat().st_size, resource.RLIM_INFINITY))
-    retries = [requests.post(f"{service.url}/next/{treated}", json={"track": 6, "time": 1}) for _ in range(4)]
-    assert [answer.status_code for answer in retries] == [503] * 4
+    retries = retries_refused_before_the_session(service, redis_server, treated)
     assert "File too large" in retries[-1].json()["message"]
-    session = Session.from_bytes(redis.Redis.from_url(redis_server.url).get(session_key(treated)), 300)
-    assert session.played.tolist() == [5, 6]  # the first 503 recorded its listen; the retries were refused before
     ready = requests.get(f"{service.url}/ready")
     assert (ready.status_code, ready.json()["event_log"]) == (503, False)
     resource.prlimit(worker, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
