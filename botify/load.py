@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> None:
         try:
             if swept := store.sweep_unreferenced(client):
                 print(
-                    f"{swept} keys of versions no pointer names (left by older loads) expire in "
+                    f"{swept} key{'s' * (swept != 1)} of versions no pointer names (left by older loads) expire in "
                     f"{store.OLD_VERSION_GRACE_SECONDS} s"
                 )
             if catalog is not None:

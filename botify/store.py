@@ -355,17 +355,18 @@ def stage_recommendations(
     prefix = recs_prefix(name)
     version = new_version(client, prefix)
     batch: dict[int, bytes] = {}
-    users: set[int] = set()  # the hash's fields, for the switch to check
+    fields = 0  # the hash's, for the switch to check (`load` refuses a user listed twice)
     with staging(client) as pipe:
         for user, tracks in lists:
-            users.add(user)
             batch[user] = pack_ints(tracks)
             if len(batch) >= WRITE_BATCH:
+                fields += len(batch)
                 pipe.hset(f"{version}:lists", mapping=batch)
                 pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
                 pipe.execute()
                 batch = {}
         if batch:
+            fields += len(batch)
             pipe.hset(f"{version}:lists", mapping=batch)
             pipe.expire(f"{version}:lists", UNFINISHED_VERSION_SECONDS)
         values: dict[str, object] = {"catalog": catalog}
@@ -376,7 +377,7 @@ def stage_recommendations(
         for key, value in values.items():
             pipe.set(f"{version}:{key}", value, ex=UNFINISHED_VERSION_SECONDS)
         pipe.execute()
-    return Staged(prefix, version, (*(["lists"] if users else []), *values), {"lists": len(users)})
+    return Staged(prefix, version, (*(["lists"] if fields else []), *values), {"lists": fields})
 
 
 # ---- serving -----------------------------------------------------------------------------------

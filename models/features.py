@@ -50,7 +50,7 @@ class LightFMData:
 def quantile_buckets(values: np.ndarray, buckets: int) -> np.ndarray:
     """Bucket index 0..buckets-1 of each value by the values' own quantiles (ties share a bucket)."""
     finite = values[np.isfinite(values)]
-    # Interpolated at half scale and doubled back (both exact): between values near +-1.8e308 it would overflow.
+    # Interpolated at half scale and doubled back (exact but for subnormals): near +-1.8e308 it would overflow.
     edges = np.unique(np.quantile(finite / 2, np.arange(1, buckets) / buckets) * 2) if len(finite) else []
     return np.searchsorted(edges, values, side="left")
 
