@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> None:
                 f"Redis refused a write: {reason} (maxmemory reached? give it more); the live catalog and sets are "
                 "unchanged"
             ) from None
-        store.switch_all(client, staged)
+        store.switch_all(client, staged, kept_sets=() if args.allow_stale_sets else RECOMMENDATION_SETS)
         print(f"published to {where}:")
         if catalog is not None:
             print(f"catalog: {len(catalog.tracks)} tracks from {args.data}")

@@ -138,13 +138,16 @@ VERSION_KEYS = (*CATALOG_KEYS, *SET_KEYS, *LEGACY_KEYS)  # every name a version'
 # version without expiry. Nor is a set made live beside another catalog than it was made for (a concurrent load may
 # have switched one live since this load read it): the fingerprint stored with each set version must be the one of the
 # catalog live after the switch (a version without one, or a live catalog without one, is not checked).
+# A switch that publishes another world's catalog also checks the live sets it keeps (`kept_sets`: those a load
+# without --allow-stale-sets found made for that world, which a concurrent load may have replaced since).
 # KEYS: for each version, its pointer and then its keys. ARGV: the grace period in seconds, VERSION_KEYS joined by
-# spaces, the catalog's pointer, then for each version its name, how many keys it has and each key's length (a hash's
-# field count; 0: a string). Returns an error naming a lost key, or STALE and the set made for another catalog.
+# spaces, the catalog's pointer, the kept sets' pointers joined by spaces, then for each version its name, how many
+# keys it has and each key's length (a hash's field count; 0: a string). Returns an error naming a lost key, or STALE
+# (a set of the switch) or STALE-LIVE (a kept set) and the set made for another catalog.
 # The replaced versions' keys are named in the script (which versions they are is only known there), not passed in
 # KEYS: like botify's other scripts, it expects one Redis, not a Cluster.
 SWITCH_SCRIPT = """
-local versions, k, i = {}, 1, 4
+local versions, k, i = {}, 1, 5
 while i <= #ARGV do
   local count = tonumber(ARGV[i + 1])
   for j = 1, count do
@@ -160,10 +163,23 @@ while i <= #ARGV do
   k, i = k + 1 + count, i + 2 + count
 end
 local catalog = redis.call('GET', ARGV[3])
+local before = catalog and redis.call('GET', catalog .. ':fingerprint')
 for _, version in ipairs(versions) do
   if version[1] == ARGV[3] then catalog = version[2] end
 end
 local fingerprint = catalog and redis.call('GET', catalog .. ':fingerprint')
+local switched = {}
+for _, version in ipairs(versions) do switched[version[1]] = true end
+if fingerprint and fingerprint ~= before then
+  for pointer in string.gmatch(ARGV[4], '%S+') do
+    local live = not switched[pointer] and redis.call('GET', pointer)
+    local made = live and redis.call('GET', live .. ':catalog')
+    if made and made ~= fingerprint then
+      local after = ', the catalog live after the switch is ' .. fingerprint
+      return redis.error_reply('STALE-LIVE ' .. live .. ' was made for catalog ' .. made .. after)
+    end
+  end
+end
 for _, version in ipairs(versions) do
   local made = fingerprint and version[1] ~= ARGV[3] and redis.call('GET', version[2] .. ':catalog')
   if made and made ~= fingerprint then
@@ -193,11 +209,13 @@ class Staged:
     lengths: dict[str, int] = field(default_factory=dict)
 
 
-def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
+def switch_all(client: redis.Redis, staged: Iterable[Staged], kept_sets: Iterable[str] = ()) -> None:
     """Keep every staged version and make them all live in one step, in which the versions they replace are set to
     expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone (or some of a
-    hash's fields), or a set was made for another catalog than the one live after the switch."""
-    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS), f"{CATALOG}:current"]
+    hash's fields), or a set was made for another catalog than the one live after the switch: one of the switch, or
+    one of `kept_sets` left live beside a catalog the switch publishes."""
+    kept = " ".join(f"{recs_prefix(name)}:current" for name in kept_sets)
+    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS), f"{CATALOG}:current", kept]
     for one in staged:
         if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
             raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
@@ -210,6 +228,11 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged]) -> None:
         if code == "STALE":  # SWITCH_SCRIPT's refusal of a set made for another catalog
             raise RuntimeError(
                 f"the live catalog changed while this load ran: {stale}; nothing was switched: run the load again"
+            ) from None
+        if code == "STALE-LIVE":
+            raise RuntimeError(
+                f"a set went live while this load ran: {stale}; nothing was switched: run the load again (or give "
+                "--allow-stale-sets)"
             ) from None
         raise RuntimeError(
             f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "

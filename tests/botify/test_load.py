@@ -736,6 +736,20 @@ def test_a_set_is_not_switched_live_beside_a_catalog_a_concurrent_load_switched_
     assert live_fingerprints(client) == (fingerprints[0].encode(), fingerprints[0].encode())
 
 
+def test_a_world_is_not_switched_live_beside_a_set_a_concurrent_load_switched_meanwhile(client, tmp_path):
+    """Load A (another world) found no live set made for the world going out, load B then switched one live, and A
+    switched its world beside it: B's set, made for the world A replaced, stayed live (only /ready said so)."""
+    catalog = CatalogFiles.read(other_world("smaller", tmp_path)).stage(client)  # load A, up to its switch
+    theirs = stage_recommendations(client, "lightfm", [(1, [5])], catalog=live_catalog_fingerprint(client))
+    switch_all(client, [theirs])  # load B
+    live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
+    with pytest.raises(RuntimeError, match=f"^a set went live while this load ran: {theirs.version} was made for "):
+        switch_all(client, [catalog], kept_sets=["lightfm", "lightfm_nofeat"])
+    assert (client.get("catalog:current"), client.get("recs:lightfm:current")) == live
+    switch_all(client, [catalog], kept_sets=())  # --allow-stale-sets: the set stays live, stale
+    assert Store(client).catalog().size == 15 and Store(client).stale_sets(["lightfm"]) == ["lightfm"]
+
+
 def test_a_set_staged_with_a_catalog_is_checked_against_that_catalog_not_the_live_one(client, tmp_path):
     live = (client.get("catalog:current"), client.get("recs:lightfm:current"))
     staged = stage_recommendations(client, "lightfm", [(1, [5])], catalog=live_catalog_fingerprint(client))
