@@ -13,9 +13,10 @@ import sys
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
-from botify.settings import WORKER_NUMBER, Settings  # noqa: E402 (stdlib only: numpy is not imported yet)
+from botify.settings import GUNICORN_MASTER, WORKER_NUMBER, Settings  # noqa: E402 (stdlib only: no numpy yet)
 
 settings = Settings.from_env()
+os.environ[GUNICORN_MASTER] = str(os.getpid())  # the app refuses to be built in this process (`botify.wsgi`)
 bind = settings.bind
 workers = settings.workers
 worker_class = "botify.gunicorn_worker.DrainingThreadWorker"  # gthread, closing its socket at once on stop
@@ -37,14 +38,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def on_starting(server):
-    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback), or with
-    the app preloaded (`--preload`): each worker must build its own, with its own event-log file and random stream,
-    where a preloaded app's workers would all write the master's file and rotate it under each other."""
+    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback)."""
     from botify.connection import NoRedis, serving_url  # redis-py only: numpy stays out of the master
 
-    if server.cfg.preload_app:
-        print("botify: --preload is not supported: each worker builds its own app (its event log)", file=sys.stderr)
-        raise SystemExit(1)
     try:
         serving_url(settings)
     except NoRedis as error:

@@ -11,6 +11,7 @@ MAX_WORKERS = 512  # gunicorn workers: a typo's 10**20 would fork until the mach
 MAX_THREADS = 512  # per worker: at gunicorn's 1,000 connections per worker or more, none is kept alive
 MAX_SESSION_TTL = 2**31 - 1  # seconds (68 years): Redis refuses an expiry beyond ~9.2e15 s, on every listen
 WORKER_NUMBER = "BOTIFY_WORKER_NUMBER"  # set in each gunicorn worker by `botify.gunicorn_conf`
+GUNICORN_MASTER = "BOTIFY_GUNICORN_MASTER"  # the pid of gunicorn's master, set by `botify.gunicorn_conf`
 
 
 def _whole(
