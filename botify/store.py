@@ -168,23 +168,23 @@ for _, version in ipairs(versions) do
   if version[1] == ARGV[3] then catalog = version[2] end
 end
 local fingerprint = catalog and redis.call('GET', catalog .. ':fingerprint')
-local switched = {}
-for _, version in ipairs(versions) do switched[version[1]] = true end
-if fingerprint and fingerprint ~= before then
-  for pointer in string.gmatch(ARGV[4], '%S+') do
-    local live = not switched[pointer] and redis.call('GET', pointer)
-    local made = live and redis.call('GET', live .. ':catalog')
-    if made and made ~= fingerprint then
-      local after = ', the catalog live after the switch is ' .. fingerprint
-      return redis.error_reply('STALE-LIVE ' .. live .. ' was made for catalog ' .. made .. after)
-    end
+local function made_for_another(code, set)  -- an error reply if `set` was made for another catalog than `fingerprint`
+  local made = fingerprint and set and redis.call('GET', set .. ':catalog')
+  if made and made ~= fingerprint then
+    local after = ', the catalog live after the switch is ' .. fingerprint
+    return redis.error_reply(code .. ' ' .. set .. ' was made for catalog ' .. made .. after)
   end
 end
+local switched = {}
 for _, version in ipairs(versions) do
-  local made = fingerprint and version[1] ~= ARGV[3] and redis.call('GET', version[2] .. ':catalog')
-  if made and made ~= fingerprint then
-    local live = ', the catalog live after the switch is ' .. fingerprint
-    return redis.error_reply('STALE ' .. version[2] .. ' was made for catalog ' .. made .. live)
+  switched[version[1]] = true
+  local stale = version[1] ~= ARGV[3] and made_for_another('STALE', version[2])
+  if stale then return stale end
+end
+if fingerprint ~= before then
+  for pointer in string.gmatch(ARGV[4], '%S+') do
+    local stale = not switched[pointer] and made_for_another('STALE-LIVE', redis.call('GET', pointer))
+    if stale then return stale end
   end
 end
 for _, version in ipairs(versions) do
@@ -209,6 +209,13 @@ class Staged:
     lengths: dict[str, int] = field(default_factory=dict)
 
 
+# SWITCH_SCRIPT's refusals of a set made for another catalog: what happened meanwhile, what to do.
+STALE_REFUSALS = {
+    "STALE": ("the live catalog changed", "run the load again"),  # a set of the switch
+    "STALE-LIVE": ("a set went live", "run the load again (or give --allow-stale-sets)"),  # a set the switch keeps
+}
+
+
 def switch_all(client: redis.Redis, staged: Iterable[Staged], kept_sets: Iterable[str] = ()) -> None:
     """Keep every staged version and make them all live in one step, in which the versions they replace are set to
     expire after a grace period. RuntimeError, and nothing switched, if any of their keys is gone (or some of a
@@ -225,15 +232,9 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged], kept_sets: Iterabl
         client.eval(SWITCH_SCRIPT, len(keys), *keys, *args)
     except redis.ResponseError as error:
         code, _, stale = str(error).partition(" ")
-        if code == "STALE":  # SWITCH_SCRIPT's refusal of a set made for another catalog
-            raise RuntimeError(
-                f"the live catalog changed while this load ran: {stale}; nothing was switched: run the load again"
-            ) from None
-        if code == "STALE-LIVE":
-            raise RuntimeError(
-                f"a set went live while this load ran: {stale}; nothing was switched: run the load again (or give "
-                "--allow-stale-sets)"
-            ) from None
+        if code in STALE_REFUSALS:  # SWITCH_SCRIPT's refusal of a set made for another catalog
+            what, advice = STALE_REFUSALS[code]
+            raise RuntimeError(f"{what} while this load ran: {stale}; nothing was switched: {advice}") from None
         raise RuntimeError(
             f"{error} before going live (evicted by Redis under memory pressure? give it more maxmemory); the live "
             "versions are unchanged"
