@@ -81,6 +81,15 @@ def effects_frame(effects: list[Effect]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=[*COLUMNS, *EXTRA_COLUMNS])
 
 
+VERDICT_COLUMNS = ("significant", "p_value", "p_holm", "significant_holm")  # closing both effect tables
+VERDICT_ALIGN = "lrrl"
+
+
+def _verdict(e: Effect) -> list[str]:
+    """The VERDICT_COLUMNS of an effect's row."""
+    return [_yes(e.significant), _p(e.p_value), _p(e.p_holm), _yes(e.significant_holm)]
+
+
 def _effect_rows(effects: list[Effect]) -> list[list[str]]:
     return [
         [
@@ -91,10 +100,7 @@ def _effect_rows(effects: list[Effect]) -> list[list[str]]:
             _pct(e.lower_pct),
             _num(e.control_mean),
             _num(e.treatment_mean),
-            _yes(e.significant),
-            _p(e.p_value),
-            _p(e.p_holm),
-            _yes(e.significant_holm),
+            *_verdict(e),
         ]
         for e in effects
     ]
@@ -134,12 +140,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
         "lower",
         "control_mean",
         "treatment_mean",
-        "significant",
-        "p_value",
-        "p_holm",
-        "significant_holm",
+        *VERDICT_COLUMNS,
     ]
-    lines += _markdown(header, _effect_rows(report.effects), "llrrrrrlrrl")
+    lines += _markdown(header, _effect_rows(report.effects), "llrrrrr" + VERDICT_ALIGN)
     if report.cuped_fits:
         fits = {fit.metric: fit for fit in report.cuped_fits}
         covered = max(fit.covered_users for fit in report.cuped_fits)
@@ -158,10 +161,7 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
                 _pct(e.effect_pct),
                 _pct(e.upper_pct),
                 _pct(e.lower_pct),
-                _yes(e.significant),
-                _p(e.p_value),
-                _p(e.p_holm),
-                _yes(e.significant_holm),
+                *_verdict(e),
             ]
             for e in report.cuped_effects
         ]
@@ -172,12 +172,9 @@ def render_markdown(report: ABReport, title: str | None = None) -> str:
             "effect",
             "upper",
             "lower",
-            "significant",
-            "p_value",
-            "p_holm",
-            "significant_holm",
+            *VERDICT_COLUMNS,
         ]
-        lines += _markdown(header, rows, "llrrrrlrrl")
+        lines += _markdown(header, rows, "llrrrr" + VERDICT_ALIGN)
     lines += ["", f"## Power: users per arm to detect a 5% effect (alpha {report.alpha:g}, power 80%)", ""]
     cuped = bool(report.cuped_fits)
     header = ["treatment", "metric", "users per arm", "MDE now"] + (
