@@ -5,10 +5,11 @@ One command (from the repository root): `.venv/bin/python bench/serving_nginx.py
 The compose file's nginx config runs here with only what Docker provides swapped for loopback:
 the replicas' addresses (Docker's DNS name `recommender` -> 127.0.0.1 ports), the listen address and
 nginx's own paths. Then it checks what the proxy promises (answers pass through on kept-alive upstream
-connections; an oversized body gets a JSON 413, a request line or a header too long a JSON 414 or 431; no
-replica left gets a JSON 503; clients that stall mid-request, more of them than the replicas have threads, hold
-nginx's connections, not the replicas' threads) and measures throughput and latency through nginx against one
-replica asked directly. Needs nginx and wrk (Debian: `apt-get install -y nginx wrk`).
+connections; an oversized body gets a JSON 413, a request line or a header too long a JSON 414 or 431, one nginx
+cannot parse a JSON 400, a transfer coding it lacks a JSON 501; no replica left gets a JSON 503; clients that stall
+mid-request, more of them than the replicas have threads, hold nginx's connections, not the replicas' threads) and
+measures throughput and latency through nginx against one replica asked directly. Needs nginx and wrk (Debian:
+`apt-get install -y nginx wrk`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def send_raw(url: str, request: bytes) -> tuple[int, dict]:
+    """Status and JSON answer to bytes sent as they are (a non-JSON answer raises)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
 
 
 @contextmanager
@@ -130,6 +143,11 @@ def main(args: argparse.Namespace) -> int:
                 "header beyond nginx's buffers: JSON 431": post(f"{url}/next/1", b"{}", {"X-Pad": "x" * 9000})[0]
                     == 431,
                 "an error page asked for directly: JSON 404": post(f"{url}/headers_too_large.json", b"{}")[0] == 404,
+                "a request line nginx cannot parse: JSON 400": send_raw(url, b"GARBAGE\r\n\r\n")[0] == 400,
+                "a Host header nginx refuses: JSON 400": send_raw(url, b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n")[0]
+                    == 400,
+                "a transfer coding nginx lacks: JSON 501": send_raw(
+                    url, b"POST /next/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")[0] == 501,
             }  # fmt: skip
             with stalled_clients(url, 4 * args.replicas * args.workers * Settings.threads):
                 time.sleep(0.5)  # long enough for the stalled heads to reach a replica, were they passed on
