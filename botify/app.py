@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import redis
 from flask import Flask, request
 from flask_restful import Api
 from werkzeug.exceptions import BadHost, HTTPException, NotFound
@@ -61,15 +62,17 @@ class Services:
         return int(self.rng.choice(options)) if len(options) else prev_track
 
     def readiness(self) -> dict:
-        redis_up = self.store.ping()
-        if redis_up:
-            self.store.guard.resume()
         names = RECOMMENDATION_SETS
         try:
+            redis_up = self.store.ping()
+            if redis_up:
+                self.store.guard.resume()
             catalog = redis_up and self.store.catalog_version() is not None
             stale = self.store.stale_sets(names) if redis_up else []  # made for another catalog than the live one
             sets = {name: redis_up and name not in stale and self.store.has_set(name) for name in names}
-        except REDIS_DOWN:  # lost between the ping and these reads
+        except (*REDIS_DOWN, redis.ResponseError) as error:  # lost after the ping, or refusing (a replica's MASTERDOWN)
+            if isinstance(error, redis.ResponseError):
+                self.store.guard.refused(error)  # logged: why Redis counts as down
             redis_up, catalog, stale, sets = False, False, [], dict.fromkeys(names, False)
         event_log = self.events.healthy()
         return {"ready": bool(redis_up and catalog and event_log), "redis": redis_up, "catalog": bool(catalog),

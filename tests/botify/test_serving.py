@@ -200,6 +200,28 @@ def test_while_redis_refuses_writes_the_lightfm_arm_is_served_from_memory_and_re
     assert logged.count("Redis refused a command") == 1 and "OOM command not allowed" in logged  # not per request
 
 
+def test_a_replica_that_refuses_even_a_ping_is_unready_not_a_500_and_ready_again_when_it_answers(
+    own_redis, tiny_world, tmp_path, caplog
+):
+    """A replica cut off from its master with `replica-serve-stale-data no` answers MASTERDOWN to every command,
+    PING included (and a REDIS_URL naming a database Redis lacks fails the same way): /ready answered a 500."""
+    client = own_redis.client()
+    load_catalog(client, tiny_world)
+    app = create_app(Settings(redis_url=own_redis.url, log_dir=tmp_path / "log")).test_client()
+    assert app.get("/ready").status_code == 200
+    client.config_set("replica-serve-stale-data", "no")
+    client.replicaof("127.0.0.1", "1")  # a master that never answers
+    try:
+        refused = app.get("/ready")
+        listen = app.post("/next/1", json={"track": 5, "time": 1})
+    finally:
+        client.replicaof("NO", "ONE")
+    assert (refused.status_code, refused.json["redis"], refused.json["catalog"]) == (503, False, False)
+    assert listen.status_code == 200 and 0 <= listen.json["track"] < 300  # served from the catalog in memory
+    assert "Link with MASTER is down" in caplog.text  # why Redis counts as down, for the operator
+    assert app.get("/ready").status_code == 200
+
+
 def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_it_can(start_botify, tiny_world):
     service = start_botify(tiny_world, workers=1)
     assert requests.post(f"{service.url}/next/1", json={"track": 5, "time": 1}).status_code == 200
