@@ -15,7 +15,11 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from botify.settings import GUNICORN_MASTER, WORKER_NUMBER, Settings  # noqa: E402 (stdlib only: no numpy yet)
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except ValueError as error:  # one line, as `botify serve` says it, not gunicorn's "Failed to read config file" stack
+    print(f"botify: {error}", file=sys.stderr)
+    raise SystemExit(1) from None
 os.environ[GUNICORN_MASTER] = str(os.getpid())  # the app refuses to be built in this process (`botify.wsgi`)
 bind = settings.bind
 workers = settings.workers
@@ -38,12 +42,17 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def on_starting(server):
-    """Refuse to start, in one line, without a Redis to serve from (else every worker dies with a traceback)."""
-    from botify.connection import NoRedis, serving_url  # redis-py only: numpy stays out of the master
+    """Refuse to start, in one line, with settings `botify serve` refuses (an unknown experiment or fallback, an
+    event-log folder that cannot be written) or without a Redis to serve from: else workers die with a traceback."""
+    from botify.app import check_settings
+    from botify.connection import NoRedis, serving_url
+    from botify.serve import check_log_dir
 
     try:
+        check_settings(settings)
+        check_log_dir(settings.log_dir)
         serving_url(settings)
-    except NoRedis as error:
+    except (NoRedis, ValueError, OSError) as error:
         print(f"botify: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from gunicorn.config import Config
 
 from botify import gunicorn_conf
@@ -40,6 +41,33 @@ def test_gunicorn_without_any_redis_refuses_in_one_line(tmp_path):
         f"botify: REDIS_URL is not set and no embedded Redis serves {tmp_path / 'world' / 'redis'}: "
         "run `python -m botify serve`, which starts it, or set REDIS_URL"
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BOTIFY_WORKERS", "two", "BOTIFY_WORKERS must be a whole number, got 'two'"),
+        ("BOTIFY_EXPERIMENT", "HW_3", "unknown experiment 'HW_3'; registered: ['AA', 'EXPLORE', 'HW_2', 'HW_2_ARMS']"),
+        ("BOTIFY_FALLBACK", "toppop,popular", "unknown fallback recommender(s) ['popular']; choose from "
+         "['random', 'sticky_artist', 'toppop']"),
+        ("BOTIFY_LOG_DIR", "{tmp}/a-file/log", "cannot create BOTIFY_LOG_DIR {tmp}/a-file/log: Not a directory"),
+    ],
+)  # fmt: skip
+def test_gunicorn_with_bad_settings_refuses_in_one_line(tmp_path, redis_server, variable, value, message):
+    """Started directly, bad settings as `botify serve` gives them: one line and no worker started. Read by the config
+    file, they were gunicorn's "Failed to read config file" traceback; built in each worker, a traceback per worker
+    and exit code 3."""
+    (tmp_path / "a-file").write_text("")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("BOTIFY_", "REDIS_"))}
+    environment |= {
+        "REDIS_URL": redis_server.url,
+        "BOTIFY_LOG_DIR": str(tmp_path / "log"),
+        "BOTIFY_BIND": f"127.0.0.1:{free_port()}",
+        variable: value.format(tmp=tmp_path),
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:botify.gunicorn_conf", "botify.wsgi:app"]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+    assert (finished.returncode, finished.stderr.splitlines()) == (1, [f"botify: {message.format(tmp=tmp_path)}"])
 
 
 def test_a_worker_told_to_quit_inside_its_thread_pools_submit_quits():
