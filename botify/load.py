@@ -271,9 +271,12 @@ def run(args: argparse.Namespace) -> None:
             staged += [recommendations.stage(client, name) for name, _, recommendations in sets]
         except redis.ResponseError as error:  # a pipeline's error quotes its (binary) command: keep Redis's reason
             reason = str(error).rpartition("caused error: ")[2]
+            if isinstance(error, redis.ReadOnlyError):  # REDIS_URL names a replica (a failover moved the primary)
+                hint = "a read-only replica: give REDIS_URL its primary"
+            else:
+                hint = "maxmemory reached? give it more"
             raise RuntimeError(
-                f"Redis refused a write: {reason} (maxmemory reached? give it more); the live catalog and sets are "
-                "unchanged"
+                f"Redis refused a write: {reason} ({hint}); the live catalog and sets are unchanged"
             ) from None
         store.switch_all(client, staged, kept_sets=() if args.allow_stale_sets else RECOMMENDATION_SETS)
         print(f"published to {where}:")

@@ -453,6 +453,22 @@ def test_a_load_that_fails_half_way_leaves_the_live_catalog_and_sets_as_they_wer
     assert Store(client).user_list(1, "lightfm").tolist() == list(range(10))
 
 
+def test_a_load_into_a_read_only_replica_says_so_not_that_memory_is_short(own_redis, tiny_world):
+    """A REDIS_URL naming a replica (a failover moved the primary): the load blamed maxmemory."""
+    client = own_redis.client()
+    client.replicaof("127.0.0.1", "1")  # a master that never answers: reads are served, writes refused
+    try:
+        result = run_load(own_redis.url, "--data", str(tiny_world))
+    finally:
+        client.replicaof("NO", "ONE")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "botify load: Redis refused a write: You can't write against a read only replica. (a read-only replica: "
+        "give REDIS_URL its primary); the live catalog and sets are unchanged\n",
+    )
+    assert client.get("catalog:current") is None
+
+
 def test_version_names_are_not_reused_by_a_redis_that_lost_its_data(client, tiny_world):
     first = client.get("catalog:current")
     client.flushdb()
