@@ -22,7 +22,7 @@ from botify.recommenders.base import Recommender
 from botify.recommenders.top_pop import TOP_K
 from botify.registry import EXPERIMENTS, RECOMMENDATION_SETS, RECOMMENDERS
 from botify.settings import Settings
-from botify.store import REDIS_DOWN, Store, StoreUnavailable
+from botify.store import REDIS_DOWN, REDIS_REFUSED, Store, StoreUnavailable
 from botify.wiring import build_recommenders, check_fallback
 
 
@@ -70,8 +70,8 @@ class Services:
             catalog = redis_up and self.store.catalog_version() is not None
             stale = self.store.stale_sets(names) if redis_up else []  # made for another catalog than the live one
             sets = {name: redis_up and name not in stale and self.store.has_set(name) for name in names}
-        except (*REDIS_DOWN, redis.ResponseError) as error:  # lost after the ping, or refusing (a replica's MASTERDOWN)
-            if isinstance(error, redis.ResponseError):
+        except (*REDIS_DOWN, redis.ResponseError) as error:  # unreachable, or refusing (a replica's MASTERDOWN)
+            if isinstance(error, REDIS_REFUSED):
                 self.store.guard.refused(error)  # logged: why Redis counts as down
             redis_up, catalog, stale, sets = False, False, [], dict.fromkeys(names, False)
         event_log = self.events.healthy()

@@ -38,6 +38,9 @@ CATALOG_CHECK_SECONDS = 1.0
 NO_CATALOG = "no catalog loaded: run `python -m botify load --data DIR`"
 WRITE_BATCH = 2000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Redis answered, but no (out of memory, a read-only replica, a wrong password: redis-py's AuthenticationError is a
+# ConnectionError): served around as an outage, and logged, since waiting does not end it.
+REDIS_REFUSED = (redis.ResponseError, redis.AuthenticationError)
 REDIS_RETRY_SECONDS = 0.5  # after a Redis timeout, serve from memory this long before trying Redis again
 MAX_UNENDED = 100_000  # ended sessions a process remembers to delete once Redis answers again
 REFUSAL_LOG_SECONDS = 60.0  # a command Redis refuses is logged at most this often (it may refuse every request)
@@ -60,8 +63,11 @@ class RedisGuard:
         self.refusal_logged_until = 0.0
 
     def failed(self, error: Exception) -> None:
+        """Redis did not answer (after a timeout it is left alone a while) or refused (logged)."""
         if isinstance(error, redis.TimeoutError):
             self.down_until = time.monotonic() + self.retry_seconds
+        elif isinstance(error, REDIS_REFUSED):
+            self.refused(error)
 
     def suspended(self) -> bool:
         return time.monotonic() < self.down_until
@@ -72,20 +78,17 @@ class RedisGuard:
 
     def call(self, call: Callable[..., T], *args: object) -> T:
         """`call(*args)`, which talks to Redis; StoreUnavailable while Redis is unreachable or left alone, or refuses
-        the command (out of memory under `maxmemory`, a read-only replica after a failover): callers serve from
-        memory, and the refusal is logged (at most once a minute) for the operator."""
+        the command (out of memory under `maxmemory`, a read-only replica after a failover, a wrong password):
+        callers serve from memory, and the refusal is logged (at most once a minute) for the operator."""
         if self.suspended():
             raise StoreUnavailable("Redis is left alone after a timeout")
         try:
             return call(*args)
-        except REDIS_DOWN as error:
+        except (*REDIS_DOWN, redis.ResponseError) as error:
             self.failed(error)
             raise StoreUnavailable(str(error)) from error
-        except redis.ResponseError as error:
-            self.refused(error)
-            raise StoreUnavailable(str(error)) from error
 
-    def refused(self, error: redis.ResponseError) -> None:
+    def refused(self, error: redis.RedisError) -> None:
         now = time.monotonic()
         if now >= self.refusal_logged_until:
             self.refusal_logged_until = now + REFUSAL_LOG_SECONDS
@@ -460,10 +463,8 @@ class Store:
         self._unended_lock = threading.Lock()
 
     def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except REDIS_DOWN:
-            return False
+        """Whether Redis answers; raises what redis-py raises when it does not."""
+        return bool(self.client.ping())
 
     def catalog_version(self) -> bytes | None:
         return live_catalog_version(self.client)

@@ -222,6 +222,27 @@ def test_a_replica_that_refuses_even_a_ping_is_unready_not_a_500_and_ready_again
     assert app.get("/ready").status_code == 200
 
 
+def test_a_wrong_redis_password_is_logged_not_served_as_a_silent_outage(own_redis, tiny_world, tmp_path, caplog):
+    """A REDIS_URL with a wrong password looked like Redis down: /ready 503, fallbacks served, and nothing said why."""
+    client = own_redis.client()
+    load_catalog(client, tiny_world)
+    wrong = own_redis.url.replace("redis://", "redis://:not-the-password@")
+    client.config_set("requirepass", "the-password")
+    try:
+        app = create_app(Settings(redis_url=wrong, log_dir=tmp_path / "log")).test_client()
+        ready = app.get("/ready")
+        listens = [app.post("/next/1", json={"track": 5, "time": 1}) for _ in range(3)]
+    finally:
+        client.config_set("requirepass", "")
+    assert (ready.status_code, ready.json["redis"]) == (503, False)
+    assert [listen.status_code for listen in listens] == [503] * 3  # no catalog seen yet: not a guess
+    logged = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert logged == [
+        "Redis refused a command: invalid username-password pair or user is disabled.; serving from memory meanwhile"
+    ]  # once a minute, not once per request
+    assert "not-the-password" not in caplog.text
+
+
 def test_a_listen_the_event_log_cannot_take_gets_a_503_and_serving_resumes_when_it_can(start_botify, tiny_world):
     service = start_botify(tiny_world, workers=1)
     assert requests.post(f"{service.url}/next/1", json={"track": 5, "time": 1}).status_code == 200
