@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,19 @@ def url_location(url: str) -> str:
     return "?".join([path, "&".join(kept)]) if kept else path
 
 
+def client_for(url: str, **options: float) -> redis.Redis:
+    """A client for the Redis at `url` (not connected yet); ValueError for a URL redis-py cannot read, quoting
+    nothing of its user name or password: redis-py's message quoted a password's part before an unencoded `/`, `?`
+    or `#` (as a port that is not a number)."""
+    try:
+        return redis.Redis.from_url(url, **options)
+    except ValueError as error:
+        credentials = url.split("://", 1)[-1].rpartition("@")[0]
+        reason = re.sub(r"'([^']*)'", lambda quoted: "'...'" if quoted[1] in credentials else quoted[0], str(error))
+        hint = " (percent-encode any / ? # in its user name or password)" if re.search("[/?#]", credentials) else ""
+        raise ValueError(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {reason}{hint}") from None
+
+
 def redis_location(settings: Settings) -> str:
     """Which Redis the settings name, for messages: `REDIS_URL`'s, or the data folder's embedded one."""
     if settings.redis_url:
@@ -53,15 +67,17 @@ def check_answers(url: str, timeout: float = 5.0) -> None:
     """NoRedis, in one line (without the URL's user name and password), unless the Redis at `url` answers: for
     commands that would otherwise find out after minutes of work."""
     try:
-        with redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
+        with client_for(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
             client.ping()
-    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis-py cannot read
+    except ValueError as error:  # a URL redis-py cannot read
+        raise NoRedis(str(error)) from None
+    except (redis.RedisError, OSError) as error:
         raise NoRedis(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {error}") from None
 
 
 def redis_client(settings: Settings) -> redis.Redis:
     """The Redis to serve from (`serving_url`), with the service's timeouts."""
-    return redis.Redis.from_url(
+    return client_for(
         serving_url(settings), socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
     )
 
@@ -101,7 +117,7 @@ def open_redis(settings: Settings) -> Iterator[redis.Redis]:
     runs, otherwise started for the duration and stopped with a snapshot (a `botify serve` that came to use it
     meanwhile starts it again from that snapshot)."""
     if settings.redis_url:
-        yield redis.Redis.from_url(settings.redis_url)
+        yield client_for(settings.redis_url)
         return
     server = embedded_for(settings)
     started = not server.is_up()

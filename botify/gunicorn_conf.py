@@ -45,13 +45,13 @@ def on_starting(server):
     """Refuse to start, in one line, with settings `botify serve` refuses (an unknown experiment or fallback, an
     event-log folder that cannot be written) or without a Redis to serve from: else workers die with a traceback."""
     from botify.app import check_settings
-    from botify.connection import NoRedis, serving_url
+    from botify.connection import NoRedis, redis_client
     from botify.serve import check_log_dir
 
     try:
         check_settings(settings)
         check_log_dir(settings.log_dir)
-        serving_url(settings)
+        redis_client(settings)  # a REDIS_URL redis-py can read, or the data folder's embedded Redis running
     except (NoRedis, ValueError, OSError) as error:
         print(f"botify: {error}", file=sys.stderr)
         raise SystemExit(1) from None

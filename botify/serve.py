@@ -11,11 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import redis
-
 from botify.app import check_settings
 from botify.arguments import bounded
-from botify.connection import embedded_for, save_snapshot, url_location
+from botify.connection import client_for, embedded_for, save_snapshot, url_location
 from botify.embedded_redis import EmbeddedRedis
 from botify.load import load_catalog
 from botify.process import host_port, stop_with_parent
@@ -79,7 +77,7 @@ def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis 
     env = dict(os.environ, BOTIFY_BIND=host_port(args.host, args.port))  # `::1:5001` was no address to gunicorn
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
-    client = embedded.start().client() if embedded else redis.Redis.from_url(settings.redis_url)
+    client = embedded.start().client() if embedded else client_for(settings.redis_url)
     with client:
         env["REDIS_URL"] = settings.redis_url or embedded.url
         if live_catalog_version(client) is None and (settings.data_dir / "tracks.json").exists():

@@ -117,6 +117,19 @@ def test_an_unreachable_redis_is_one_line(tiny_world, command):
     assert line.startswith(f"botify {command}: ") and "connecting to" in line
 
 
+@pytest.mark.parametrize("command", ["load", "serve"])
+@pytest.mark.parametrize("password", ["pa/SECRET", "pa?SECRET", "pa#SECRET"])
+def test_a_password_redis_py_cannot_read_in_the_url_is_never_printed(tiny_world, command, password):
+    """A `/`, `?` or `#` left unencoded in REDIS_URL's password: redis-py's error quoted the part before it."""
+    args = ["--data", str(tiny_world)] if command == "load" else ["--port", str(free_port())]
+    result = botify(command, *args, REDIS_URL=f"redis://:{password}@127.0.0.1:6379/0", BOTIFY_DATA_DIR=str(tiny_world))
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"botify {command}: cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): Port could not be cast to integer "
+        "value as '...' (percent-encode any / ? # in its user name or password)\n",
+    )
+
+
 def test_ctrl_c_during_a_load_is_one_line_and_publishes_nothing_half_way(redis_server, tiny_world, tmp_path):
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()

@@ -51,6 +51,8 @@ def test_gunicorn_without_any_redis_refuses_in_one_line(tmp_path):
         ("BOTIFY_FALLBACK", "toppop,popular", "unknown fallback recommender(s) ['popular']; choose from "
          "['random', 'sticky_artist', 'toppop']"),
         ("BOTIFY_LOG_DIR", "{tmp}/a-file/log", "cannot create BOTIFY_LOG_DIR {tmp}/a-file/log: Not a directory"),
+        ("REDIS_URL", "redis://:pa/SECRET@127.0.0.1:6379/0", "cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): "
+         "Port could not be cast to integer value as '...' (percent-encode any / ? # in its user name or password)"),
     ],
 )  # fmt: skip
 def test_gunicorn_with_bad_settings_refuses_in_one_line(tmp_path, redis_server, variable, value, message):
