@@ -36,10 +36,10 @@ def serving_url(settings: Settings) -> str:
 
 def url_location(url: str) -> str:
     """Where the Redis at `url` is, for messages: without the scheme, user name and password (`redis://:PW@host`,
-    or a unix socket's `?password=PW`)."""
+    or a unix socket's `?password=PW`), nor a TLS key's (`?ssl_password=PW`, which redis-py passes on)."""
     where = url.split("://", 1)[-1].rsplit("@", 1)[-1]
     path, _, query = where.partition("?")
-    kept = [part for part in query.split("&") if part and not part.lower().startswith("password=")]
+    kept = [part for part in query.split("&") if part and not part.partition("=")[0].lower().endswith("password")]
     return "?".join([path, "&".join(kept)]) if kept else path
 
 

@@ -31,6 +31,7 @@ def botify(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("rediss://admin:s3cret@db.example:6380/2?ssl_cert_reqs=none", "db.example:6380/2?ssl_cert_reqs=none"),
         ("unix:///run/redis.sock?db=0&password=s3cret", "/run/redis.sock?db=0"),
         ("unix:///run/redis.sock?Password=s3cret", "/run/redis.sock"),
+        ("rediss://db.example:6380/0?ssl_keyfile=/k.pem&ssl_password=s3cret", "db.example:6380/0?ssl_keyfile=/k.pem"),
     ],
 )
 def test_where_a_redis_is_says_no_password(url, where):
