@@ -131,6 +131,12 @@ def check_settings(settings: Settings) -> None:
     """ValueError naming what is wrong with settings a service could not start with."""
     if settings.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {settings.experiment!r}; registered: {sorted(EXPERIMENTS)}")
+    unknown = [name for name in EXPERIMENTS[settings.experiment].recommenders if name not in RECOMMENDERS]
+    if unknown:  # its arm would answer every request with a 500
+        raise ValueError(
+            f"experiment {settings.experiment} names unknown recommender(s) {unknown}; "
+            f"registered: {sorted(RECOMMENDERS)}"
+        )
     check_fallback(settings.fallback)
 
 

@@ -82,6 +82,23 @@ def test_serve_with_bad_settings_exits_with_one_line_before_starting_anything(tm
     assert reason in line
 
 
+def test_serve_refuses_an_experiment_naming_an_unknown_recommender_in_one_line():
+    """A misspelt recommender in a registered experiment answered its arm's every `/next` with a 500."""
+    register_and_serve = (
+        "import sys; from botify.experiments import Experiment; from botify.registry import EXPERIMENTS; "
+        "EXPERIMENTS['MINE'] = Experiment('MINE', ('sticky_artist', 'sticky-artist')); "
+        "from botify.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", register_and_serve, "serve", "--port", str(free_port())]
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "BOTIFY_EXPERIMENT": "MINE"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "botify serve: experiment MINE names unknown recommender(s) ['sticky-artist']; registered: "
+        "['lightfm', 'lightfm_in_order', 'lightfm_nofeat', 'random', 'sticky_artist', 'toppop']\n"
+    )
+
+
 def test_a_fallback_list_ignores_empty_names_around_commas() -> None:
     assert Settings.from_env({"BOTIFY_FALLBACK": "toppop, "}).fallback == ("toppop",)
     assert Settings.from_env({"BOTIFY_FALLBACK": " toppop , ,random,"}).fallback == ("toppop", "random")
