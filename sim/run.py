@@ -28,6 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from models.atomic import write_text
 from sim.agents import (
     Agent,
     OracleAgent,
@@ -307,8 +308,9 @@ def check_writable(path: Path) -> None:
 
 
 def write_summary(path: Path, seed: int, episodes: int, rows: list[Summary]) -> None:
+    """Replace the summary whole: a write that fails (a full disk, Ctrl-C) leaves the days written before."""
     summary = {"seed": seed, "episodes": episodes, "results": [row.to_dict() for row in rows]}
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

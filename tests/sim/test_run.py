@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -99,6 +100,29 @@ def test_a_run_that_fails_after_a_day_keeps_the_summary_of_the_days_it_finished(
         main([*args, "--days", "3", "--between-days", '[ "$SIM_DAY" -lt 2 ]'])
     rows = json.loads(out.read_text())["results"]
     assert sorted((r["agent"], r["day"]) for r in rows) == [(a, d) for a in ("random", "toppop") for d in (1, 2)]
+
+
+def test_a_summary_that_cannot_be_written_whole_keeps_the_days_written_before(tmp_path, world_dir):
+    """The summary was rewritten in place after each day: a write that failed part-way (here the file size limit
+    a full disk would impose) left a cut JSON, and the days a run had finished were lost with it."""
+    args = ["--data", str(world_dir), "--quiet", "--agent", "random", "--episodes", "20"]
+    day_one = tmp_path / "day1.json"
+    assert main([*args, "--out", str(day_one)]) == 0
+    out = tmp_path / "summary.json"
+    limit = day_one.stat().st_size + 20  # room for day 1's summary, not for the two days'
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "sim.run", *args, "--days", "2", "--out", str(out)],
+        capture_output=True, text=True, preexec_fn=limit_file_size,
+    )  # fmt: skip
+    assert finished.returncode == 1 and "File too large" in finished.stderr
+    assert finished.stderr.count("\n") == 1, finished.stderr
+    assert json.loads(out.read_text()) == json.loads(day_one.read_text())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["day1.json", "summary.json"]  # no temporary file
 
 
 def test_pause_waits_for_enter_between_days(world_dir):
