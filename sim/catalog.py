@@ -167,7 +167,7 @@ def read_listeners(path: Path, n_tracks: int) -> tuple[Listener, ...]:
         interests = record.get("interests")
         if not isinstance(interests, list) or not interests:
             raise DataError(f"{where}: field 'interests' must be a non-empty list of track ids")
-        if not all(isinstance(t, int) and 0 <= t < n_tracks for t in interests):
+        if not all(type(t) is int and 0 <= t < n_tracks for t in interests):  # not a bool: `true` is no track
             raise DataError(f"{where}: interests must be track ids in 0..{n_tracks - 1}")
         listeners.append(
             Listener(
@@ -194,7 +194,7 @@ def read_top_tracks(path: Path, n_tracks: int) -> np.ndarray:
         top = json.loads(_text(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not JSON ({error.msg})") from None
-    if not isinstance(top, list) or not top or not all(isinstance(t, int) and 0 <= t < n_tracks for t in top):
+    if not isinstance(top, list) or not top or not all(type(t) is int and 0 <= t < n_tracks for t in top):
         raise DataError(f"{path}: expected a non-empty JSON list of track ids in 0..{n_tracks - 1}")
     return np.asarray(top, dtype=np.int64)
 

@@ -195,6 +195,8 @@ def _course_world(path: Path, **user_fields: object) -> Path:
         ({"user": True}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got True\)"),
         ({"user": None}, r"field 'user' must be a whole number in 0..9223372036854775807 \(got None\)"),
         ({"user": 0}, r"users.json:2: user 0 is already defined on line 1$"),
+        ({"interests": [True]}, r"users.json:2: interests must be track ids in 0..11$"),  # was read as track 1
+        ({"interests": [2, 3.0]}, r"users.json:2: interests must be track ids in 0..11$"),
     ],
 )
 def test_bad_listener_parameters_are_data_errors(tmp_path, fields, message):
@@ -212,6 +214,12 @@ def test_user_ids_up_to_the_services_int64_limit_are_read_and_played(tmp_path):
     assert users == {0, 2**63 - 1}
     assert env.observation_space["user"].contains(2**63 - 1)
     check_env(env, skip_render_check=True)
+
+
+def test_top_tracks_that_are_not_track_ids_are_a_data_error(tmp_path):
+    (_course_world(tmp_path) / "top_tracks.json").write_text("[3, true, 1]")  # `true` was read as track 1
+    with pytest.raises(DataError, match=r"top_tracks.json: expected a non-empty JSON list of track ids in 0..11$"):
+        read_world(tmp_path)
 
 
 def test_an_empty_users_file_is_a_data_error(tmp_path):
