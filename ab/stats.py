@@ -19,6 +19,7 @@ A control mean of 0 has no relative effect: the effect and CI are NaN, and Welch
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,15 @@ def _clean(values: np.ndarray | list[float], arm: str, metric: str) -> np.ndarra
     return array
 
 
+def welch_test(treatment: np.ndarray, control: np.ndarray):
+    """scipy's Welch test. An arm whose users all have one value (every user one session, say) has a variance of
+    exactly 0: not the precision loss scipy warns of on stderr for it."""
+    with warnings.catch_warnings():
+        if np.ptp(treatment) == 0.0 or np.ptp(control) == 0.0:
+            warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+        return stats.ttest_ind(treatment, control, equal_var=False)
+
+
 def compare(
     control: np.ndarray | list[float],
     treatment: np.ndarray | list[float],
@@ -78,7 +88,7 @@ def compare(
     t = _clean(treatment, arms[1], metric)
     mc, mt = float(c.mean()), float(t.mean())
     vc, vt = float(c.var(ddof=1)) / c.size, float(t.var(ddof=1)) / t.size
-    test = stats.ttest_ind(t, c, equal_var=False) if vc + vt > 0.0 else None
+    test = welch_test(t, c) if vc + vt > 0.0 else None
     dof = float(test.df) if test is not None else float(c.size + t.size - 2)
     welch_p = float(test.pvalue) if test is not None else float(mt == mc)  # no variance: exact answer
     if mc == 0.0:

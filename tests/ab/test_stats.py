@@ -71,6 +71,16 @@ def test_constant_arms_give_an_exact_answer_not_nan() -> None:
     assert moved.effect_pct == pytest.approx(100.0) and moved.significant
 
 
+def test_an_arm_of_one_value_against_a_varying_one_warns_nothing(recwarn) -> None:
+    """scipy warned of precision loss on stderr (two lines in every report) when all of an arm's users had one
+    value, as `sessions` does when each user has one session: that arm's variance is exactly 0."""
+    result = compare([1.0, 2.0, 3.0, 2.0], [1.0, 1.0, 1.0])
+    assert [str(warning.message) for warning in recwarn] == []
+    assert result.effect_pct == pytest.approx(-50.0) and result.treatment_n == 3
+    t = -1.0 / math.sqrt(np.var([1.0, 2.0, 3.0, 2.0], ddof=1) / 4)  # Welch's, the treatment's variance 0: df 3
+    assert result.welch_p_value == pytest.approx(2 * stats.t.sf(abs(t), 3))
+
+
 def test_holm_matches_the_step_down_by_hand() -> None:
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
