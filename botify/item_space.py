@@ -5,6 +5,8 @@ The nearest tracks are worked out once, when a set is loaded (`nearest_tracks`),
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 NEIGHBOURS = 100
@@ -16,8 +18,11 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def nearest_tracks(vectors: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
-    """For every track, the `k` most similar other tracks by cosine, most similar first: int32 [tracks, k]."""
+def nearest_tracks(
+    vectors: np.ndarray, k: int = NEIGHBOURS, progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
+    """For every track, the `k` most similar other tracks by cosine, most similar first: int32 [tracks, k].
+    `progress(done, tracks)` is called after each block of tracks (~40 s in all at 50,000 tracks on 2 cores)."""
     unit = unit_rows(vectors)
     count = len(unit)
     k = max(0, min(k, count - 1))
@@ -32,6 +37,8 @@ def nearest_tracks(vectors: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
         top = np.argpartition(distances, k - 1, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(distances, top, axis=1), axis=1, kind="stable")
         nearest[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
+        if progress is not None:
+            progress(min(start + BLOCK, count), count)
     return nearest
 
 

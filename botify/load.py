@@ -9,7 +9,8 @@ in the same command (or `--allow-stale-sets`): they would go on serving another 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,20 @@ def check_made_for(path: Path, target: Target) -> bool:
     return made_for is not None
 
 
+def progress_lines(what: str, every: float = 2.0) -> Callable[[int, int], None]:
+    """A progress callback printing `what: N% (done of total)` at most every `every` seconds, the first after
+    `every` seconds: lines, which a loader's log keeps as a terminal does; silent for shorter work."""
+    last = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        nonlocal last
+        if (now := time.monotonic()) - last >= every:
+            last = now
+            print(f"  {what}: {done * 100 // total}% ({done:,} of {total:,})", flush=True)
+
+    return show
+
+
 @dataclass(frozen=True)
 class RecommendationSet:
     """A set's lists and item vectors (with each track's nearest tracks), read and checked against a catalog."""
@@ -146,7 +161,7 @@ class RecommendationSet:
         lists = list(read_recommendations(path, target.size))
         if not lists:
             raise DataError(f"{path}: no recommendations (loaded, it would replace the live set with nothing)")
-        neighbours = nearest_tracks(vectors) if vectors is not None else None
+        neighbours = None if vectors is None else nearest_tracks(vectors, progress=progress_lines("nearest tracks"))
         return cls(lists, vectors, neighbours, target.fingerprint, fingerprinted)
 
     def stage(self, client: redis.Redis, name: str) -> store.Staged:

@@ -27,3 +27,10 @@ def test_small_catalogs_and_zero_vectors_are_handled():
     space = ItemSpace(vectors, nearest_tracks(vectors, k=3))
     assert np.isfinite(space.similarity(np.arange(5), 0)).all()
     assert len(space.nearest(0)) == 3 and 0 not in space.nearest(0)
+
+
+def test_progress_is_reported_after_each_block_up_to_every_track(monkeypatch):
+    monkeypatch.setattr(item_space, "BLOCK", 64)
+    calls = []
+    nearest_tracks(np.random.default_rng(1).normal(size=(300, 8)), k=5, progress=lambda *call: calls.append(call))
+    assert calls == [(64, 300), (128, 300), (192, 300), (256, 300), (300, 300)]

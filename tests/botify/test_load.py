@@ -18,7 +18,7 @@ import redis
 from botify.connection import save_snapshot
 from botify.data_files import DataError, catalog_fingerprint, fingerprint_json, fingerprint_path, read_tracks
 from botify.embedded_redis import EmbeddedRedis
-from botify.load import CatalogFiles, RecommendationSet, Target, load_catalog, load_recommendations
+from botify.load import CatalogFiles, RecommendationSet, Target, load_catalog, load_recommendations, progress_lines
 from botify.store import (
     OLD_VERSION_GRACE_SECONDS,
     UNFINISHED_VERSION_SECONDS,
@@ -795,3 +795,12 @@ def test_a_title_escaped_as_a_surrogate_pair_is_text_and_loads(client, tmp_path)
     (tmp_path / "top_tracks.json").write_text("[0]")
     load_catalog(client, tmp_path)
     assert Store(client).track(0)["title"] == "\U0001f3b5 \u00e9"
+
+
+def test_progress_lines_say_how_far_long_work_is_and_keep_quiet_for_short_work(capsys):
+    progress_lines("nearest tracks", every=0.0)(12_800, 50_000)
+    assert capsys.readouterr().out == "  nearest tracks: 25% (12,800 of 50,000)\n"
+    quiet = progress_lines("nearest tracks", every=60.0)
+    for done in (10, 20, 30):
+        quiet(done, 30)
+    assert capsys.readouterr().out == ""
