@@ -133,8 +133,9 @@ def fit(
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        try:
-            model.fit_partial(coo, item_features=item_features, epochs=1, num_threads=threads)
+        try:  # LightFM checks its parameters by summing them: NaN ones would print numpy's warning first
+            with np.errstate(invalid="ignore", over="ignore"):
+                model.fit_partial(coo, item_features=item_features, epochs=1, num_threads=threads)
         except ValueError as error:  # LightFM's one sign of divergence: "Not all estimated parameters are finite"
             if "finite" not in str(error):
                 raise

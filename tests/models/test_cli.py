@@ -486,6 +486,17 @@ def test_a_model_that_diverges_is_one_line_and_writes_no_export(
     assert not any((out / name).exists() for name in (*OUTPUTS, "params.json"))
 
 
+def test_a_warp_model_that_diverges_prints_only_the_one_line(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """WARP's parameters turn NaN, and LightFM's check (a sum of them) printed numpy's two-line warning first."""
+    data, logs = toy
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"learning_rate": 1e30, "loss": "warp"}))
+    done = run_models(*train_args(data, logs, tmp_path / "out", "--params", str(path)))
+    assert done.returncode == 1
+    assert done.stderr.startswith("models: error: LightFM diverged in epoch 1 of lightfm_nofeat")
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
 def test_params_without_no_tune_is_an_input_error(
     tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
