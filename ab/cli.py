@@ -14,6 +14,7 @@ from ab.arms import CONTROL, sorted_arms
 from ab.errors import ABInputError
 from ab.stats import CI_METHODS
 from botify.arguments import OneLineParser, bounded, output_folder, path_argument
+from botify.event_log import log_folder_holding
 
 
 def _progress() -> bool:
@@ -72,9 +73,7 @@ def _report(args: argparse.Namespace) -> int:
     from ab.report import build_report
     from ab.table import render_markdown
 
-    given = [*args.logs, *(args.pre_logs or [])]
-    logs = [path if path.is_dir() else path.parent for path in given if path.exists()]  # a log file's folder too
-    holding = next((folder for folder in logs if args.out.resolve().is_relative_to(folder.resolve())), None)
+    holding = log_folder_holding(args.out, [*args.logs, *(args.pre_logs or [])])
     if holding is not None:  # every file under a log folder is read: the next report would read these as logs
         raise ABInputError(f"--out {args.out} is inside the log folder {holding}: write the report elsewhere")
     report = build_report(

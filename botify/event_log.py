@@ -200,6 +200,20 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
     return list(files.values())
 
 
+def log_folder_holding(folder: Path, paths: Iterable[Path | str]) -> Path | None:
+    """The log folder that `folder` is in, if any: a given folder (read whole, subfolders too), or the folder of a
+    given file when `folder` is that very folder (beside the log's files). What a command writes there would be read
+    as log lines by its next run."""
+    target = folder.resolve()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and target.is_relative_to(path.resolve()):
+            return path
+        if path.is_file() and target == path.parent.resolve():
+            return path.parent
+    return None
+
+
 def _size(path: Path) -> int:
     """A log file's size on disk; 0 for a file gone since it was listed."""
     try:

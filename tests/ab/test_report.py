@@ -206,6 +206,18 @@ def test_an_out_folder_inside_a_log_folder_or_under_a_file_is_refused(
     assert capsys.readouterr().err.endswith(f"argument --out: {tmp_path / 'file'} is a file, not a folder\n")
 
 
+def test_a_log_file_given_alone_lets_the_report_go_to_a_folder_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the named file is read: `ab report --logs events.jsonl` in the folder of the file (the default --out,
+    results/ab, under it) was refused as "inside the log folder ."."""
+    (log,) = write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path, "HW_2", files=1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--logs", log.name]) == 0
+    assert json.loads((tmp_path / "results" / "ab" / "ab_report.json").read_text())["users"] == {"C": 25, "T1": 35}
+    assert "error" not in capsys.readouterr().err
+
+
 def test_only_a_control_arm_is_an_input_error() -> None:
     users = user_metrics(generate_events(SyntheticDesign(users=50, split={"C": 1.0}), np.random.default_rng(0)))
     with pytest.raises(ABInputError, match="only the control arm"):
