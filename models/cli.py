@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 
 from botify.arguments import OneLineParser, bounded, output_folder, path_argument
+from botify.event_log import log_folder_holding
 from models.errors import InputError
 from models.interrupt import second_interrupt_stops_at_once
 from models.positives import PositivesConfig
@@ -238,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.setFormatter(NoInterruptTraceback(handler.formatter))
     config = config_from(args)
     try:
+        holding = log_folder_holding(config.out, config.logs)
+        if holding is not None:  # every file under a log folder is read: the next run would read these as logs
+            raise InputError(f"--out {config.out} is inside the log folder {holding}: write the models elsewhere")
         with second_interrupt_stops_at_once():  # the first stops at the next safe point, the second at once
             if args.command == "train":
                 run_train(config)

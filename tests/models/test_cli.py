@@ -8,6 +8,7 @@ import json
 import logging
 import logging.handlers
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -484,6 +485,23 @@ def test_a_model_that_diverges_is_one_line_and_writes_no_export(
     )
     assert re.fullmatch(f"{diverged} with learning_rate=1e\\+30, loss=bpr: lower the learning rate\n", err)
     assert not any((out / name).exists() for name in (*OUTPUTS, "params.json"))
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_an_out_folder_inside_a_log_folder_is_refused(
+    command: str, toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Every file under a log folder is read: a rerun read the first run's exports and study.db as 1,000 malformed
+    log lines."""
+    data, logs = toy
+    folder = tmp_path / "logs"
+    shutil.copytree(logs, folder / "day1")
+    out = folder / "models"
+    assert main(cli_args(command, data, folder, out, "--trials", "1", "--epochs", "1")) == 1
+    assert capsys.readouterr().err == (
+        f"models: error: --out {out} is inside the log folder {folder}: write the models elsewhere\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["day1"]
 
 
 def test_a_warp_model_that_diverges_prints_only_the_one_line(toy: tuple[Path, Path], tmp_path: Path) -> None:
