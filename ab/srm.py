@@ -63,6 +63,10 @@ def parse_split(text: str, arms: Sequence[str] = ()) -> dict[str, float]:
         pairs = [part.partition("=") for part in text.split(",") if part.strip()]
         if any(not sep or not name.strip() for name, sep, _ in pairs):
             raise _malformed(text)
+        names = [name.strip() for name, _, _ in pairs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:  # the last share would win silently, and the SRM check (or a simulated design) be another
+            raise ABInputError(f"--split {text!r} gives arm(s) {', '.join(twice)} more than one share")
         weights = {name.strip(): _share(text, value) for name, _, value in pairs}
     else:
         weights = {arm_label(i): _share(text, part) for i, part in enumerate(text.split("/"))}

@@ -54,6 +54,12 @@ def test_every_arm_of_the_design_needs_a_positive_share(text: str, reason: str) 
         parse_split(text, ["C", "T1"])
 
 
+def test_an_arm_named_twice_in_a_split_is_refused() -> None:
+    """The last share won: `C=50,T1=50,T1=10` checked the users against an 83% / 17% design and cried SRM."""
+    with pytest.raises(ABInputError, match=re.escape("--split 'C=50,T1=50, T1=10' gives arm(s) T1 more than one")):
+        parse_split("C=50,T1=50, T1=10", ["C", "T1"])
+
+
 def test_shares_near_the_float_maximum_are_normalised_without_overflow() -> None:
     """Their sum was inf, so every share 0: "gives arm(s) C, T1 a zero share"."""
     assert parse_split("C=1e308,T1=1e308", ["C", "T1"]) == {"C": 0.5, "T1": 0.5}
