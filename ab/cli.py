@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     aa = sub.add_parser("aa", help="false-positive rate of the analysis over many seeded A/A experiments")
     aa.add_argument("--runs", type=int, default=400, help="A/A experiments (default: 400)")
-    aa.add_argument("--users", type=bounded(int, 2), default=1000, help="users per experiment (default: 1000)")
+    aa.add_argument(
+        "--users", type=bounded(int, 2), default=1000, help="users per experiment (default: 1000, at least 40)"
+    )
     aa.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
     aa.add_argument("--ci", choices=CI_METHODS, default="delta")
     aa.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default: 0)")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from ab.aa import simulate_aa
+from ab.cli import main
 from ab.metrics import METRICS
 from ab.synthetic import SyntheticDesign
 
@@ -22,3 +24,14 @@ def test_aa_experiments_are_significant_at_the_nominal_rate() -> None:
     # without correction six metrics give far more than 5% of experiments a "winner"; Holm brings it back
     assert result.any_significant > high
     assert result.any_significant_holm <= high
+
+
+def test_too_few_users_for_an_aa_simulation_stop_before_any_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """Arms drawn at random left one of 12 users' runs an arm of 1 user: the simulation stopped there, after
+    the runs before it, with "arm T1 has 1 user(s) with a value of tracks"."""
+    assert main(["aa", "--runs", "400", "--users", "12"]) == 2
+    assert (
+        capsys.readouterr().err == "error: users must be at least 40 (an arm of fewer than 2 has no variance), got 12\n"
+    )
+    result = simulate_aa(3, np.random.default_rng(0), SyntheticDesign(users=40))
+    assert len(result.p_values["tracks"]) == 3
