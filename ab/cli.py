@@ -217,6 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ABInputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a report's files are written whole or not at all
+    except KeyboardInterrupt:  # a report's files and a simulated log are written whole or not at all
         print("ab: interrupted", file=sys.stderr)
         return 130

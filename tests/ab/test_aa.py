@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -35,3 +41,25 @@ def test_too_few_users_for_an_aa_simulation_stop_before_any_run(capsys: pytest.C
     )
     result = simulate_aa(3, np.random.default_rng(0), SyntheticDesign(users=40))
     assert len(result.p_values["tracks"]) == 3
+
+
+def test_ctrl_c_during_a_long_simulation_is_one_line(tmp_path: Path) -> None:
+    """`ab` let the KeyboardInterrupt through: a traceback from deep inside pandas, exit code -2."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ab", "aa", "--runs", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        maps = Path(f"/proc/{run.pid}/maps")
+        while "pandas" not in maps.read_text() and time.monotonic() < deadline:  # inside the command, runs under way
+            time.sleep(0.1)
+        time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert (run.returncode, err, out) == (130, "ab: interrupted\n", "")
