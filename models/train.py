@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from botify.connection import NoRedis, check_answers
+from botify.data_files import DataError, read_top_tracks, read_tracks
 from botify.settings import Settings
 from models.atomic import AtomicFiles, atomic_files, made_folder, write_text
 from models.catalog import Catalog, read_catalog
@@ -216,6 +217,15 @@ def check_redis() -> None:
         raise InputError(f"--load: {error}; nothing was trained") from None
 
 
+def check_world(data: Path) -> None:
+    """For `--load`: the world `botify load` will publish reads as the service needs it (an artist and a title for
+    every track, `top_tracks.json`), before minutes of training; training itself needs neither."""
+    try:
+        read_top_tracks(data / "top_tracks.json", len(read_tracks(data / "tracks.json")))
+    except DataError as error:
+        raise InputError(f"--load: {error}; nothing was trained") from None
+
+
 def _model_row(fitted: Fitted, evaluator: Evaluator) -> dict[str, Any]:
     return {
         **evaluator(fitted.scorer()).as_dict(),
@@ -230,9 +240,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     started = time.perf_counter()
     if config.tune and config.params is not None:
         raise InputError("--params is used only with --no-tune (tuning chooses the parameters otherwise)")
-    # Input that is wrong stops before minutes of reading logs: the parameters, Redis, then the output folder.
+    # Input that is wrong stops before minutes of reading logs: the parameters, the world and Redis to load into,
+    # then the output folder.
     params = load_params(config.params) if config.params else dict.fromkeys(MODELS, LightFMParams())
     if config.load:
+        check_world(config.data)
         check_redis()
     with made_folder(config.out):  # a run that fails leaves no empty folder of its own behind
         return _train(config, params, started)

@@ -610,6 +610,23 @@ def test_load_with_a_redis_that_does_not_answer_stops_before_training(
     assert not out.exists()
 
 
+def test_load_of_a_world_botify_cannot_serve_stops_before_training(
+    toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Training needs no titles nor top_tracks.json, botify load does: it trained (minutes, at scale) and only then
+    found the world unfit to publish."""
+    data, logs = toy
+    world = tmp_path / "world"
+    shutil.copytree(data, world)
+    (world / "top_tracks.json").unlink()
+    out = tmp_path / "out"
+    assert main(train_args(world, logs, out, "--load")) == 1
+    assert capsys.readouterr().err == (
+        f"models: error: --load: {world / 'top_tracks.json'}: no such file; nothing was trained\n"
+    )
+    assert not out.exists()
+
+
 def test_the_export_records_the_world_it_was_trained_on_and_botify_refuses_it_for_another(
     toy: tuple[Path, Path], tmp_path: Path, redis_server
 ) -> None:
