@@ -188,16 +188,26 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
         if path.is_file():
             found = [path]
         elif path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts)
-            )
+            found = sorted(_folder_files(path))
         else:
             raise FileNotFoundError(f"log path does not exist: {path}")
         for file in found:
             files.setdefault(file.resolve(), file)
     return list(files.values())
+
+
+def _folder_files(folder: Path) -> Iterator[Path]:
+    """The non-hidden files under `folder`, through links to folders too (a replica's folder linked into a log
+    folder is part of the log); each real folder once, so a link back up is no loop."""
+    seen: set[str] = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        yield from (p for name in names if not name.startswith(".") and (p := Path(root, name)).is_file())
 
 
 def log_folder_holding(folder: Path, paths: Iterable[Path | str]) -> Path | None:

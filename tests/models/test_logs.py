@@ -27,6 +27,21 @@ def test_next_and_last_lines_are_both_listens(tmp_path: Path) -> None:
     assert (listens.lines, listens.bad_lines, listens.files) == (2, 0, 1)
 
 
+def test_a_folder_linked_into_a_log_folder_is_read_and_a_link_back_up_once(tmp_path: Path) -> None:
+    """Replicas' folders gathered by links: their files were passed over without a word (`Path.rglob` does not
+    follow links to folders), while a linked file was read."""
+    write_lines(tmp_path / "replica1" / "events.jsonl", [event(1, 1, 1.0, 1)])
+    write_lines(tmp_path / "replica2" / "events.jsonl", [event(2, 2, 1.0, 2)])
+    log = tmp_path / "log"
+    write_lines(log / "events.jsonl", [event(3, 3, 1.0, 3)])
+    (log / "replica1").symlink_to(tmp_path / "replica1")
+    (log / "replica2").symlink_to(tmp_path / "replica2")
+    (tmp_path / "replica2" / "up").symlink_to(log)  # a loop
+    listens = read_listens([log])
+    assert sorted(listens.user.tolist()) == [1, 2, 3]
+    assert (listens.files, listens.bad_lines) == (3, 0)
+
+
 def test_rotated_and_gzipped_files_are_all_read(tmp_path: Path) -> None:
     log = tmp_path / "log"
     write_lines(log / "events.jsonl", [event(1, 1, 1.0, 3)])
