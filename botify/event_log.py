@@ -181,7 +181,7 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
     """The files a log is made of: the given files, and every non-hidden file under the given folders
     (one per worker, rotated and gzipped ones included), sorted per folder, each once however often the
     paths name it (a folder and a file in it, the same folder twice). FileNotFoundError names a path that
-    does not exist."""
+    does not exist, or is neither a file nor a folder."""
     files: dict[Path, Path] = {}  # the file as found, by its resolved path
     for raw in paths:
         path = Path(raw)
@@ -189,8 +189,9 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
             found = [path]
         elif path.is_dir():
             found = sorted(_folder_files(path))
-        else:
-            raise FileNotFoundError(f"log path does not exist: {path}")
+        else:  # a pipe (`--logs <(zcat ...)`) is no file to read twice, nor is a device
+            what = "is not a file or a folder" if path.exists() else "does not exist"
+            raise FileNotFoundError(f"log path {what}: {path}")
         for file in found:
             files.setdefault(file.resolve(), file)
     return list(files.values())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,14 @@ def test_a_folder_linked_into_a_log_folder_is_read_and_a_link_back_up_once(tmp_p
     listens = read_listens([log])
     assert sorted(listens.user.tolist()) == [1, 2, 3]
     assert (listens.files, listens.bad_lines) == (3, 0)
+
+
+def test_a_pipe_given_as_a_log_is_refused_as_what_it_is(tmp_path: Path) -> None:
+    """`--logs <(zcat ...)` named a pipe that exists: "log path does not exist"."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match=f"^log path is not a file or a folder: {re.escape(str(pipe))}$"):
+        read_listens([pipe])
 
 
 def test_rotated_and_gzipped_files_are_all_read(tmp_path: Path) -> None:
