@@ -321,6 +321,8 @@ def parse_event(line: str | bytes) -> tuple[Event | None, str]:
         return None, f"message is {message!r:.40}, not 'next' or 'last'"
     if not _int64(user):
         return None, "user is missing or not a 64-bit integer"
+    if user < 0:  # the service never logs one: its export would be refused by `botify load` whole
+        return None, "user is negative: not an id /next takes"
     if not _int64(track):
         return None, "track is missing or not a 64-bit integer"
     if not finite_number(timestamp) or not INT64_MIN <= timestamp <= INT64_MAX:

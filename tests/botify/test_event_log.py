@@ -79,6 +79,7 @@ def test_the_edges_of_the_contract_are_valid() -> None:
         (_line(user=True), "user is missing or not a 64-bit integer"),
         (_line(user=2**63), "user is missing or not a 64-bit integer"),
         (_line(user=-(2**63) - 1), "user is missing or not a 64-bit integer"),
+        (_line(user=-1), "user is negative: not an id /next takes"),  # a model trained on it could not be loaded
         (_line(user="3"), "user is missing or not a 64-bit integer"),
         (_line(track=2**64), "track is missing or not a 64-bit integer"),
         (_line(track=7.0), "track is missing or not a 64-bit integer"),
