@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +91,17 @@ def creating_storage(storage: str) -> Iterator[optuna.storages.RDBStorage]:
     path = Path(storage).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.with_name(path.name + ".lock")):
-        yield _rdb_storage(storage, f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+        yield _rdb_storage(storage, sqlite_url(path), engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of the SQLite file `path`, whatever its characters: a SQLite URI filename, quoted for SQLite and again
+    for the URL (`sqlite:///PATH` took a `?` for a query and made the file elsewhere, `%41` for `A`, and a `{` for a
+    field of Optuna's URL template)."""
+    database = "file:" + urllib.parse.quote(str(path))
+    return sqlalchemy.engine.URL.create("sqlite", database=database, query={"uri": "true"}).render_as_string(
+        hide_password=False
+    )
 
 
 def _rdb_storage(given: str, url: str, **options: object) -> optuna.storages.RDBStorage:

@@ -38,6 +38,21 @@ def test_the_study_name_changes_with_how_trials_are_scored() -> None:
     assert len(set(others.values())) == len(others)
 
 
+def test_a_study_file_goes_where_its_path_says_whatever_its_characters(tmp_path: Path) -> None:
+    """The path went into `sqlite:///PATH` as it was: `run?1/study.db` made the file `run` beside the folder, `%41`
+    named another folder (`A`), and `{x}` stopped Optuna with a KeyError traceback."""
+    train = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    evaluator = Evaluator(train, sp.csr_matrix(np.fliplr(np.eye(4, dtype=np.float32))), np.arange(4))
+    features = sp.identity(4, format="csr", dtype=np.float32)
+    folder = tmp_path / "run?1 #{x}%41 é"
+    folder.mkdir()
+    config = TuneConfig(storage=str(folder / "study.db"), trials=1, epochs=1)
+    assert tune(train, features, evaluator, config).new_trials == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+    assert sorted(p.name for p in folder.iterdir()) == ["study.db", "study.db.lock"]
+    assert tune(train, features, evaluator, config).finished_trials == 1  # the rerun finds the study there
+
+
 def test_a_trial_that_diverges_is_pruned_and_the_study_goes_on(tmp_path: Path) -> None:
     """Item features weighted 1e25 make BPR diverge (LightFM raises a ValueError, which stopped the whole study):
     its trials are pruned, and the WARP ones still complete."""
