@@ -112,6 +112,11 @@ def _rdb_storage(given: str, url: str, **options: object) -> optuna.storages.RDB
     except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"cannot open the Optuna storage {without_password(given)!r}: {reason}") from None
+    except (KeyError, IndexError, ValueError):  # Optuna fills the URL in as a `str.format` template first
+        raise InputError(
+            f"cannot open the Optuna storage {without_password(given)!r}: Optuna reads '{{' and '}}' in a URL as a "
+            "template: write them '{{' and '}}'"
+        ) from None
 
 
 def without_password(storage: str) -> str:
