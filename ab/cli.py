@@ -73,11 +73,12 @@ def _report(args: argparse.Namespace) -> int:
     from ab.report import build_report
     from ab.table import render_markdown
 
-    holding = log_folder_holding(args.out, [*args.logs, *(args.pre_logs or [])])
+    logs = args.logs or [Path("log")]
+    holding = log_folder_holding(args.out, [*logs, *(args.pre_logs or [])])
     if holding is not None:  # every file under a log folder is read: the next report would read these as logs
         raise ABInputError(f"--out {args.out} is inside the log folder {holding}: write the report elsewhere")
     report = build_report(
-        args.logs,
+        logs,
         args.experiment,
         args.out,
         pre_logs=args.pre_logs,
@@ -136,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--logs",
         nargs="+",
+        action="extend",  # `--logs day2 --logs more` reads both (the last one alone, with argparse's default)
         type=path_argument,
-        default=[Path("log")],
-        help="log folders or files; every file under a folder is read (default: log)",
+        default=None,  # not [log]: `extend` would add to it
+        help="log folders or files; every file under a folder is read; may be repeated (default: log)",
     )
     report.add_argument("--experiment", default="HW_2", help="experiment name in the events (default: HW_2)")
     report.add_argument(
@@ -147,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--pre-logs",
         nargs="+",
+        action="extend",
         type=path_argument,
         default=None,
-        help="logs of a pre-experiment period of the same users, for CUPED",
+        help="logs of a pre-experiment period of the same users, for CUPED; may be repeated",
     )
     report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
     report.add_argument(

@@ -32,8 +32,9 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
         "--logs",
         type=path_argument,
         nargs="+",
+        action="extend",  # `--logs day1 --logs day2` reads both (the last one alone, with argparse's default)
         required=True,
-        help="event-log files or folders (every file in a folder is read, rotated ones too)",
+        help="event-log files or folders (every file in a folder is read, rotated ones too; may be repeated)",
     )
     parser.add_argument("--data", type=path_argument, required=True, help="world folder with tracks.json")
     parser.add_argument("--out", type=output_folder, required=True, help="output folder (created if need be)")

@@ -216,6 +216,21 @@ def test_a_log_file_given_alone_lets_the_report_go_to_a_folder_beside_it(
     assert "error" not in capsys.readouterr().err
 
 
+def test_logs_given_twice_are_both_read_and_none_given_is_the_log_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--logs A --logs B` analysed B alone, without a word (argparse kept the last)."""
+    first, second = write_log(
+        generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "log", "HW_2"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--logs", str(first), "--logs", str(second), "--out", "twice"]) == 0
+    assert main(["report", "--out", "default"]) == 0
+    capsys.readouterr()
+    for out in ("twice", "default"):
+        assert json.loads((tmp_path / out / "ab_report.json").read_text())["users"] == {"C": 25, "T1": 35}
+
+
 def test_only_a_control_arm_is_an_input_error() -> None:
     users = user_metrics(generate_events(SyntheticDesign(users=50, split={"C": 1.0}), np.random.default_rng(0)))
     with pytest.raises(ABInputError, match="only the control arm"):

@@ -512,6 +512,15 @@ def test_an_out_folder_inside_a_log_folder_is_refused(
     assert sorted(p.name for p in folder.iterdir()) == ["day1"]
 
 
+def test_logs_given_twice_are_both_read(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """`--logs day1 --logs day2` trained on day2 alone, without a word (argparse kept the last)."""
+    data, logs = toy
+    more = write_lines(tmp_path / "more" / "events.jsonl", [event(1, 0, 1.0, 1), event(2, 0, 1.0, 2)])
+    assert main(train_args(data, logs, tmp_path / "out") + ["--logs", str(more)]) == 0
+    read = json.loads((tmp_path / "out" / "report.json").read_text())["data"]
+    assert (read["files"], read["lines"]) == (2, len(Path(logs, "events.jsonl").read_text().splitlines()) + 2)
+
+
 def test_a_warp_model_that_diverges_prints_only_the_one_line(toy: tuple[Path, Path], tmp_path: Path) -> None:
     """WARP's parameters turn NaN, and LightFM's check (a sum of them) printed numpy's two-line warning first."""
     data, logs = toy
