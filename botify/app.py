@@ -20,10 +20,10 @@ from botify.event_log import INT64_MAX, EventLog
 from botify.experiments import Experiment
 from botify.recommenders.base import Recommender
 from botify.recommenders.top_pop import TOP_K
-from botify.registry import EXPERIMENTS, RECOMMENDATION_SETS, RECOMMENDERS
+from botify.registry import EXPERIMENTS, RECOMMENDATION_SETS, RECOMMENDERS, check_settings
 from botify.settings import Settings
 from botify.store import REDIS_DOWN, REDIS_REFUSED, Store, StoreUnavailable
-from botify.wiring import build_recommenders, check_fallback
+from botify.wiring import build_recommenders
 
 
 @dataclass
@@ -125,19 +125,6 @@ class BotifyApi(Api):
             if kind is not None:
                 e.data = {"message": f"not found: a {kind} id is a whole number from 0 to {INT64_MAX}"}
         return super().handle_error(e)
-
-
-def check_settings(settings: Settings) -> None:
-    """ValueError naming what is wrong with settings a service could not start with."""
-    if settings.experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {settings.experiment!r}; registered: {sorted(EXPERIMENTS)}")
-    unknown = [name for name in EXPERIMENTS[settings.experiment].recommenders if name not in RECOMMENDERS]
-    if unknown:  # its arm would answer every request with a 500
-        raise ValueError(
-            f"experiment {settings.experiment} names unknown recommender(s) {unknown}; "
-            f"registered: {sorted(RECOMMENDERS)}"
-        )
-    check_fallback(settings.fallback)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

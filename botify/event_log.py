@@ -177,6 +177,17 @@ class EventLog:
             self._file.close()
 
 
+def check_log_dir(directory: Path) -> None:
+    """OSError naming why the event log cannot be written in `directory` (made here if missing): each worker
+    would otherwise fail to boot with a traceback."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create BOTIFY_LOG_DIR {directory}: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write in BOTIFY_LOG_DIR {directory}: permission denied")
+
+
 def log_files(paths: Iterable[Path | str]) -> list[Path]:
     """The files a log is made of: the given files, and every non-hidden file under the given folders
     (one per worker, rotated and gzipped ones included), sorted per folder, each once however often the

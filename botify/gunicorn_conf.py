@@ -44,9 +44,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 def on_starting(server):
     """Refuse to start, in one line, with settings `botify serve` refuses (an unknown experiment or fallback, an
     event-log folder that cannot be written) or without a Redis to serve from: else workers die with a traceback."""
-    from botify.app import check_settings
-    from botify.connection import NoRedis, redis_client
-    from botify.serve import check_log_dir
+    from botify.connection import NoRedis, redis_client  # redis-py, orjson: numpy stays out of the master
+    from botify.event_log import check_log_dir
+    from botify.registry import check_settings
 
     try:
         check_settings(settings)

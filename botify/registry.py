@@ -7,9 +7,11 @@ Recommenders are named here once; experiments refer to them by name. A recommend
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botify.experiments import Experiment
+from botify.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ RECOMMENDERS: dict[str, RecommenderSpec] = {
     "lightfm_nofeat": RecommenderSpec("session_aware", "lightfm_nofeat"),
 }
 
+# The kinds that need no published set (`botify.wiring` builds them): BOTIFY_FALLBACK chains them.
+SIMPLE_KINDS = ("random", "toppop", "sticky_artist")
+
 # The sets `botify load --recs NAME=FILE` may publish: those a recommender reads.
 RECOMMENDATION_SETS = tuple(dict.fromkeys(s.recommendation_set for s in RECOMMENDERS.values() if s.recommendation_set))
 
@@ -49,6 +54,30 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("HW_2_ARMS", ("sticky_artist", "lightfm_in_order", "lightfm_nofeat", "lightfm")),
     )
 }
+
+
+def check_fallback(names: Sequence[str]) -> None:
+    """ValueError unless `names` is a chain of known recommenders: an empty one would serve the top track again and
+    again to a user without a list once every other pick is played."""
+    if not names:
+        raise ValueError(f"BOTIFY_FALLBACK names no fallback recommender; choose from {sorted(SIMPLE_KINDS)}")
+    unknown = [name for name in names if name not in SIMPLE_KINDS]
+    if unknown:
+        raise ValueError(f"unknown fallback recommender(s) {unknown}; choose from {sorted(SIMPLE_KINDS)}")
+
+
+def check_settings(settings: Settings) -> None:
+    """ValueError naming what is wrong with settings a service could not start with (numpy-free: gunicorn's master
+    checks them before any worker starts)."""
+    if settings.experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {settings.experiment!r}; registered: {sorted(EXPERIMENTS)}")
+    unknown = [name for name in EXPERIMENTS[settings.experiment].recommenders if name not in RECOMMENDERS]
+    if unknown:  # its arm would answer every request with a 500
+        raise ValueError(
+            f"experiment {settings.experiment} names unknown recommender(s) {unknown}; "
+            f"registered: {sorted(RECOMMENDERS)}"
+        )
+    check_fallback(settings.fallback)
 
 
 @functools.lru_cache(maxsize=2**16)

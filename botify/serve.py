@@ -9,14 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
-from botify.app import check_settings
 from botify.arguments import bounded
 from botify.connection import client_for, embedded_for, save_snapshot, url_location
 from botify.embedded_redis import EmbeddedRedis
+from botify.event_log import check_log_dir
 from botify.load import load_catalog
 from botify.process import host_port, stop_with_parent
+from botify.registry import check_settings
 from botify.settings import MAX_WORKERS, Settings
 from botify.store import live_catalog_version
 
@@ -45,17 +45,6 @@ def check_address(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as error:
             raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-
-
-def check_log_dir(directory: Path) -> None:
-    """OSError naming why the event log cannot be written in `directory` (made here if missing): each worker
-    would otherwise fail to boot with a traceback."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot create BOTIFY_LOG_DIR {directory}: {error.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write in BOTIFY_LOG_DIR {directory}: permission denied")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,21 +11,11 @@ from botify.recommenders.candidates import InOrder, SessionAware
 from botify.recommenders.random_track import RandomTrack
 from botify.recommenders.sticky_artist import StickyArtist
 from botify.recommenders.top_pop import TopPop
-from botify.registry import RECOMMENDERS
+from botify.registry import RECOMMENDERS, check_fallback
 from botify.store import Store
 
 SIMPLE = {"random": RandomTrack, "toppop": TopPop, "sticky_artist": StickyArtist}
 CANDIDATE_LISTS = {"in_order": InOrder, "session_aware": SessionAware}
-
-
-def check_fallback(names: Sequence[str]) -> None:
-    """ValueError unless `names` is a chain of known recommenders: an empty one would serve the top track again and
-    again to a user without a list once every other pick is played."""
-    if not names:
-        raise ValueError(f"BOTIFY_FALLBACK names no fallback recommender; choose from {sorted(SIMPLE)}")
-    unknown = [name for name in names if name not in SIMPLE]
-    if unknown:
-        raise ValueError(f"unknown fallback recommender(s) {unknown}; choose from {sorted(SIMPLE)}")
 
 
 def fallback_chain(names: Sequence[str], store: Store, rng: np.random.Generator) -> list[Pick]:

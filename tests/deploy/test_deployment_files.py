@@ -32,9 +32,10 @@ from redis.retry import Retry
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
-from botify.app import check_settings, create_app
+from botify.app import create_app
 from botify.embedded_redis import redis_server_binary
 from botify.process import free_port
+from botify.registry import check_settings
 from botify.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,6 +13,8 @@ from gunicorn.config import Config
 from botify import gunicorn_conf
 from botify.gunicorn_worker import DrainingThreadWorker
 from botify.process import free_port
+from botify.registry import SIMPLE_KINDS
+from botify.wiring import SIMPLE
 
 
 def test_a_worker_freezes_what_it_loaded_so_full_collections_skip_it():
@@ -111,3 +113,23 @@ def test_gunicorn_with_the_app_preloaded_refuses_in_one_line(tmp_path, redis_ser
         "botify: --preload is not supported: each worker builds its own app (its event log)"
     ]
     assert not (tmp_path / "log").exists()  # refused before the app was built: no event-log file of the master's
+
+
+def test_the_masters_checks_leave_numpy_and_the_app_out_of_it(tmp_path, redis_server):
+    """The master checks the settings before any worker starts without importing the app: workers import it after
+    the fork, each in about the same time, so the second is up when the first answers `/ready` (a master holding the
+    app's modules forked a first worker ready in milliseconds, before the second existed: keep-alive clients
+    connecting then all landed on the first)."""
+    check = (
+        "import sys; from botify import gunicorn_conf; gunicorn_conf.on_starting(None); "
+        "print(sorted(m for m in ('numpy', 'flask', 'botify.app') if m in sys.modules))"
+    )
+    environment = os.environ | {"REDIS_URL": redis_server.url, "BOTIFY_LOG_DIR": str(tmp_path / "log")}
+    finished = subprocess.run(
+        [sys.executable, "-c", check], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert (finished.returncode, finished.stdout, finished.stderr) == (0, "[]\n", "")
+
+
+def test_every_fallback_kind_is_one_the_service_builds():
+    assert sorted(SIMPLE_KINDS) == sorted(SIMPLE)
