@@ -134,14 +134,15 @@ def users_per_arm(
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> int | None:
-    """Users per arm for a two-sided test at `alpha` to detect a relative `effect` with `power`; None when there is
-    no finite answer (a zero mean, variances too large for a float)."""
+    """Users per arm for a two-sided test at `alpha` to detect a relative `effect` with `power`, at least 2 (Welch's
+    test needs a variance in each arm; a metric without one needed 0); None when there is no finite answer (a zero
+    mean, variances too large for a float)."""
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     delta = effect * abs(control_mean)
     if delta == 0.0:
         return None  # a relative effect of a zero mean is undefined
     users = z**2 * (control_var + treatment_var) / delta**2
-    return math.ceil(users) if math.isfinite(users) else None
+    return max(2, math.ceil(users)) if math.isfinite(users) else None
 
 
 def mde_pct(

@@ -100,6 +100,12 @@ def test_users_for_a_5pct_effect_reach_80pct_power_in_simulation() -> None:
     assert users_per_arm(1.0, 1.0, 0.0) is None
 
 
+def test_a_metric_without_variance_needs_the_two_users_per_arm_welch_needs() -> None:
+    """Every user one identical session: the report's power table said 0 users per arm."""
+    assert users_per_arm(0.0, 0.0, 1.0) == 2
+    assert users_per_arm(1e-6, 1e-6, 10.0) == 2
+
+
 @pytest.mark.parametrize("variance", [1e308, math.inf, math.nan])
 def test_users_per_arm_has_no_answer_for_variances_beyond_a_float(variance: float) -> None:
     """Finite user values can have a variance that overflows (latencies of 1e160 s): no number, not a traceback."""
