@@ -82,7 +82,7 @@ def build_agent(name: str, env: RecEnv, url: str | None = None) -> Agent:
             return RecommenderAgent(recommender)
         except TypeError:
             kind = type(recommender).__name__
-            raise SimError(f"agent {name!r}: {attribute}() returned a {kind}, not a recommender") from None
+            raise SimError(f"agent {name!r}: {attribute}(world) returned type {kind}, not a recommender") from None
     raise SimError(f"unknown agent {name!r}: use {', '.join(IN_PROCESS_AGENTS)}, remote or module:factory")
 
 

@@ -328,7 +328,7 @@ def _repeat_first_user(path):
         (None, ["--agent", "remote", "--url", "http://127.0.0.1:99999"], "bad service URL 'http://127.0.0.1:99999'"),
         (None, ["--agent", "remote", "--url", "http://127.0.0.1:abc"], "bad service URL 'http://127.0.0.1:abc'"),
         (None, ["--agent", ":foo"], "cannot load agent ':foo'"),
-        (None, ["--agent", "builtins:str"], "agent 'builtins:str': str() returned a str, not a recommender"),
+        (None, ["--agent", "builtins:str"], "agent 'builtins:str': str(world) returned type str, not a recommender"),
         (None, ["--agent", "math:pi"], "agent 'math:pi': pi is a float, not a factory(world)"),
         (None, ["--agent", "os:system"], "agent 'os:system': system(world) raised TypeError"),
         (None, ["--agent", ""], "--agent names no agent"),
