@@ -63,6 +63,17 @@ def redis_location(settings: Settings) -> str:
     return f"the embedded Redis of BOTIFY_DATA_DIR {settings.data_dir.resolve()}"
 
 
+def cannot_use(url: str, error: Exception) -> str:
+    """Why the Redis at `url` cannot be used, in one line without its user name and password, with a hint where
+    Redis's own words give none (a password missing or wrong, TLS asked of a Redis without it)."""
+    hint = ""
+    if isinstance(error, redis.AuthenticationError):
+        hint = " (check the password REDIS_URL gives: redis://:PASSWORD@HOST:PORT/DB)"
+    elif url.startswith("rediss://") and isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        hint = " (rediss:// speaks TLS: does that Redis take TLS on that port?)"
+    return f"cannot use the Redis of REDIS_URL ({url_location(url)}): {error}{hint}"
+
+
 def check_answers(url: str, timeout: float = 5.0) -> None:
     """NoRedis, in one line (without the URL's user name and password), unless the Redis at `url` answers: for
     commands that would otherwise find out after minutes of work."""
@@ -72,7 +83,7 @@ def check_answers(url: str, timeout: float = 5.0) -> None:
     except ValueError as error:  # a URL redis-py cannot read
         raise NoRedis(str(error)) from None
     except (redis.RedisError, OSError) as error:
-        raise NoRedis(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {error}") from None
+        raise NoRedis(cannot_use(url, error)) from None
 
 
 def redis_client(settings: Settings) -> redis.Redis:

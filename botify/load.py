@@ -20,7 +20,7 @@ import redis
 from botify import store
 from botify.arguments import path_argument
 from botify.catalog import artist_indices
-from botify.connection import embedded_for, open_redis, redis_location, save_snapshot
+from botify.connection import check_answers, embedded_for, open_redis, redis_location, save_snapshot
 from botify.data_files import (
     DataError,
     catalog_fingerprint,
@@ -240,7 +240,9 @@ def run(args: argparse.Namespace) -> None:
     for _, path in args.recs:
         require_file(path)
     where = redis_location(settings)
-    if not settings.redis_url and not embedded_for(settings).is_up():  # a service of another folder would not see it
+    if settings.redis_url:
+        check_answers(settings.redis_url)  # one line saying which Redis, not Redis's words alone
+    elif not embedded_for(settings).is_up():  # a service of another folder would not see it
         print(
             f"note: nothing serves {where} now: it runs for this load only; a `botify serve` with the same "
             "BOTIFY_DATA_DIR serves what is loaded",

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from botify.arguments import bounded
-from botify.connection import client_for, embedded_for, save_snapshot, url_location
+from botify.connection import check_answers, client_for, embedded_for, save_snapshot, url_location
 from botify.embedded_redis import EmbeddedRedis
 from botify.event_log import check_log_dir
 from botify.load import load_catalog
@@ -66,6 +66,8 @@ def serve(args: argparse.Namespace, settings: Settings, embedded: EmbeddedRedis 
     env = dict(os.environ, BOTIFY_BIND=host_port(args.host, args.port))  # `::1:5001` was no address to gunicorn
     if args.workers:
         env["BOTIFY_WORKERS"] = str(args.workers)
+    if embedded is None:
+        check_answers(settings.redis_url)  # one line saying which Redis, not Redis's words alone
     client = embedded.start().client() if embedded else client_for(settings.redis_url)
     with client:
         env["REDIS_URL"] = settings.redis_url or embedded.url

@@ -148,6 +148,35 @@ def test_a_password_redis_py_cannot_read_in_the_url_is_never_printed(tiny_world,
     )
 
 
+@pytest.mark.parametrize("command", ["load", "serve"])
+def test_a_redis_refusing_the_password_says_which_redis_and_what_to_check(own_redis, tiny_world, command):
+    """Redis's words alone ("HELLO must be called with the client already authenticated...") named neither the
+    Redis nor the password."""
+    own_redis.client().config_set("requirepass", "s3cret")
+    try:
+        args = ["--data", str(tiny_world)] if command == "load" else ["--port", str(free_port())]
+        lines = {}
+        for given in ("", ":wrong@"):
+            url = f"redis://{given}127.0.0.1:{own_redis.port}/0"
+            result = botify(command, *args, REDIS_URL=url, BOTIFY_DATA_DIR=str(tiny_world))
+            assert result.returncode == 1
+            [lines[given]] = result.stderr.splitlines()
+    finally:
+        redis.Redis(port=own_redis.port, password="s3cret").config_set("requirepass", "")
+    for line in lines.values():
+        assert line.startswith(f"botify {command}: cannot use the Redis of REDIS_URL (127.0.0.1:{own_redis.port}/0): ")
+        assert line.endswith(" (check the password REDIS_URL gives: redis://:PASSWORD@HOST:PORT/DB)")
+    assert "wrong" not in lines[":wrong@"]
+
+
+def test_tls_asked_of_a_redis_without_it_says_so(own_redis, tiny_world):
+    result = botify("load", "--data", str(tiny_world), REDIS_URL=f"rediss://127.0.0.1:{own_redis.port}/0")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"botify load: cannot use the Redis of REDIS_URL (127.0.0.1:{own_redis.port}/0): ")
+    assert line.endswith(" (rediss:// speaks TLS: does that Redis take TLS on that port?)")
+
+
 def test_ctrl_c_during_a_load_is_one_line_and_publishes_nothing_half_way(redis_server, tiny_world, tmp_path):
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
