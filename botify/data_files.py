@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+import orjson
+
 
 class DataError(ValueError):
     """A data file does not say what the service needs; the message says what and where."""
@@ -107,8 +109,16 @@ def read_fingerprint(recs_file: Path) -> str | None:
 
 
 def read_tracks(path: Path) -> list[dict]:
-    """What the service needs of tracks.json: ids 0..N-1 and an artist and a title for each."""
-    return read_catalog_records(path, ("artist", "title"))
+    """What the service needs of tracks.json: ids 0..N-1, an artist and a title for each, and metadata `/track` can
+    answer in JSON (orjson, which the service answers with, takes no integer beyond 64 bits nor nesting deeper than
+    255: such a track, loaded, got a 500 from /track)."""
+    tracks = read_catalog_records(path, ("artist", "title"))
+    for track in tracks:
+        try:
+            orjson.dumps(track)
+        except TypeError as error:
+            raise DataError(f"{path}: track {track['track']} cannot be answered by /track in JSON: {error}") from None
+    return tracks
 
 
 def read_top_tracks(path: Path, size: int) -> list[int]:

@@ -487,6 +487,27 @@ def test_a_bad_set_leaves_the_live_catalog_as_it_was(client, redis_server, tiny_
     assert Store(client).catalog().size == 300
 
 
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ('"year": 100000000000000000000', "Integer exceeds 64-bit range"),
+        ('"tags": ' + "[" * 300 + "]" * 300, "Recursion"),
+    ],
+)
+def test_track_metadata_that_track_could_not_answer_in_json_is_refused(client, redis_server, tmp_path, metadata, error):
+    world = tmp_path / "world"
+    world.mkdir()
+    rows = ['{"track": 0, "artist": "a", "title": "t"}', f'{{"track": 1, "artist": "a", "title": "u", {metadata}}}']
+    (world / "tracks.json").write_text("\n".join(rows) + "\n")
+    (world / "top_tracks.json").write_text("[0, 1]")
+    result = run_load(redis_server.url, "--data", str(world))  # loaded, GET /track/1 answered a 500
+    assert result.returncode == 1
+    assert re.fullmatch(
+        rf"botify load: .*tracks\.json: track 1 cannot be answered by /track in JSON: {error}.*\n", result.stderr
+    )
+    assert Store(client).track(1) == {"track": 1, "artist": "Artist 0", "title": "Song 1"}  # the live world kept
+
+
 def test_the_embedded_redis_is_the_data_folders_whichever_world_is_loaded(tiny_world, tmp_path):
     server = EmbeddedRedis(tmp_path / "data" / "redis").start()  # as `botify serve` runs it for BOTIFY_DATA_DIR
     try:
