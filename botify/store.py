@@ -428,6 +428,18 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET
 """
 
 
+# Delete the sessions of /lasts that could not reach Redis, unless written since the /last was answered. A listen sets
+# its session's expiry to the TTL, so the session's age (ms since its latest listen) is the TTL less what is left of
+# it; each /last's wait (ms since it was answered) is the worker's. KEYS: the sessions. ARGV: the session TTL in ms,
+# then each /last's wait in ms. A key without an expiry (not written by a listen) is deleted.
+END_UNENDED_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  local left = redis.call('PTTL', key)
+  if left == -1 or (left >= 0 and tonumber(ARGV[1]) - left >= tonumber(ARGV[i + 1])) then redis.call('DEL', key) end
+end
+"""
+
+
 class ThreadConnection:
     """A connection checked out of `pool` for one thread, given back when the thread's locals are dropped (it ended)."""
 
@@ -459,7 +471,8 @@ class Store:
         self._listen_sha = hashlib.sha1(LISTEN_SCRIPT.encode()).hexdigest()
         self._thread = threading.local()
         self.guard = RedisGuard()
-        self._unended: set[int] = set()  # users whose /last could not delete their session yet
+        self._unended: dict[int, float] = {}  # users whose /last could not delete their session yet: when
+        # it was answered (time.monotonic())
         self._unended_lock = threading.Lock()
 
     def ping(self) -> bool:
@@ -579,22 +592,32 @@ class Store:
 
     def end_session(self, user: int) -> None:
         """Delete the user's session. While Redis cannot be reached or is left alone (StoreUnavailable), the session
-        is remembered and deleted by this process's next call that reaches Redis: a /last in that window would
-        otherwise leave the ended session's listens to the user's next session."""
-        with self._unended_lock:
-            if len(self._unended) < MAX_UNENDED:  # beyond, sessions end by expiring
-                self._unended.add(user)
-        self.end_unended()
-
-    def end_unended(self) -> None:
-        """Delete the sessions whose end has not reached Redis yet; StoreUnavailable, and they wait, while it cannot."""
-        with self._unended_lock:
-            users, self._unended = self._unended, set()
-        if not users:
-            return
+        is remembered and deleted by this process's next call that reaches Redis (`end_unended`): a /last in that
+        window would otherwise leave the ended session's listens to the user's next session."""
         try:
-            self.guard.call(self.client.delete, *(session_key(user) for user in users))
+            self.end_unended()
+            self.guard.call(self.client.delete, session_key(user))
         except StoreUnavailable:
             with self._unended_lock:
-                self._unended |= users
+                if len(self._unended) < MAX_UNENDED:  # beyond, sessions end by expiring
+                    self._unended[user] = time.monotonic()  # its /last is answered now: later listens are the next
+            raise
+
+    def end_unended(self) -> None:
+        """Delete the sessions whose end has not reached Redis yet, but one written since its /last was answered: the
+        user's next session, begun on another worker (or replica) that reached Redis, whose listens deleting it lost
+        (it keeps the ended one's instead). StoreUnavailable, and they wait, while Redis cannot be reached."""
+        with self._unended_lock:
+            ended, self._unended = self._unended, {}
+        if not ended:
+            return
+        now = time.monotonic()
+        keys = [session_key(user) for user in ended]
+        waited = [int((now - answered) * 1000) for answered in ended.values()]
+        try:
+            self.guard.call(self.client.eval, END_UNENDED_SCRIPT, len(keys), *keys, self.session_ttl * 1000, *waited)
+        except StoreUnavailable:
+            with self._unended_lock:
+                for user, answered in ended.items():
+                    self._unended[user] = max(answered, self._unended.get(user, answered))
             raise

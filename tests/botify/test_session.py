@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from time import sleep
 
 import numpy as np
 import pytest
@@ -164,3 +165,20 @@ def test_a_session_ended_while_redis_is_left_alone_is_deleted_by_the_next_call_t
     store.guard.resume()
     store.end_session(9)  # any call that reaches Redis ends the sessions waiting
     assert not store.client.exists(session_key(8)) and store.client.exists(session_key(7))
+
+
+def test_a_session_ended_while_redis_is_left_alone_keeps_the_next_one_another_worker_began_meanwhile(store):
+    """Worker 1 answered a /last while it left Redis alone; the user's next session began on worker 2, which reached
+    Redis. Worker 1's next call that reached Redis deleted that session: its first listen (200) was lost, and 200 was
+    served again in that session."""
+    other_worker = Store(store.client)
+    for track in (5, 6, 7):
+        store.listen(7, track, 1.0, "lightfm", TRACKS)
+    store.guard.failed(redis.TimeoutError("a slow command"))
+    with pytest.raises(StoreUnavailable):
+        store.end_session(7)  # answered 200 all the same
+    sleep(0.05)  # the client reads the answer, then begins its next session
+    assert other_worker.listen(7, 200, 1.0, "lightfm", TRACKS).session.played.tolist() == [5, 6, 7, 200]
+    store.guard.resume()
+    store.end_session(9)  # worker 1's next call that reaches Redis
+    assert other_worker.listen(7, 201, 1.0, "lightfm", TRACKS).session.played.tolist() == [5, 6, 7, 200, 201]
