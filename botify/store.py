@@ -31,6 +31,7 @@ from botify.session import LISTEN_STRUCT, MAX_LISTENS, Session, pack_listen
 from botify.settings import Settings
 
 CATALOG = "catalog"
+CATALOG_POINTER = f"{CATALOG}:current"  # names the live catalog's version
 OLD_VERSION_GRACE_SECONDS = 60
 UNFINISHED_VERSION_SECONDS = 3600  # a version is written expiring and kept when it goes live: an interrupted load
 # leaves nothing behind for long
@@ -225,7 +226,7 @@ def switch_all(client: redis.Redis, staged: Iterable[Staged], kept_sets: Iterabl
     hash's fields), or a set was made for another catalog than the one live after the switch: one of the switch, or
     one of `kept_sets` left live beside a catalog the switch publishes."""
     kept = " ".join(f"{recs_prefix(name)}:current" for name in kept_sets)
-    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS), f"{CATALOG}:current", kept]
+    keys, args = [], [OLD_VERSION_GRACE_SECONDS, " ".join(VERSION_KEYS), CATALOG_POINTER, kept]
     for one in staged:
         if unnamed := set(one.keys) - {*CATALOG_KEYS, *SET_KEYS}:  # would never expire once replaced
             raise ValueError(f"{one.version}: keys {sorted(unnamed)} are not in CATALOG_KEYS or SET_KEYS")
@@ -285,7 +286,7 @@ def sweep_unreferenced(client: redis.Redis) -> int:
 
 def live_catalog_version(client: redis.Redis) -> bytes | None:
     """The version name of the catalog being served, None before one is loaded."""
-    return client.get(f"{CATALOG}:current")
+    return client.get(CATALOG_POINTER)
 
 
 def live_catalog_size(client: redis.Redis) -> int | None:
@@ -424,7 +425,8 @@ elseif size > tonumber(ARGV[4]) then
   redis.call('SET', KEYS[1], string.sub(redis.call('GET', KEYS[1]), -tonumber(ARGV[4])))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET', KEYS[3], ARGV[3])}
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET', KEYS[3], ARGV[3]),
+        redis.call('GET', KEYS[4])}
 """
 
 
@@ -455,6 +457,7 @@ class CandidateContext:
     candidates: np.ndarray  # the user's list, best first (empty when the user has none)
     items: ItemSpace | None  # the set's item vectors, row = track id
     session: Session  # the session's listens, this one included
+    catalog: Catalog  # the catalog live as the set was read (a world loaded with it a moment ago too)
 
 
 class Store:
@@ -482,11 +485,11 @@ class Store:
     def catalog_version(self) -> bytes | None:
         return live_catalog_version(self.client)
 
-    def catalog(self) -> Catalog:
-        """The live catalog; its pointer is re-read at most once a second, whether one was live or not.
-        Raises LookupError if none."""
+    def catalog(self, refresh: bool = False) -> Catalog:
+        """The live catalog; its pointer is re-read at most once a second, whether one was live or not (at once
+        with `refresh`). Raises LookupError if none."""
         now = time.monotonic()
-        if now - self._catalog_checked < CATALOG_CHECK_SECONDS:
+        if not refresh and now - self._catalog_checked < CATALOG_CHECK_SECONDS:
             if self._catalog_missing:
                 raise LookupError(NO_CATALOG)
             if self._catalog is not None:
@@ -500,6 +503,14 @@ class Store:
                 artist_of, top = self.client.mget(f"{version.decode()}:artist_of", f"{version.decode()}:top")
                 self._catalog = (version, Catalog.build(unpack_ints(artist_of), unpack_ints(top)))
             return self._catalog[1]
+
+    def catalog_of(self, version: bytes | None) -> Catalog:
+        """The catalog whose version the live pointer was just seen to name: the cached one, unless a load replaced
+        it since this process last read the pointer. Raises LookupError if none is live."""
+        cached = self._catalog
+        if cached is not None and version is not None and cached[0] == version:
+            return cached[1]
+        return self.catalog(refresh=True)
 
     def cached_catalog(self) -> Catalog | None:
         """The catalog this process last saw, without asking Redis (for serving through an outage)."""
@@ -524,25 +535,28 @@ class Store:
         raw = self.client.hget(f"{version.decode()}:tracks", track)
         return json.loads(raw) if raw else None
 
-    def listen(self, user: int, track: int, time: float, name: str, tracks: int) -> CandidateContext:
-        """Record a listen in the user's session and read what set `name` offers them: one round trip (two after
-        a Redis outage ended sessions it could not delete)."""
+    def listen(self, user: int, track: int, time: float, name: str) -> CandidateContext:
+        """Record a listen in the user's session and read what set `name` offers them, with the catalog live in the
+        same moment (a set never meets the catalog of the world it replaced, as the once-a-second check allowed):
+        one round trip (more after a load, or after a Redis outage ended sessions it could not delete)."""
         if self._unended:
             self.end_unended()
         cached_version, items = self._items.get(name, (b"", None))
-        keys = (session_key(user), f"{recs_prefix(name)}:current", f"{cached_version.decode()}:lists")
+        keys = (session_key(user), f"{recs_prefix(name)}:current", f"{cached_version.decode()}:lists", CATALOG_POINTER)
         args = (pack_listen(track, time), self.session_ttl, user, MAX_LISTENS * LISTEN_STRUCT.size)
         try:
-            raw_session, version, raw_list = self._call("EVALSHA", self._listen_sha, len(keys), *keys, *args)
+            reply = self._call("EVALSHA", self._listen_sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # a Redis that has not seen the script yet (or restarted): EVAL keeps it
-            raw_session, version, raw_list = self._call("EVAL", LISTEN_SCRIPT, len(keys), *keys, *args)
+            reply = self._call("EVAL", LISTEN_SCRIPT, len(keys), *keys, *args)
+        raw_session, version, raw_list, catalog_version = reply
+        catalog = self.catalog_of(catalog_version)
         if version is None:  # no set `name` (deleted, or never loaded): its cached vectors dropped, nothing offered
             self._items.pop(name, None)
             items, raw_list = None, None
         elif version != cached_version:
             items = self._load_items(name, version)
             raw_list = self.client.hget(f"{version.decode()}:lists", user)
-        return CandidateContext(unpack_ints(raw_list), items, Session.from_bytes(raw_session, tracks))
+        return CandidateContext(unpack_ints(raw_list), items, Session.from_bytes(raw_session, catalog.size), catalog)
 
     def _call(self, *command: object) -> object:
         """One command on this thread's own connection: the hot path skips the pool's checkout and retry layers.

@@ -36,8 +36,9 @@ class CandidateRecommender:
         self.fallback = fallback
 
     def recommend_next(self, user: int, prev_track: int, prev_track_time: float) -> int:
-        catalog = self.store.catalog()
-        context = self.store.listen(user, prev_track, prev_track_time, self.recommendation_set, catalog.size)
+        self.store.catalog()  # none live: LookupError before the listen is recorded
+        context = self.store.listen(user, prev_track, prev_track_time, self.recommendation_set)
+        catalog = context.catalog
         candidates = context.candidates
         candidates = candidates[(candidates >= 0) & (candidates < catalog.size)]  # a set loaded for an older catalog
         track = self.choose(candidates, context.items, context.session, catalog)

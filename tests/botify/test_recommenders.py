@@ -9,6 +9,7 @@ import pytest
 import redis
 import requests
 
+from botify import store as store_module
 from botify.catalog import Catalog
 from botify.item_space import ItemSpace
 from botify.load import load_catalog, load_recommendations
@@ -171,6 +172,33 @@ def test_lists_loaded_for_a_larger_catalog_never_serve_a_track_outside_the_live_
         assert serve_session(recommender, 7, 0, 3) == [10, 12, 14]  # 15 and 200 skipped; then the top track
 
 
+@pytest.mark.parametrize("vectors", [None, "vectors"], ids=["lists only", "with item vectors"])
+def test_a_world_loaded_with_its_set_is_served_together_at_once(store, tiny_world, tmp_path, monkeypatch, vectors):
+    """A load that replaces the world and the set together: the next request reads the new set and must see the new
+    catalog with it, not the one this process checked less than a second ago (a 15-track world cached here; the
+    300-track world's list then lost 200 as a track "outside" the catalog, and the fallback picked from the old one)."""
+    monkeypatch.setattr(store_module, "CATALOG_CHECK_SECONDS", 3600.0)  # the old catalog stays cached unless asked
+    smaller = tmp_path / "smaller-world"
+    smaller.mkdir()
+    (smaller / "tracks.json").write_text("".join((tiny_world / "tracks.json").read_text().splitlines(True)[:15]))
+    (smaller / "top_tracks.json").write_text(json.dumps(list(range(14, -1, -1))))
+    load_catalog(store.client, smaller)
+    load_recommendations(store.client, "lightfm", write_recs(tmp_path / "small.jsonl", {7: [3]}))
+    assert store.catalog().size == 15  # cached
+    load_catalog(store.client, tiny_world)  # the 300-track world and its set
+    recs = write_recs(tmp_path / "r.jsonl", {7: [200, 250]}, None if vectors is None else artist_vectors())
+    load_recommendations(store.client, "lightfm", recs)
+    store.end_session(7)
+    assert serve_session(InOrder(store, "lightfm", fallback(store)), 7, 100, 2) == [200, 250]
+    store.end_session(7)
+    first = SessionAware(store, "lightfm", fallback(store)).recommend_next(7, 100, 1.0)
+    if vectors is None:
+        assert first == 200  # the list in its order
+    else:
+        assert artist_of(first) == artist_of(100) and first != 100  # near the session's context, track 100
+    assert store.catalog().size == 300
+
+
 def test_session_aware_without_vectors_keeps_list_order_then_falls_back(store, tmp_path):
     load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: SHORT_LIST}))
     recommender = SessionAware(store, "lightfm", fallback(store))
@@ -189,16 +217,16 @@ def test_a_track_skipped_at_once_counts_as_played(store, tmp_path):
     load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}))
     recommender = InOrder(store, "lightfm", fallback(store))
     assert recommender.recommend_next(7, 10, 0.0) == 20  # 10 was listened to for no time at all: not served again
-    assert store.listen(7, 20, 0.0, "lightfm", 300).session.played.tolist() == [10, 20]
+    assert store.listen(7, 20, 0.0, "lightfm").session.played.tolist() == [10, 20]
 
 
 def test_a_set_deleted_while_served_is_served_as_one_never_loaded(store, tmp_path):
     """Its cached item vectors and its old version's lists (still in Redis) are no longer used: the fallback serves."""
     load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r.jsonl", {7: [10, 20, 30]}, artist_vectors()))
-    context = store.listen(7, 55, 1.0, "lightfm", 300)
+    context = store.listen(7, 55, 1.0, "lightfm")
     assert context.candidates.tolist() == [10, 20, 30] and context.items is not None
     store.client.delete("recs:lightfm:current")
-    context = store.listen(7, 56, 1.0, "lightfm", 300)
+    context = store.listen(7, 56, 1.0, "lightfm")
     assert (context.candidates.tolist(), context.items) == ([], None)
     recommender = SessionAware(store, "lightfm", fallback(store))
     assert recommender.recommend_next(7, 57, 1.0) == 299  # the top track, not the list nor the context's neighbours

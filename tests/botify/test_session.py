@@ -31,7 +31,7 @@ def store(redis_server, tiny_world, tmp_path):
 
 def test_each_listen_is_appended_and_read_back_with_the_users_list(store):
     for track, time in [(5, 0.25), (6, 1.0), (5, 0.5)]:
-        context = store.listen(7, track, time, "lightfm", TRACKS)
+        context = store.listen(7, track, time, "lightfm")
     assert context.session.played.tolist() == [5, 6, 5]
     assert context.session.times.tolist() == [0.25, 1.0, 0.5]
     assert context.candidates.tolist() == [10, 20, 30]
@@ -41,24 +41,24 @@ def test_each_listen_is_appended_and_read_back_with_the_users_list(store):
 def test_the_longest_session_ttl_the_settings_take_is_one_redis_takes(store):
     """A TTL Redis refuses (beyond ~9.2e15 s) failed every list-based /next with a 500; the settings stop below it."""
     longest = Store(store.client, Settings.from_env({"BOTIFY_SESSION_TTL": str(MAX_SESSION_TTL)}).session_ttl)
-    assert longest.listen(7, 5, 0.5, "lightfm", TRACKS).session.played.tolist() == [5]
+    assert longest.listen(7, 5, 0.5, "lightfm").session.played.tolist() == [5]
     assert store.client.ttl(session_key(7)) > MAX_SESSION_TTL - 60
 
 
 def test_a_user_without_a_list_still_has_a_session(store):
-    context = store.listen(8, 5, 0.5, "lightfm", TRACKS)
+    context = store.listen(8, 5, 0.5, "lightfm")
     assert context.candidates.tolist() == [] and context.session.played.tolist() == [5]
 
 
 def test_end_session_starts_afresh(store):
-    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.listen(7, 5, 0.5, "lightfm")
     store.end_session(7)
-    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [6]
+    assert store.listen(7, 6, 0.5, "lightfm").session.played.tolist() == [6]
 
 
 def test_a_session_keeps_its_latest_listens_only(store):
     for step in range(MAX_LISTENS + 5):
-        context = store.listen(7, step % TRACKS, 0.5, "lightfm", TRACKS)
+        context = store.listen(7, step % TRACKS, 0.5, "lightfm")
     played = context.session.played.tolist()
     assert len(played) == MAX_LISTENS and played[-1] == (MAX_LISTENS + 4) % TRACKS and played[0] == 5
 
@@ -75,20 +75,20 @@ def test_a_session_keeps_its_latest_listens_only(store):
 )
 def test_a_value_the_service_did_not_write_becomes_a_fresh_session(store, planted):
     planted(store.client, session_key(7))
-    assert store.listen(7, 5, 0.5, "lightfm", TRACKS).session.played.tolist() == [5]
-    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [5, 6]
+    assert store.listen(7, 5, 0.5, "lightfm").session.played.tolist() == [5]
+    assert store.listen(7, 6, 0.5, "lightfm").session.played.tolist() == [5, 6]
 
 
 def test_the_script_is_loaded_again_after_redis_forgets_it(store):
-    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.listen(7, 5, 0.5, "lightfm")
     store.client.script_flush()
-    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).session.played.tolist() == [5, 6]
+    assert store.listen(7, 6, 0.5, "lightfm").session.played.tolist() == [5, 6]
 
 
 def test_a_new_version_of_the_set_is_picked_up(store, tmp_path):
-    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.listen(7, 5, 0.5, "lightfm")
     load_recommendations(store.client, "lightfm", write_recs(tmp_path / "r2.jsonl", {7: [40, 50]}))
-    assert store.listen(7, 6, 0.5, "lightfm", TRACKS).candidates.tolist() == [40, 50]
+    assert store.listen(7, 6, 0.5, "lightfm").candidates.tolist() == [40, 50]
 
 
 def test_context_is_the_longest_recent_listen_latest_on_ties():
@@ -111,7 +111,7 @@ def test_a_threads_redis_connection_goes_back_to_the_pool_when_the_thread_ends(o
     store = Store(redis.Redis.from_url(own_redis.url))
     played = []
     for step in range(20):  # one short-lived thread after another, as such a server runs them
-        listen = (7, step, 0.5, "lightfm", TRACKS)
+        listen = (7, step, 0.5, "lightfm")
         thread = threading.Thread(target=lambda listen=listen: played.append(store.listen(*listen)))
         thread.start()
         thread.join()
@@ -128,7 +128,7 @@ def test_threads_that_meet_a_new_version_together_load_its_vectors_once(own_redi
     vectors = np.random.default_rng(0).normal(size=(TRACKS, 2048)).astype(np.float32)  # 2.4 MB: loads take a while
     load_recommendations(client, "lightfm", write_recs(tmp_path / "a.jsonl", {7: [10]}, vectors))
     store = Store(redis.Redis.from_url(own_redis.url))
-    store.listen(7, 5, 0.5, "lightfm", TRACKS)
+    store.listen(7, 5, 0.5, "lightfm")
     load_recommendations(client, "lightfm", write_recs(tmp_path / "b.jsonl", {7: [20]}, vectors))
     client.config_resetstat()
     barrier = threading.Barrier(8)
@@ -136,7 +136,7 @@ def test_threads_that_meet_a_new_version_together_load_its_vectors_once(own_redi
 
     def listen(user: int) -> None:
         barrier.wait()
-        answers.append(store.listen(user, 5, 0.5, "lightfm", TRACKS).candidates.tolist())
+        answers.append(store.listen(user, 5, 0.5, "lightfm").candidates.tolist())
 
     threads = [threading.Thread(target=listen, args=(user,)) for user in (7, 1, 2, 3, 4, 5, 6, 8)]
     for thread in threads:
@@ -151,14 +151,14 @@ def test_a_session_ended_while_redis_is_left_alone_is_deleted_by_the_next_call_t
     """A /last within the guard's window after a Redis timeout skipped the delete, and the user's next session began
     with the ended one's listens (played tracks excluded, its context track kept)."""
     for track in (5, 6, 7):
-        store.listen(7, track, 1.0, "lightfm", TRACKS)
+        store.listen(7, track, 1.0, "lightfm")
     store.guard.failed(redis.TimeoutError("a slow command"))  # as after a timeout: Redis is left alone a while
     with pytest.raises(StoreUnavailable):
         store.end_session(7)
     assert store.client.exists(session_key(7))  # not asked
     store.guard.resume()  # Redis answers again
-    assert store.listen(7, 200, 1.0, "lightfm", TRACKS).session.played.tolist() == [200]
-    store.listen(8, 5, 1.0, "lightfm", TRACKS)
+    assert store.listen(7, 200, 1.0, "lightfm").session.played.tolist() == [200]
+    store.listen(8, 5, 1.0, "lightfm")
     store.guard.failed(redis.TimeoutError("a slow command"))
     with pytest.raises(StoreUnavailable):
         store.end_session(8)
@@ -173,12 +173,12 @@ def test_a_session_ended_while_redis_is_left_alone_keeps_the_next_one_another_wo
     served again in that session."""
     other_worker = Store(store.client)
     for track in (5, 6, 7):
-        store.listen(7, track, 1.0, "lightfm", TRACKS)
+        store.listen(7, track, 1.0, "lightfm")
     store.guard.failed(redis.TimeoutError("a slow command"))
     with pytest.raises(StoreUnavailable):
         store.end_session(7)  # answered 200 all the same
     sleep(0.05)  # the client reads the answer, then begins its next session
-    assert other_worker.listen(7, 200, 1.0, "lightfm", TRACKS).session.played.tolist() == [5, 6, 7, 200]
+    assert other_worker.listen(7, 200, 1.0, "lightfm").session.played.tolist() == [5, 6, 7, 200]
     store.guard.resume()
     store.end_session(9)  # worker 1's next call that reaches Redis
-    assert other_worker.listen(7, 201, 1.0, "lightfm", TRACKS).session.played.tolist() == [5, 6, 7, 200, 201]
+    assert other_worker.listen(7, 201, 1.0, "lightfm").session.played.tolist() == [5, 6, 7, 200, 201]
