@@ -208,9 +208,10 @@ def log_files(paths: Iterable[Path | str]) -> list[Path]:
     return list(files.values())
 
 
-def _folder_files(folder: Path) -> Iterator[Path]:
-    """The non-hidden files under `folder`, through links to folders too (a replica's folder linked into a log
-    folder is part of the log); each real folder once, so a link back up is no loop."""
+def _folders(folder: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(path, real path, file names) of each non-hidden folder under `folder`, through links to folders too (a
+    replica's folder linked into a log folder is part of the log); each real folder once, so a link back up is no
+    loop."""
     seen: set[str] = set()
     for root, folders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -219,18 +220,26 @@ def _folder_files(folder: Path) -> Iterator[Path]:
             continue
         seen.add(real)
         folders[:] = [name for name in folders if not name.startswith(".")]
+        yield root, real, names
+
+
+def _folder_files(folder: Path) -> Iterator[Path]:
+    """The non-hidden files under `folder` (see `_folders`)."""
+    for root, _, names in _folders(folder):
         yield from (p for name in names if not name.startswith(".") and (p := Path(root, name)).is_file())
 
 
 def log_folder_holding(folder: Path, paths: Iterable[Path | str]) -> Path | None:
-    """The log folder that `folder` is in, if any: a given folder (read whole, subfolders too), or the folder of a
-    given file when `folder` is that very folder (beside the log's files). What a command writes there would be read
-    as log lines by its next run."""
+    """The log folder that `folder` is in, if any: a given folder or one under it that is read whole (subfolders and
+    folders linked into it too), or the folder of a given file when `folder` is that very folder (beside the log's
+    files). What a command writes there would be read as log lines by its next run."""
     target = folder.resolve()
     for raw in paths:
         path = Path(raw)
-        if path.is_dir() and target.is_relative_to(path.resolve()):
-            return path
+        if path.is_dir():
+            for root, real, _ in _folders(path):
+                if target.is_relative_to(real):
+                    return Path(root)
         if path.is_file() and target == path.parent.resolve():
             return path.parent
     return None

@@ -204,6 +204,24 @@ def test_an_out_folder_inside_a_log_folder_or_under_a_file_is_refused(
     assert capsys.readouterr().err.endswith(f"argument --out: {tmp_path / 'file'} is a file, not a folder\n")
 
 
+def test_an_out_folder_inside_a_folder_linked_into_the_log_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replica's folder linked into the log folder is read with it: a report written under it was accepted, and
+    the next report read its files as malformed log lines."""
+    write_log(generate_events(SyntheticDesign(users=60), np.random.default_rng(0)), tmp_path / "replica", "HW_2")
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "replica").symlink_to(tmp_path / "replica")
+    before = sorted(path.name for path in (tmp_path / "replica").iterdir())
+    inside = tmp_path / "replica" / "report"
+    assert _one_line_error(capsys, "--logs", str(tmp_path / "log"), "--out", str(inside)) == (
+        f"error: --out {inside} is inside the log folder {tmp_path / 'log' / 'replica'}: write the report elsewhere"
+    )
+    assert sorted(path.name for path in (tmp_path / "replica").iterdir()) == before
+    assert main(["report", "--logs", str(tmp_path / "log"), "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "ab_report.json").read_text())["users"] == {"C": 25, "T1": 35}
+
+
 def test_a_log_file_given_alone_lets_the_report_go_to_a_folder_beside_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
