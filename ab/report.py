@@ -343,12 +343,18 @@ def build_report(
     logs = [logs] if isinstance(logs, str | Path) else list(logs)
     events, stats = _read(logs, experiment, progress)
     metrics = _users(events, logs)
+    ended = set(metrics.frame["arm"].dropna().astype(str))
+    unseen = sorted_arms(set(events["arm"].dropna().astype(str)) - ended)
+    if CONTROL in unseen or (unseen and ended <= {CONTROL}):  # analyze would say the arm is not in the logs
+        raise ABInputError(
+            f"arm(s) {', '.join(unseen)} of experiment {experiment} logged events but never ended a session: "
+            "too few arms left to compare"
+        )
     pre, pre_left_out = None, 0
     if pre_logs:
         pre, pre_left_out = _pre_period(pre_logs, float(events["timestamp"].min()), progress)
     report = analyze(metrics.frame, experiment, alpha=alpha, ci=ci, split=split, pre=pre)
     report.log_stats = stats
-    unseen = sorted(set(events["arm"].dropna().astype(str)) - set(report.arms))
     if unseen:  # e.g. an arm whose recommender crashed: it served listens, but no session of it ended
         report.warnings.append(
             f"warning: arm(s) {', '.join(unseen)} logged events but no ended session: absent from the table and "

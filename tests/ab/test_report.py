@@ -436,6 +436,20 @@ def test_an_arm_with_events_but_no_ended_session_is_named_in_a_warning(tmp_path)
     assert not any("no ended session" in warning for warning in build_report(whole, "HW_2").warnings)
 
 
+@pytest.mark.parametrize("crashed_arm", ["T1", "C"])
+def test_a_two_arm_test_whose_arm_never_ended_a_session_says_so(tmp_path: Path, crashed_arm: str) -> None:
+    """With one of two arms' recommender crashed, the report said the experiment had only the control arm, or no
+    control arm, as if the routing were wrong, though the logs held both arms' events."""
+    design = SyntheticDesign(users=200)
+    events = generate_events(design, np.random.default_rng(5))
+    write_log(events[~((events["arm"] == crashed_arm) & (events["message"] == "last"))], tmp_path, design.experiment)
+    with pytest.raises(ABInputError) as error:
+        build_report(tmp_path, "HW_2")
+    assert str(error.value) == (
+        f"arm(s) {crashed_arm} of experiment HW_2 logged events but never ended a session: too few arms left to compare"
+    )
+
+
 def test_a_zero_control_mean_is_n_a_in_the_power_table_and_its_rise_is_green_in_the_plot(tmp_path: Path) -> None:
     """A control arm that listened nothing has no relative effect: the power table printed `nan%`, and the plot drew
     a significant rise in red (the sign of a NaN effect) with a `+nan%` label."""
