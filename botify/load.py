@@ -300,7 +300,9 @@ def run(args: argparse.Namespace) -> None:
         if catalog is not None:
             print(f"catalog: {len(catalog.tracks)} tracks from {args.data}")
             if stale:
-                print(f"warning: {', '.join(stale)} stay live for another catalog: /ready reports them stale")
+                one = len(stale) == 1
+                which = f"set {stale[0]} stays" if one else f"sets {', '.join(stale)} stay"
+                print(f"warning: {which} live for another catalog: /ready reports {'it' if one else 'them'} as stale")
         for name, path, recommendations in sets:
             vectors = " with item vectors" if recommendations.vectors is not None else ""
             print(f"recommendations {name}: {len(recommendations.lists)} users from {path}{vectors}")

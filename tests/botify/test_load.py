@@ -708,7 +708,8 @@ def test_a_world_may_leave_live_sets_stale_when_told_to(client, redis_server, tm
     sets_before = live_fingerprints(client)[1]
     result = run_load(redis_server.url, "--data", str(other_world("smaller", tmp_path)), "--allow-stale-sets")
     assert result.returncode == 0, result.stderr
-    assert "warning: lightfm stay live for another catalog: /ready reports them stale" in result.stdout.splitlines()
+    warning = "warning: set lightfm stays live for another catalog: /ready reports it as stale"
+    assert warning in result.stdout.splitlines()
     assert Store(client).catalog().size == 15 and live_fingerprints(client)[1] == sets_before
 
 
