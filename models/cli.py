@@ -27,6 +27,14 @@ MAX_TRIALS = 10_000  # Optuna's TPE slows with every trial it has seen; a study 
 MAX_WORKERS = 10_000  # --worker K seeds its sampler K * 1000 past the first: LightFM's seed must stay below 2**32
 
 
+def storage_argument(text: str) -> str:
+    """An argparse type: an Optuna storage (a SQLite file's path or a database URL), not an empty one (it fell back
+    to OUT/study.db without a word)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty storage: give a SQLite file or a database URL")
+    return text
+
+
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logs",
@@ -102,6 +110,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of the split, the models and the tuning")
     parser.add_argument(
         "--study",
+        type=storage_argument,
         default=None,
         help="Optuna storage to create or resume: a SQLite file (default OUT/study.db), or a database URL "
         "that workers on several machines share, e.g. postgresql://user:password@host/db (its driver installed)",

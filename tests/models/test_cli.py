@@ -570,6 +570,16 @@ def test_an_empty_path_is_refused(capsys: pytest.CaptureFixture, flag: str) -> N
     assert capsys.readouterr().err == f"python -m models train: error: argument {flag}: an empty path\n"
 
 
+def test_an_empty_study_is_refused(capsys: pytest.CaptureFixture) -> None:
+    """It fell back to OUT/study.db without a word."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--logs", "x", "--data", "y", "--out", "z", "--study", " "])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "python -m models tune: error: argument --study: an empty storage: give a SQLite file or a database URL\n"
+    )
+
+
 def test_a_catalog_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tracks = write_catalog(tmp_path / "data", 6) / "tracks.json"
     tracks.write_bytes(tracks.read_bytes().replace(b'"t2"', b'"t\xff"'))
