@@ -112,11 +112,12 @@ def _rdb_storage(given: str, url: str, **options: object) -> optuna.storages.RDB
     except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"cannot open the Optuna storage {without_password(given)!r}: {reason}") from None
-    except (KeyError, IndexError, ValueError):  # Optuna fills the URL in as a `str.format` template first
-        raise InputError(
-            f"cannot open the Optuna storage {without_password(given)!r}: Optuna reads '{{' and '}}' in a URL as a "
-            "template: write them '{{' and '}}'"
-        ) from None
+    except (KeyError, IndexError, ValueError) as error:  # a URL Optuna's `str.format` or SQLAlchemy cannot read
+        if "{" in url or "}" in url:  # Optuna fills the URL in as a template first
+            reason = "Optuna reads '{' and '}' in a URL as a template: write them '{{' and '}}'"
+        else:  # a port or a query value that is not a number, say
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot open the Optuna storage {without_password(given)!r}: {reason}") from None
 
 
 def without_password(storage: str) -> str:
@@ -125,7 +126,7 @@ def without_password(storage: str) -> str:
         return storage
     try:
         return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return storage.split("://", 1)[0] + "://..."
 
 

@@ -429,6 +429,7 @@ def test_a_study_given_by_database_url_is_shared_and_resumed(
         # Optuna's URL template stopped these with a ValueError and a KeyError traceback
         ("postgresql://botify:s3cret{@127.0.0.1:1/optuna", "postgresql://botify:***@127.0.0.1:1/optuna"),
         ("postgresql://botify:s3cret@127.0.0.1:1/{optuna}", "postgresql://botify:***@127.0.0.1:1/%7Boptuna%7D"),
+        ("postgresql://botify:s3cret@dbhost:54x2/optuna", "postgresql://..."),  # a port that is no number: traceback
     ],
 )
 def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(
@@ -438,6 +439,7 @@ def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(
     assert main(tune_args(data, logs, tmp_path, study, 2)) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"models: error: cannot open the Optuna storage '{shown}': ") and err.count("\n") == 1
+    assert ("as a template" in err) == ("{" in study)  # the braces' hint only where there are braces
 
 
 def test_no_refit_exports_none_of_a_users_positives_validation_and_k_core_dropped_ones_included(
