@@ -45,15 +45,22 @@ def url_location(url: str) -> str:
 
 def client_for(url: str, **options: float) -> redis.Redis:
     """A client for the Redis at `url` (not connected yet); ValueError for a URL redis-py cannot read, quoting
-    nothing of its user name or password: redis-py's message quoted a password's part before an unencoded `/`, `?`
-    or `#` (as a port that is not a number)."""
+    nothing of its user name or password. An unencoded `/`, `?` or `#` in them ends the host early: redis-py quoted
+    the password's part before it (as a port that is not a number) or, made of digits, took it for a port of
+    localhost's, which a connection error then printed."""
+    rest = url.split("://", 1)[-1]
+    host = re.split("[/?#]", rest, maxsplit=1)[0]
+    if "@" in rest[len(host) :]:
+        raise ValueError(
+            f"cannot use the Redis of REDIS_URL ({url_location(url)}): an @ after its host "
+            "(percent-encode any / ? # @ in its user name or password)"
+        )
     try:
         return redis.Redis.from_url(url, **options)
     except ValueError as error:
-        credentials = url.split("://", 1)[-1].rpartition("@")[0]
+        credentials = host.rpartition("@")[0]
         reason = re.sub(r"'([^']*)'", lambda quoted: "'...'" if quoted[1] in credentials else quoted[0], str(error))
-        hint = " (percent-encode any / ? # in its user name or password)" if re.search("[/?#]", credentials) else ""
-        raise ValueError(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {reason}{hint}") from None
+        raise ValueError(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {reason}") from None
 
 
 def redis_location(settings: Settings) -> str:

@@ -136,15 +136,16 @@ def test_an_unreachable_redis_is_one_line(tiny_world, command):
 
 
 @pytest.mark.parametrize("command", ["load", "serve"])
-@pytest.mark.parametrize("password", ["pa/SECRET", "pa?SECRET", "pa#SECRET"])
+@pytest.mark.parametrize("password", ["pa/SECRET", "pa?SECRET", "pa#SECRET", "4821/SECRET", "4821?SECRET"])
 def test_a_password_redis_py_cannot_read_in_the_url_is_never_printed(tiny_world, command, password):
-    """A `/`, `?` or `#` left unencoded in REDIS_URL's password: redis-py's error quoted the part before it."""
+    """A `/`, `?` or `#` left unencoded in REDIS_URL's password: redis-py's error quoted the part before it, or (digits)
+    took it for a port of localhost's and the connection error printed it."""
     args = ["--data", str(tiny_world)] if command == "load" else ["--port", str(free_port())]
     result = botify(command, *args, REDIS_URL=f"redis://:{password}@127.0.0.1:6379/0", BOTIFY_DATA_DIR=str(tiny_world))
     assert (result.returncode, result.stderr) == (
         1,
-        f"botify {command}: cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): Port could not be cast to integer "
-        "value as '...' (percent-encode any / ? # in its user name or password)\n",
+        f"botify {command}: cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): an @ after its host "
+        "(percent-encode any / ? # @ in its user name or password)\n",
     )
 
 

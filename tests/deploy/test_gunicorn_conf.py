@@ -54,7 +54,9 @@ def test_gunicorn_without_any_redis_refuses_in_one_line(tmp_path):
          "['random', 'sticky_artist', 'toppop']"),
         ("BOTIFY_LOG_DIR", "{tmp}/a-file/log", "cannot create BOTIFY_LOG_DIR {tmp}/a-file/log: Not a directory"),
         ("REDIS_URL", "redis://:pa/SECRET@127.0.0.1:6379/0", "cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): "
-         "Port could not be cast to integer value as '...' (percent-encode any / ? # in its user name or password)"),
+         "an @ after its host (percent-encode any / ? # @ in its user name or password)"),
+        ("REDIS_URL", "redis://:4821/SECRET@127.0.0.1:6379/0", "cannot use the Redis of REDIS_URL (127.0.0.1:6379/0): "
+         "an @ after its host (percent-encode any / ? # @ in its user name or password)"),
     ],
 )  # fmt: skip
 def test_gunicorn_with_bad_settings_refuses_in_one_line(tmp_path, redis_server, variable, value, message):
