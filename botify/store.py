@@ -431,13 +431,19 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('HGET
 
 
 # Delete the sessions of /lasts that could not reach Redis, unless written since the /last was answered. A listen sets
-# its session's expiry to the TTL, so the session's age (ms since its latest listen) is the TTL less what is left of
-# it; each /last's wait (ms since it was answered) is the worker's. KEYS: the sessions. ARGV: the session TTL in ms,
-# then each /last's wait in ms. A key without an expiry (not written by a listen) is deleted.
+# its session's expiry to the TTL, so its time (by Redis's clock) is now + what is left of the expiry - the TTL; each
+# /last's answer time is the worker's wall clock (the same clock on one host, NTP's apart): absolute times, so time the
+# call waits in a slow Redis changes neither. KEYS: the sessions. ARGV: the session TTL in ms, then each /last's answer
+# time in ms since the epoch. A key without an expiry (not written by a listen) is deleted.
 END_UNENDED_SCRIPT = """
+redis.replicate_commands()
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 for i, key in ipairs(KEYS) do
   local left = redis.call('PTTL', key)
-  if left == -1 or (left >= 0 and tonumber(ARGV[1]) - left >= tonumber(ARGV[i + 1])) then redis.call('DEL', key) end
+  if left == -1 or (left >= 0 and now_ms + left - tonumber(ARGV[1]) <= tonumber(ARGV[i + 1])) then
+    redis.call('DEL', key)
+  end
 end
 """
 
@@ -475,7 +481,7 @@ class Store:
         self._thread = threading.local()
         self.guard = RedisGuard()
         self._unended: dict[int, float] = {}  # users whose /last could not delete their session yet: when
-        # it was answered (time.monotonic())
+        # it was answered (time.time(), as Redis's TIME)
         self._unended_lock = threading.Lock()
 
     def ping(self) -> bool:
@@ -614,7 +620,7 @@ class Store:
         except StoreUnavailable:
             with self._unended_lock:
                 if len(self._unended) < MAX_UNENDED:  # beyond, sessions end by expiring
-                    self._unended[user] = time.monotonic()  # its /last is answered now: later listens are the next
+                    self._unended[user] = time.time()  # its /last is answered now: later listens are the next
             raise
 
     def end_unended(self) -> None:
@@ -625,13 +631,12 @@ class Store:
             ended, self._unended = self._unended, {}
         if not ended:
             return
-        now = time.monotonic()
         keys = [session_key(user) for user in ended]
-        waited = [int((now - answered) * 1000) for answered in ended.values()]
+        answered = [int(at * 1000) for at in ended.values()]
         try:
-            self.guard.call(self.client.eval, END_UNENDED_SCRIPT, len(keys), *keys, self.session_ttl * 1000, *waited)
+            self.guard.call(self.client.eval, END_UNENDED_SCRIPT, len(keys), *keys, self.session_ttl * 1000, *answered)
         except StoreUnavailable:
             with self._unended_lock:
-                for user, answered in ended.items():
-                    self._unended[user] = max(answered, self._unended.get(user, answered))
+                for user, at in ended.items():
+                    self._unended[user] = max(at, self._unended.get(user, at))
             raise

@@ -167,10 +167,14 @@ def test_a_session_ended_while_redis_is_left_alone_is_deleted_by_the_next_call_t
     assert not store.client.exists(session_key(8)) and store.client.exists(session_key(7))
 
 
-def test_a_session_ended_while_redis_is_left_alone_keeps_the_next_one_another_worker_began_meanwhile(store):
+@pytest.mark.parametrize("stall", [0.0, 0.3], ids=["redis prompt", "redis stalled as it recovers"])
+def test_a_session_ended_while_redis_is_left_alone_keeps_the_next_one_another_worker_began_meanwhile(
+    store, redis_server, stall
+):
     """Worker 1 answered a /last while it left Redis alone; the user's next session began on worker 2, which reached
     Redis. Worker 1's next call that reached Redis deleted that session: its first listen (200) was lost, and 200 was
-    served again in that session."""
+    served again in that session. Also when that call waits in a Redis still slow (a first fix compared the time since
+    the /last, taken when the call was sent, with the session's age, taken when Redis ran it)."""
     other_worker = Store(store.client)
     for track in (5, 6, 7):
         store.listen(7, track, 1.0, "lightfm")
@@ -180,5 +184,9 @@ def test_a_session_ended_while_redis_is_left_alone_keeps_the_next_one_another_wo
     sleep(0.05)  # the client reads the answer, then begins its next session
     assert other_worker.listen(7, 200, 1.0, "lightfm").session.played.tolist() == [5, 6, 7, 200]
     store.guard.resume()
+    if stall:  # another client's slow command holds Redis: worker 1's call waits behind it
+        staller = redis.Redis.from_url(redis_server.url)
+        threading.Thread(target=staller.execute_command, args=("DEBUG", "SLEEP", stall)).start()
+        sleep(0.02)
     store.end_session(9)  # worker 1's next call that reaches Redis
     assert other_worker.listen(7, 201, 1.0, "lightfm").session.played.tolist() == [5, 6, 7, 200, 201]
