@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rest.add_resource(api.Hello, "/")
     rest.add_resource(api.Health, "/health")
     rest.add_resource(api.Ready, "/ready")
-    rest.add_resource(api.Track, "/track/<int:track>")
+    rest.add_resource(api.Track, f"/track/<int(max={INT64_MAX}):track>")  # beyond: as /track/-1, no such route
     rest.add_resource(api.NextTrack, "/next/<int:user>")
     rest.add_resource(api.LastTrack, "/last/<int:user>")
     return app

@@ -30,6 +30,17 @@ def test_track_metadata_and_unknown_track(service):
     assert "unknown track 300" in missing.json()["message"]
 
 
+@pytest.mark.parametrize("track", ["-1", str(2**63), "9" * 40])
+def test_a_track_id_outside_64_bits_is_told_the_range_as_a_negative_one_is(service, track):
+    """2**63 and beyond answered "unknown track N", where -1 says which ids there are."""
+    answer = requests.get(f"{service.url}/track/{track}")
+    assert (answer.status_code, answer.json()) == (
+        404,
+        {"message": "not found: a track id is a whole number from 0 to 9223372036854775807"},
+    )
+    assert requests.get(f"{service.url}/track/{2**63 - 1}").json()["message"] == f"unknown track {2**63 - 1}"
+
+
 def test_next_answers_a_catalog_track_and_logs_the_event(service):
     control_user = next(u for u in range(100, 200) if EXPERIMENTS["HW_2"].arm(u) == "C")
     answer = requests.post(f"{service.url}/next/{control_user}", json={"track": 42, "time": 0.75})

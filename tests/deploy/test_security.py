@@ -20,13 +20,21 @@ from werkzeug.routing import Map
 from werkzeug.serving import make_server
 
 from botify.app import create_app
+from botify.event_log import INT64_MAX
 from botify.registry import EXPERIMENTS
 from botify.settings import Settings
 from botify.store import CATALOG, session_key
 
 BOTIFY = Path(__file__).resolve().parents[2] / "botify"
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}
-PUBLIC_ROUTES = {"/", "/health", "/ready", "/track/<int:track>", "/next/<int:user>", "/last/<int:user>"}
+PUBLIC_ROUTES = {
+    "/",
+    "/health",
+    "/ready",
+    f"/track/<int(max={INT64_MAX}):track>",
+    "/next/<int:user>",
+    "/last/<int:user>",
+}
 
 
 def unsafe_code(source: str, name: str) -> list[str]:
