@@ -47,7 +47,8 @@ def client_for(url: str, **options: float) -> redis.Redis:
     """A client for the Redis at `url` (not connected yet); ValueError for a URL redis-py cannot read, quoting
     nothing of its user name or password. An unencoded `/`, `?` or `#` in them ends the host early: redis-py quoted
     the password's part before it (as a port that is not a number) or, made of digits, took it for a port of
-    localhost's, which a connection error then printed."""
+    localhost's, which a connection error then printed. Refused first, it leaves redis-py only ports and query
+    values to quote."""
     rest = url.split("://", 1)[-1]
     host = re.split("[/?#]", rest, maxsplit=1)[0]
     if "@" in rest[len(host) :]:
@@ -57,10 +58,8 @@ def client_for(url: str, **options: float) -> redis.Redis:
         )
     try:
         return redis.Redis.from_url(url, **options)
-    except ValueError as error:
-        credentials = host.rpartition("@")[0]
-        reason = re.sub(r"'([^']*)'", lambda quoted: "'...'" if quoted[1] in credentials else quoted[0], str(error))
-        raise ValueError(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {reason}") from None
+    except ValueError as error:  # a port or a query value that is no number
+        raise ValueError(f"cannot use the Redis of REDIS_URL ({url_location(url)}): {error}") from None
 
 
 def redis_location(settings: Settings) -> str:
